@@ -1,0 +1,314 @@
+package dev.starling.api;
+
+import dev.starling.api.pattern.BlockLayout;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * The shape of one attention computation (DESIGN section 2):
+ * {@code Q [B, Hq, Nq, D]}, {@code K [B, Hkv, Nk, D]}, {@code V [B, Hkv, Nk, Dv]},
+ * output {@code O [B, Hq, Nq, Dv]} and optional {@code LSE [B, Hq, Nq]}.
+ *
+ * <p>Query head {@code h} reads key/value head {@code h / (Hq / Hkv)} (grouped-query attention;
+ * multi-query when {@code Hkv == 1}). The scale {@code s} multiplies every dot product and
+ * defaults to {@code 1 / sqrt(D)}. With {@code causal}, key {@code j} is allowed for query
+ * {@code i} only if {@code j <= i + (Nk − Nq)}. Optional {@code keyLengths[b] <= Nk} removes keys
+ * {@code j >= keyLengths[b]}; optional {@code queryLengths[b] <= Nq} makes rows
+ * {@code i >= queryLengths[b]} produce {@code O = 0} and {@code LSE = −∞}.
+ *
+ * <p>Instances are immutable; the length arrays are copied in and out. All shape checking of
+ * Starling lives here ({@link #checkInputs}, {@link #checkLayout}) so every backend refuses bad
+ * input the same way, before anything is written.
+ */
+public final class AttentionProblem {
+    private final int batch;
+    private final int queryHeads;
+    private final int kvHeads;
+    private final int queryLength;
+    private final int keyLength;
+    private final int headDim;
+    private final int valueDim;
+    private final float scale;
+    private final boolean causal;
+    private final int[] keyLengths;
+    private final int[] queryLengths;
+    private final Precision precision;
+
+    private AttentionProblem(Builder b) {
+        this.batch = b.batch;
+        this.queryHeads = b.queryHeads;
+        this.kvHeads = b.kvHeads == 0 ? b.queryHeads : b.kvHeads;
+        this.queryLength = b.queryLength;
+        this.keyLength = b.keyLength < 0 ? b.queryLength : b.keyLength;
+        this.headDim = b.headDim;
+        this.valueDim = b.valueDim == 0 ? b.headDim : b.valueDim;
+        this.scale = Float.isNaN(b.scale) ? (float) (1.0 / Math.sqrt(b.headDim)) : b.scale;
+        this.causal = b.causal;
+        this.keyLengths = b.keyLengths == null ? null : b.keyLengths.clone();
+        this.queryLengths = b.queryLengths == null ? null : b.queryLengths.clone();
+        this.precision = b.precision;
+        validate();
+    }
+
+    private void validate() {
+        require(batch >= 1, "batch must be >= 1, got " + batch);
+        require(queryHeads >= 1, "queryHeads must be >= 1, got " + queryHeads);
+        require(kvHeads >= 1, "kvHeads must be >= 1, got " + kvHeads);
+        require(queryHeads % kvHeads == 0,
+                "queryHeads (" + queryHeads + ") must be a multiple of kvHeads (" + kvHeads + ")");
+        require(queryLength >= 1, "queryLength must be >= 1, got " + queryLength);
+        require(keyLength >= 1, "keyLength must be >= 1, got " + keyLength);
+        require(headDim >= 1, "headDim must be >= 1, got " + headDim);
+        require(valueDim >= 1, "valueDim must be >= 1, got " + valueDim);
+        require(Float.isFinite(scale), "scale must be finite, got " + scale);
+        Objects.requireNonNull(precision, "precision");
+        checkLengths("keyLengths", keyLengths, keyLength, "keyLength");
+        checkLengths("queryLengths", queryLengths, queryLength, "queryLength");
+        long q = (long) batch * queryHeads * queryLength * Math.max(headDim, valueDim);
+        long k = (long) batch * kvHeads * keyLength * Math.max(headDim, valueDim);
+        require(q <= Integer.MAX_VALUE - 8 && k <= Integer.MAX_VALUE - 8,
+                "tensors of this problem would exceed a Java array (" + Math.max(q, k) + " floats)");
+    }
+
+    private void checkLengths(String name, int[] lengths, int max, String maxName) {
+        if (lengths == null) {
+            return;
+        }
+        require(lengths.length == batch, name + " has " + lengths.length + " entries but batch is " + batch);
+        for (int b = 0; b < lengths.length; b++) {
+            require(lengths[b] >= 0 && lengths[b] <= max,
+                    name + "[" + b + "] = " + lengths[b] + " is outside [0, " + maxName + " = " + max + "]");
+        }
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    /** @return a new builder with no fields set */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** @return a builder holding this problem's values, to derive a variant */
+    public Builder toBuilder() {
+        Builder b = new Builder();
+        b.batch = batch;
+        b.queryHeads = queryHeads;
+        b.kvHeads = kvHeads;
+        b.queryLength = queryLength;
+        b.keyLength = keyLength;
+        b.headDim = headDim;
+        b.valueDim = valueDim;
+        b.scale = scale;
+        b.causal = causal;
+        b.keyLengths = keyLengths;
+        b.queryLengths = queryLengths;
+        b.precision = precision;
+        return b;
+    }
+
+    /** @return {@code B} */
+    public int batch() { return batch; }
+    /** @return {@code Hq} */
+    public int queryHeads() { return queryHeads; }
+    /** @return {@code Hkv} */
+    public int kvHeads() { return kvHeads; }
+    /** @return {@code Nq} */
+    public int queryLength() { return queryLength; }
+    /** @return {@code Nk} */
+    public int keyLength() { return keyLength; }
+    /** @return {@code D}, the query/key feature dimension */
+    public int headDim() { return headDim; }
+    /** @return {@code Dv}, the value/output feature dimension */
+    public int valueDim() { return valueDim; }
+    /** @return the scale {@code s} applied to every dot product */
+    public float scale() { return scale; }
+    /** @return whether the bottom-right aligned causal mask applies */
+    public boolean causal() { return causal; }
+    /** @return the precision the caller asks for */
+    public Precision precision() { return precision; }
+    /** @return {@code Hq / Hkv}: query heads per key/value head */
+    public int groupSize() { return queryHeads / kvHeads; }
+    /** @return the key/value head that query head {@code h} reads */
+    public int kvHeadOf(int h) { return h / groupSize(); }
+    /** @return whether per-batch key lengths are set */
+    public boolean hasKeyLengths() { return keyLengths != null; }
+    /** @return whether per-batch query lengths are set */
+    public boolean hasQueryLengths() { return queryLengths != null; }
+    /** @return a copy of the per-batch key lengths, or {@code null} */
+    public int[] keyLengths() { return keyLengths == null ? null : keyLengths.clone(); }
+    /** @return a copy of the per-batch query lengths, or {@code null} */
+    public int[] queryLengths() { return queryLengths == null ? null : queryLengths.clone(); }
+
+    /** @return the number of valid keys of batch entry {@code b}: {@code keyLengths[b]} or {@code Nk} */
+    public int keyLength(int b) {
+        return keyLengths == null ? keyLength : keyLengths[b];
+    }
+
+    /** @return the number of valid query rows of batch entry {@code b}: {@code queryLengths[b]} or {@code Nq} */
+    public int queryLength(int b) {
+        return queryLengths == null ? queryLength : queryLengths[b];
+    }
+
+    /**
+     * Largest key index query {@code i} may see under the causal rule, {@code i + Nk − Nq}
+     * (may be negative: then the row sees no key). Without causal it is {@code Nk − 1}.
+     *
+     * @param i query position
+     * @return the last allowed key position by the causal rule alone
+     */
+    public int causalLimit(int i) {
+        return causal ? Math.min(keyLength - 1, i + keyLength - queryLength) : keyLength - 1;
+    }
+
+    /** @return number of floats of {@code LSE [B, Hq, Nq]} */
+    public int lseSize() {
+        return batch * queryHeads * queryLength;
+    }
+
+    /**
+     * Checks every tensor of one {@code forward} call against this problem. Called by backends
+     * before they write anything.
+     *
+     * @param q queries {@code [B, Hq, Nq, D]} in any layout. Not modified.
+     * @param k keys {@code [B, Hkv, Nk, D]}. Not modified.
+     * @param v values {@code [B, Hkv, Nk, Dv]}. Not modified.
+     * @param out output {@code [B, Hq, Nq, Dv]}
+     * @param lse log-sum-exp output of {@code B·Hq·Nq} floats in {@code [B, Hq, Nq]} order, or {@code null}
+     * @throws IllegalArgumentException naming the offending tensor and both shapes
+     */
+    public void checkInputs(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+        if (q == null || k == null || v == null || out == null) {
+            throw new IllegalArgumentException("q, k, v and out must not be null (got q=" + q + ", k=" + k
+                    + ", v=" + v + ", out=" + out + ")");
+        }
+        checkTensor("q", q, batch, queryHeads, queryLength, headDim);
+        checkTensor("k", k, batch, kvHeads, keyLength, headDim);
+        checkTensor("v", v, batch, kvHeads, keyLength, valueDim);
+        checkTensor("out", out, batch, queryHeads, queryLength, valueDim);
+        if (lse != null && lse.length != lseSize()) {
+            throw new IllegalArgumentException("lse has " + lse.length + " floats but the problem needs [B, Hq, Nq] = "
+                    + Arrays.toString(new int[] {batch, queryHeads, queryLength}) + " = " + lseSize());
+        }
+        if (out.data() == q.data() || out.data() == k.data() || out.data() == v.data()) {
+            throw new IllegalArgumentException("out must not share its array with an input (inputs are never modified)");
+        }
+    }
+
+    private void checkTensor(String name, Tensor t, int b, int h, int n, int d) {
+        if (t.batch() == b && t.heads() == h && t.length() == n && t.dim() == d) {
+            return;
+        }
+        String expected = Tensor.describe(t.layout(), b, h, n, d);
+        String why;
+        if (t.batch() != b) {
+            why = "batch " + b;
+        } else if (t.heads() != h) {
+            why = (name.equals("k") || name.equals("v") ? "kvHeads " : "queryHeads ") + h;
+        } else if (t.length() != n) {
+            why = (name.equals("k") || name.equals("v") ? "keyLength " : "queryLength ") + n;
+        } else {
+            why = (name.equals("v") || name.equals("out") ? "value dim " : "head dim ") + d;
+        }
+        throw new IllegalArgumentException(name + " is " + t.describe() + " but the problem expects " + expected
+                + " (" + why + ")");
+    }
+
+    /**
+     * Checks that a block layout was built for this problem's lengths and heads.
+     *
+     * @param layout the layout. Not modified.
+     * @throws IllegalArgumentException if the layout's lengths or head count differ
+     */
+    public void checkLayout(BlockLayout layout) {
+        if (layout == null) {
+            throw new IllegalArgumentException("layout must not be null");
+        }
+        if (layout.queryLength() != queryLength || layout.keyLength() != keyLength) {
+            throw new IllegalArgumentException("layout was built for Nq=" + layout.queryLength() + ", Nk="
+                    + layout.keyLength() + " but the problem has Nq=" + queryLength + ", Nk=" + keyLength);
+        }
+        if (!layout.isShared() && layout.heads() != queryHeads) {
+            throw new IllegalArgumentException("layout has " + layout.heads() + " per-head layouts but the problem has "
+                    + queryHeads + " query heads");
+        }
+    }
+
+    /**
+     * Whether the computation applies the causal mask: the problem asks for it or the layout
+     * was materialised from a {@code causal(...)} pattern.
+     *
+     * @param layout the layout of the plan
+     * @return {@code causal() || layout.causal()}
+     */
+    public boolean effectiveCausal(BlockLayout layout) {
+        return causal || layout.causal();
+    }
+
+    @Override
+    public String toString() {
+        return "AttentionProblem[B=" + batch + ", Hq=" + queryHeads + ", Hkv=" + kvHeads + ", Nq=" + queryLength
+                + ", Nk=" + keyLength + ", D=" + headDim + ", Dv=" + valueDim + ", scale=" + scale
+                + (causal ? ", causal" : "")
+                + (keyLengths != null ? ", keyLengths=" + Arrays.toString(keyLengths) : "")
+                + (queryLengths != null ? ", queryLengths=" + Arrays.toString(queryLengths) : "")
+                + ", " + precision + "]";
+    }
+
+    /** Builds an {@link AttentionProblem}; unset optional fields take the documented defaults. */
+    public static final class Builder {
+        private int batch = 1;
+        private int queryHeads;
+        private int kvHeads;
+        private int queryLength;
+        private int keyLength = -1;
+        private int headDim;
+        private int valueDim;
+        private float scale = Float.NaN;
+        private boolean causal;
+        private int[] keyLengths;
+        private int[] queryLengths;
+        private Precision precision = Precision.FP32;
+
+        private Builder() {
+        }
+
+        /** @param batch {@code B} (default 1) @return this */
+        public Builder batch(int batch) { this.batch = batch; return this; }
+        /** @param heads {@code Hq}, and {@code Hkv} unless set separately @return this */
+        public Builder heads(int heads) { this.queryHeads = heads; return this; }
+        /** @param kvHeads {@code Hkv} (default {@code Hq}) @return this */
+        public Builder kvHeads(int kvHeads) { this.kvHeads = kvHeads; return this; }
+        /** @param length {@code Nq}, and {@code Nk} unless set separately @return this */
+        public Builder queryLength(int length) { this.queryLength = length; return this; }
+        /** @param length {@code Nk} (default {@code Nq}) @return this */
+        public Builder keyLength(int length) { this.keyLength = length; return this; }
+        /** @param length both {@code Nq} and {@code Nk} @return this */
+        public Builder length(int length) { this.queryLength = length; this.keyLength = length; return this; }
+        /** @param dim {@code D}, and {@code Dv} unless set separately @return this */
+        public Builder headDim(int dim) { this.headDim = dim; return this; }
+        /** @param dim {@code Dv} (default {@code D}) @return this */
+        public Builder valueDim(int dim) { this.valueDim = dim; return this; }
+        /** @param scale the score scale (default {@code 1/sqrt(D)}) @return this */
+        public Builder scale(float scale) { this.scale = scale; return this; }
+        /** @param causal whether the causal mask applies @return this */
+        public Builder causal(boolean causal) { this.causal = causal; return this; }
+        /** @param lengths per-batch key lengths or {@code null}. Copied. @return this */
+        public Builder keyLengths(int... lengths) { this.keyLengths = lengths == null ? null : lengths.clone(); return this; }
+        /** @param lengths per-batch query lengths or {@code null}. Copied. @return this */
+        public Builder queryLengths(int... lengths) { this.queryLengths = lengths == null ? null : lengths.clone(); return this; }
+        /** @param precision arithmetic asked for (default FP32) @return this */
+        public Builder precision(Precision precision) { this.precision = precision; return this; }
+
+        /**
+         * @return the validated problem
+         * @throws IllegalArgumentException naming the first inconsistent field
+         */
+        public AttentionProblem build() {
+            return new AttentionProblem(this);
+        }
+    }
+}

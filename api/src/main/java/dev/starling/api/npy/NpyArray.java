@@ -1,0 +1,293 @@
+package dev.starling.api.npy;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A NumPy {@code .npy} array (format versions 1.0 to 3.0) held in memory: dtype, shape and the raw
+ * C-order little-endian data. Starling reads {@code float32}, {@code float64}, {@code uint8} and
+ * {@code bool} arrays and writes {@code float32} and {@code uint8}. Fortran-order arrays,
+ * big-endian data, other dtypes, truncated and corrupt files are refused with a
+ * {@link NpyFormatException} naming the file and the problem.
+ *
+ * @param dtype the NumPy type string, e.g. {@code "<f4"}
+ * @param shape the dimensions
+ * @param data raw element bytes, {@code product(shape) · itemsize} of them
+ */
+public record NpyArray(String dtype, int[] shape, byte[] data) {
+    private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
+    private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([^']*)'");
+    private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
+    private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
+    private static final long MAX_BYTES = Integer.MAX_VALUE - 64;
+
+    /** @return number of elements, the product of the shape */
+    public long elements() {
+        long n = 1;
+        for (int s : shape) {
+            n *= s;
+        }
+        return n;
+    }
+
+    /** @return whether the dtype is float64 */
+    public boolean isFloat64() {
+        return dtype.equals("<f8");
+    }
+
+    /**
+     * Reads a file.
+     *
+     * @param file the {@code .npy} file
+     * @return the array
+     * @throws NpyFormatException if the file is not a readable {@code .npy} array
+     * @throws IOException if it cannot be read at all
+     */
+    public static NpyArray read(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new NpyFormatException(file + ": no such file");
+        }
+        try (InputStream in = Files.newInputStream(file)) {
+            return read(in, file.toString());
+        }
+    }
+
+    /**
+     * Reads an array from a stream.
+     *
+     * @param in the stream, positioned at the magic string. Read to the end of the array.
+     * @param name the name used in error messages
+     * @return the array
+     * @throws IOException if the stream is not a readable {@code .npy} array
+     */
+    public static NpyArray read(InputStream in, String name) throws IOException {
+        byte[] prefix = in.readNBytes(8);
+        if (prefix.length < 8 || !Arrays.equals(Arrays.copyOf(prefix, 6), MAGIC)) {
+            throw new NpyFormatException(name + ": not a .npy file (missing the \\x93NUMPY magic string)");
+        }
+        int major = prefix[6];
+        int headerLength;
+        if (major == 1) {
+            byte[] len = in.readNBytes(2);
+            if (len.length < 2) {
+                throw new NpyFormatException(name + ": truncated header");
+            }
+            headerLength = (len[0] & 0xff) | (len[1] & 0xff) << 8;
+        } else if (major == 2 || major == 3) {
+            byte[] len = in.readNBytes(4);
+            if (len.length < 4) {
+                throw new NpyFormatException(name + ": truncated header");
+            }
+            headerLength = ByteBuffer.wrap(len).order(ByteOrder.LITTLE_ENDIAN).getInt();
+            if (headerLength < 0 || headerLength > 1 << 20) {
+                throw new NpyFormatException(name + ": corrupt header length " + headerLength);
+            }
+        } else {
+            throw new NpyFormatException(name + ": unsupported .npy format version " + major);
+        }
+        byte[] headerBytes = in.readNBytes(headerLength);
+        if (headerBytes.length < headerLength) {
+            throw new NpyFormatException(name + ": truncated header");
+        }
+        String header = new String(headerBytes, major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
+        Matcher descr = DESCR.matcher(header);
+        Matcher fortran = FORTRAN.matcher(header);
+        Matcher shapeMatch = SHAPE.matcher(header);
+        if (!descr.find() || !fortran.find() || !shapeMatch.find()) {
+            throw new NpyFormatException(name + ": corrupt header " + header.strip());
+        }
+        if (fortran.group(1).equals("True")) {
+            throw new NpyFormatException(name + ": Fortran-order arrays are not supported; save with "
+                    + "numpy.ascontiguousarray(a) first");
+        }
+        String dtype = descr.group(1);
+        int itemSize = itemSize(dtype, name);
+        int[] shape = parseShape(shapeMatch.group(1), name);
+        long count = 1;
+        for (int s : shape) {
+            count *= s;
+            if (count * itemSize > MAX_BYTES) {
+                throw new NpyFormatException(name + ": array of shape " + Arrays.toString(shape) + " is too large");
+            }
+        }
+        int bytes = (int) (count * itemSize);
+        byte[] data = in.readNBytes(bytes);
+        if (data.length < bytes) {
+            throw new NpyFormatException(name + ": truncated data: shape " + Arrays.toString(shape) + " of " + dtype
+                    + " needs " + bytes + " bytes but the file holds " + data.length);
+        }
+        return new NpyArray(dtype, shape, data);
+    }
+
+    private static int itemSize(String dtype, String name) throws NpyFormatException {
+        return switch (dtype) {
+            case "<f4" -> 4;
+            case "<f8" -> 8;
+            case "|u1", "<u1", "|b1" -> 1;
+            default -> throw new NpyFormatException(name + ": dtype '" + dtype + "' is not supported (Starling reads "
+                    + "little-endian float32 '<f4', float64 '<f8', and uint8/bool for layouts)");
+        };
+    }
+
+    private static int[] parseShape(String text, String name) throws NpyFormatException {
+        String[] parts = text.split(",");
+        int n = 0;
+        int[] shape = new int[parts.length];
+        for (String p : parts) {
+            String t = p.strip();
+            if (t.isEmpty()) {
+                continue;
+            }
+            try {
+                shape[n] = Integer.parseInt(t.endsWith("L") ? t.substring(0, t.length() - 1) : t);
+            } catch (NumberFormatException e) {
+                throw new NpyFormatException(name + ": corrupt shape (" + text + ")");
+            }
+            if (shape[n] < 0) {
+                throw new NpyFormatException(name + ": negative dimension in shape (" + text + ")");
+            }
+            n++;
+        }
+        return Arrays.copyOf(shape, n);
+    }
+
+    /**
+     * The data as float32; float64 data is rounded to nearest.
+     *
+     * @return a new array of {@link #elements()} floats
+     * @throws IllegalStateException if the dtype is not a float type
+     */
+    public float[] toFloats() {
+        ByteBuffer buf = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+        float[] out = new float[(int) elements()];
+        switch (dtype) {
+            case "<f4" -> buf.asFloatBuffer().get(out);
+            case "<f8" -> {
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = (float) buf.getDouble(i * 8);
+                }
+            }
+            default -> throw new IllegalStateException("dtype " + dtype + " is not float32 or float64");
+        }
+        return out;
+    }
+
+    /**
+     * The data as bytes for a mask: bool or uint8 as stored.
+     *
+     * @return a copy of the data
+     * @throws IllegalArgumentException if the dtype is not bool or uint8
+     */
+    public byte[] toMaskBytes() {
+        if (!dtype.equals("|u1") && !dtype.equals("<u1") && !dtype.equals("|b1")) {
+            throw new IllegalArgumentException("a block mask must be bool or uint8, not " + dtype);
+        }
+        return data.clone();
+    }
+
+    /**
+     * A float32 array.
+     *
+     * @param values C-order values. Copied.
+     * @param shape the dimensions; their product must equal {@code values.length}
+     * @return the array
+     */
+    public static NpyArray ofFloats(float[] values, int... shape) {
+        checkCount(values.length, shape);
+        ByteBuffer buf = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        buf.asFloatBuffer().put(values);
+        return new NpyArray("<f4", shape.clone(), buf.array());
+    }
+
+    /**
+     * A uint8 array.
+     *
+     * @param values C-order values. Copied.
+     * @param shape the dimensions
+     * @return the array
+     */
+    public static NpyArray ofBytes(byte[] values, int... shape) {
+        checkCount(values.length, shape);
+        return new NpyArray("|u1", shape.clone(), values.clone());
+    }
+
+    private static void checkCount(int count, int[] shape) {
+        long n = 1;
+        for (int s : shape) {
+            n *= s;
+        }
+        if (n != count) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " holds " + n + " elements but "
+                    + count + " values were given");
+        }
+    }
+
+    /**
+     * Writes the array as a version 1.0 {@code .npy} file.
+     *
+     * @param file the destination, replaced if it exists
+     * @throws IOException if writing fails
+     */
+    public void write(Path file) throws IOException {
+        try (OutputStream out = Files.newOutputStream(file)) {
+            write(out);
+        }
+    }
+
+    /**
+     * Writes the array in version 1.0 format.
+     *
+     * @param out the stream. Not closed.
+     * @throws IOException if writing fails
+     */
+    public void write(OutputStream out) throws IOException {
+        StringBuilder shapeText = new StringBuilder("(");
+        for (int s : shape) {
+            shapeText.append(s).append(", ");
+        }
+        if (shape.length > 1) {
+            shapeText.setLength(shapeText.length() - 2);
+        } else if (shape.length == 1) {
+            shapeText.setLength(shapeText.length() - 1);
+        }
+        shapeText.append(')');
+        String dict = "{'descr': '" + dtype + "', 'fortran_order': False, 'shape': " + shapeText + ", }";
+        int unpadded = MAGIC.length + 2 + 2 + dict.length() + 1;
+        int pad = (64 - unpadded % 64) % 64;
+        String header = dict + " ".repeat(pad) + "\n";
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        head.write(MAGIC);
+        head.write(1);
+        head.write(0);
+        head.write(header.length() & 0xff);
+        head.write(header.length() >> 8 & 0xff);
+        head.write(header.getBytes(StandardCharsets.ISO_8859_1));
+        out.write(head.toByteArray());
+        out.write(data);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof NpyArray a && a.dtype.equals(dtype) && Arrays.equals(a.shape, shape) && Arrays.equals(a.data, data);
+    }
+
+    @Override
+    public int hashCode() {
+        return dtype.hashCode() * 31 + Arrays.hashCode(shape) * 17 + Arrays.hashCode(data);
+    }
+
+    @Override
+    public String toString() {
+        return "NpyArray[" + dtype + " " + Arrays.toString(shape) + "]";
+    }
+}

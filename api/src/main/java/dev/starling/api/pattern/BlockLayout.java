@@ -1,0 +1,304 @@
+package dev.starling.api.pattern;
+
+import java.util.Arrays;
+
+/**
+ * Which key blocks each query block may attend to, per query head or shared by all heads, in
+ * compressed sparse row (CSR) form: for head layout {@code h}, row {@code qb} holds the key blocks
+ * {@code keyBlocks[rowStart[qb]] .. keyBlocks[rowStart[qb + 1] − 1]}, sorted ascending and unique.
+ *
+ * <p>Memory is O(nnz): a BigBird layout for a million tokens takes a few hundred kilobytes per
+ * head. The layout records the lengths {@code Nq} and {@code Nk} it was built for; a plan refuses
+ * a layout built for other lengths. Token-level refinements (partial tail blocks, key and query
+ * lengths, and the causal mask when {@link #causal()} is set) are applied by the backend inside
+ * the allowed blocks (DESIGN section 3).
+ *
+ * <p>Instances are immutable.
+ */
+public final class BlockLayout {
+    private final int queryLength;
+    private final int keyLength;
+    private final int queryBlock;
+    private final int keyBlock;
+    private final int queryBlocks;
+    private final int keyBlocks;
+    private final boolean causal;
+    private final int[][] rowStart;
+    private final int[][] columns;
+
+    private BlockLayout(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                        int[][] rowStart, int[][] columns) {
+        this.queryLength = queryLength;
+        this.keyLength = keyLength;
+        this.queryBlock = queryBlock;
+        this.keyBlock = keyBlock;
+        this.queryBlocks = ceilDiv(queryLength, queryBlock);
+        this.keyBlocks = ceilDiv(keyLength, keyBlock);
+        this.causal = causal;
+        this.rowStart = rowStart;
+        this.columns = columns;
+    }
+
+    /**
+     * Builds a layout from CSR arrays, one pair per head layout (one pair: shared by all heads).
+     * The arrays are copied and checked: {@code rowStart} has {@code ceil(Nq/queryBlock) + 1}
+     * non-decreasing entries from 0 to {@code keyBlocks.length}; each row is strictly ascending
+     * within {@code [0, ceil(Nk/keyBlock))}.
+     *
+     * @param queryLength {@code Nq}
+     * @param keyLength {@code Nk}
+     * @param queryBlock query block size
+     * @param keyBlock key block size
+     * @param causal whether the token-level causal mask applies on top of the blocks
+     * @param rowStart per head layout, {@code nQueryBlocks + 1} offsets. Not modified.
+     * @param keyBlocks per head layout, the key block indices. Not modified.
+     * @return the layout
+     * @throws IllegalArgumentException on any inconsistency, naming the head and row
+     */
+    public static BlockLayout ofCsr(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                                    int[][] rowStart, int[][] keyBlocks) {
+        if (queryLength < 1 || keyLength < 1) {
+            throw new IllegalArgumentException("lengths must be >= 1, got Nq=" + queryLength + ", Nk=" + keyLength);
+        }
+        if (queryBlock < 1 || keyBlock < 1) {
+            throw new IllegalArgumentException("block sizes must be >= 1, got " + queryBlock + " and " + keyBlock);
+        }
+        if (rowStart.length == 0 || rowStart.length != keyBlocks.length) {
+            throw new IllegalArgumentException("rowStart has " + rowStart.length + " head layouts but keyBlocks has "
+                    + keyBlocks.length);
+        }
+        int nqb = ceilDiv(queryLength, queryBlock);
+        int nkb = ceilDiv(keyLength, keyBlock);
+        int[][] rs = new int[rowStart.length][];
+        int[][] kb = new int[keyBlocks.length][];
+        for (int h = 0; h < rowStart.length; h++) {
+            rs[h] = rowStart[h].clone();
+            kb[h] = keyBlocks[h].clone();
+            if (rs[h].length != nqb + 1) {
+                throw new IllegalArgumentException("head layout " + h + ": rowStart has " + rs[h].length
+                        + " entries but " + nqb + " query blocks need " + (nqb + 1));
+            }
+            if (rs[h][0] != 0 || rs[h][nqb] != kb[h].length) {
+                throw new IllegalArgumentException("head layout " + h + ": rowStart must run from 0 to "
+                        + kb[h].length + " but runs from " + rs[h][0] + " to " + rs[h][nqb]);
+            }
+            for (int r = 0; r < nqb; r++) {
+                if (rs[h][r + 1] < rs[h][r]) {
+                    throw new IllegalArgumentException("head layout " + h + ": rowStart decreases at row " + r);
+                }
+                for (int p = rs[h][r]; p < rs[h][r + 1]; p++) {
+                    int c = kb[h][p];
+                    if (c < 0 || c >= nkb) {
+                        throw new IllegalArgumentException("head layout " + h + ", row " + r + ": key block " + c
+                                + " is outside [0, " + nkb + ")");
+                    }
+                    if (p > rs[h][r] && c <= kb[h][p - 1]) {
+                        throw new IllegalArgumentException("head layout " + h + ", row " + r
+                                + ": key blocks must be strictly ascending, found " + kb[h][p - 1] + " then " + c);
+                    }
+                }
+            }
+        }
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, rs, kb);
+    }
+
+    /** Trusted constructor for builders that already produce valid sorted rows. */
+    static BlockLayout trusted(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                               int[][] rowStart, int[][] keyBlocks) {
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, rowStart, keyBlocks);
+    }
+
+    /**
+     * Builds a layout from a boolean block mask {@code [heads][queryBlocks][keyBlocks]}
+     * ({@code heads == 1}: shared).
+     *
+     * @param mask {@code true} where the block is allowed. Not modified.
+     * @return the layout
+     */
+    public static BlockLayout ofMask(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                                     boolean[][][] mask) {
+        int nqb = ceilDiv(queryLength, queryBlock);
+        int nkb = ceilDiv(keyLength, keyBlock);
+        int[][] rs = new int[mask.length][];
+        int[][] kb = new int[mask.length][];
+        for (int h = 0; h < mask.length; h++) {
+            if (mask[h].length != nqb) {
+                throw new IllegalArgumentException("mask head " + h + " has " + mask[h].length + " query blocks but Nq="
+                        + queryLength + " with block " + queryBlock + " needs " + nqb);
+            }
+            rs[h] = new int[nqb + 1];
+            int nnz = 0;
+            for (int r = 0; r < nqb; r++) {
+                if (mask[h][r].length != nkb) {
+                    throw new IllegalArgumentException("mask head " + h + " row " + r + " has " + mask[h][r].length
+                            + " key blocks but Nk=" + keyLength + " with block " + keyBlock + " needs " + nkb);
+                }
+                for (boolean b : mask[h][r]) {
+                    nnz += b ? 1 : 0;
+                }
+                rs[h][r + 1] = nnz;
+            }
+            kb[h] = new int[nnz];
+            int p = 0;
+            for (int r = 0; r < nqb; r++) {
+                for (int c = 0; c < nkb; c++) {
+                    if (mask[h][r][c]) {
+                        kb[h][p++] = c;
+                    }
+                }
+            }
+        }
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, rs, kb);
+    }
+
+    static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /** @return {@code Nq} this layout was built for */
+    public int queryLength() { return queryLength; }
+    /** @return {@code Nk} this layout was built for */
+    public int keyLength() { return keyLength; }
+    /** @return query block size in tokens */
+    public int queryBlock() { return queryBlock; }
+    /** @return key block size in tokens */
+    public int keyBlock() { return keyBlock; }
+    /** @return {@code ceil(Nq / queryBlock)} */
+    public int queryBlocks() { return queryBlocks; }
+    /** @return {@code ceil(Nk / keyBlock)} */
+    public int keyBlocks() { return keyBlocks; }
+    /** @return whether the token-level causal mask applies on top of the blocks */
+    public boolean causal() { return causal; }
+    /** @return number of distinct head layouts (1 when shared) */
+    public int heads() { return rowStart.length; }
+    /** @return whether one layout serves every head */
+    public boolean isShared() { return rowStart.length == 1; }
+
+    /** @return the head layout used by query head {@code h} ({@code 0} when shared) */
+    public int headIndex(int h) {
+        return rowStart.length == 1 ? 0 : h;
+    }
+
+    /** @return index into {@link #keyBlock(int, int)} of the first key block of row {@code qb} for query head {@code h} */
+    public int rowBegin(int h, int qb) {
+        return rowStart[headIndex(h)][qb];
+    }
+
+    /** @return one past the last index of row {@code qb} for query head {@code h} */
+    public int rowEnd(int h, int qb) {
+        return rowStart[headIndex(h)][qb + 1];
+    }
+
+    /** @return the key block at CSR position {@code p} of query head {@code h} */
+    public int keyBlock(int h, int p) {
+        return columns[headIndex(h)][p];
+    }
+
+    /** @return number of allowed key blocks in row {@code qb} of query head {@code h} */
+    public int rowSize(int h, int qb) {
+        return rowEnd(h, qb) - rowBegin(h, qb);
+    }
+
+    /** @return whether key block {@code kb} is allowed for query block {@code qb} of query head {@code h} */
+    public boolean allowed(int h, int qb, int kb) {
+        int[] c = columns[headIndex(h)];
+        return Arrays.binarySearch(c, rowBegin(h, qb), rowEnd(h, qb), kb) >= 0;
+    }
+
+    /** @return a copy of the CSR row offsets of head layout {@code headLayout} */
+    public int[] rowStart(int headLayout) {
+        return rowStart[headLayout].clone();
+    }
+
+    /** @return a copy of the CSR key block indices of head layout {@code headLayout} */
+    public int[] keyBlockIndices(int headLayout) {
+        return columns[headLayout].clone();
+    }
+
+    /** @return allowed blocks of head layout {@code headLayout} */
+    public int nnz(int headLayout) {
+        return columns[headLayout].length;
+    }
+
+    /** @return allowed blocks summed over {@code heads} query heads */
+    public long nnzOverHeads(int heads) {
+        long total = 0;
+        for (int h = 0; h < heads; h++) {
+            total += columns[headIndex(h)].length;
+        }
+        return total;
+    }
+
+    /**
+     * The block mask of one head layout, for display and export.
+     *
+     * @return {@code [queryBlocks][keyBlocks]}, {@code true} where allowed
+     */
+    public boolean[][] mask(int headLayout) {
+        boolean[][] m = new boolean[queryBlocks][keyBlocks];
+        for (int r = 0; r < queryBlocks; r++) {
+            for (int p = rowStart[headLayout][r]; p < rowStart[headLayout][r + 1]; p++) {
+                m[r][columns[headLayout][p]] = true;
+            }
+        }
+        return m;
+    }
+
+    /**
+     * Number of allowed {@code (query, key)} token pairs for query head {@code h}, counting partial
+     * tail blocks and, when {@code causal}, the token-level causal rule; no key or query lengths.
+     *
+     * @param h query head
+     * @param causalMask whether to apply the causal rule ({@code j <= i + Nk − Nq})
+     * @return the pair count
+     */
+    public long allowedPairs(int h, boolean causalMask) {
+        long pairs = 0;
+        int shift = keyLength - queryLength;
+        for (int qb = 0; qb < queryBlocks; qb++) {
+            int i0 = qb * queryBlock;
+            int i1 = Math.min(queryLength, i0 + queryBlock);
+            for (int p = rowBegin(h, qb); p < rowEnd(h, qb); p++) {
+                int j0 = keyBlock(h, p) * keyBlock;
+                int j1 = Math.min(keyLength, j0 + keyBlock);
+                if (!causalMask) {
+                    pairs += (long) (i1 - i0) * (j1 - j0);
+                } else {
+                    for (int i = i0; i < i1; i++) {
+                        int last = Math.min(j1 - 1, i + shift);
+                        pairs += Math.max(0, last - j0 + 1);
+                    }
+                }
+            }
+        }
+        return pairs;
+    }
+
+    /** @return approximate heap bytes held by the CSR arrays */
+    public long memoryBytes() {
+        long bytes = 0;
+        for (int h = 0; h < rowStart.length; h++) {
+            bytes += 4L * (rowStart[h].length + columns[h].length) + 32;
+        }
+        return bytes;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof BlockLayout l && l.queryLength == queryLength && l.keyLength == keyLength
+                && l.queryBlock == queryBlock && l.keyBlock == keyBlock && l.causal == causal
+                && Arrays.deepEquals(l.rowStart, rowStart) && Arrays.deepEquals(l.columns, columns);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * Arrays.deepHashCode(rowStart) + Arrays.deepHashCode(columns);
+    }
+
+    @Override
+    public String toString() {
+        return "BlockLayout[Nq=" + queryLength + ", Nk=" + keyLength + ", block=" + queryBlock
+                + (keyBlock != queryBlock ? "x" + keyBlock : "") + ", " + queryBlocks + "x" + keyBlocks + " blocks, "
+                + (isShared() ? "shared" : heads() + " heads") + ", nnz=" + nnz(0) + (causal ? ", causal" : "") + "]";
+    }
+}

@@ -1,0 +1,164 @@
+package dev.starling.api.pattern;
+
+import dev.starling.api.npy.NpyArray;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * {@code layout(file=mask.npy, block=64)} or a boolean matrix in code: an explicit block layout,
+ * shared ({@code [queryBlocks][keyBlocks]}) or per head ({@code [heads][queryBlocks][keyBlocks]}).
+ * It fits only lengths with exactly that many blocks; with causal, blocks wholly above the causal
+ * diagonal are dropped.
+ *
+ * <p>The file is a NumPy {@code .npy} array of dtype {@code bool} or {@code uint8} (non-zero means
+ * allowed) of rank 2 or 3: the format {@code starling pattern --npy} writes.
+ */
+public final class ExplicitPattern implements PatternSpec {
+    private final int block;
+    private final boolean[][][] mask;
+    private final String source;
+
+    private ExplicitPattern(int block, boolean[][][] mask, String source) {
+        BlockPattern.requireAtLeast("block", block, 1);
+        if (mask.length == 0 || mask[0].length == 0 || mask[0][0].length == 0) {
+            throw new IllegalArgumentException("an explicit layout needs at least one head, one query block and one key block");
+        }
+        for (boolean[][] head : mask) {
+            if (head.length != mask[0].length) {
+                throw new IllegalArgumentException("every head of an explicit layout needs " + mask[0].length + " rows");
+            }
+            for (boolean[] row : head) {
+                if (row.length != mask[0][0].length) {
+                    throw new IllegalArgumentException("every row of an explicit layout needs " + mask[0][0].length
+                            + " key blocks, found one with " + row.length);
+                }
+            }
+        }
+        this.block = block;
+        this.mask = mask;
+        this.source = source;
+    }
+
+    /**
+     * A layout shared by every head.
+     *
+     * @param block block size in tokens
+     * @param mask {@code [queryBlocks][keyBlocks]}, {@code true} where allowed. Copied.
+     * @return the pattern
+     */
+    public static ExplicitPattern of(int block, boolean[][] mask) {
+        return new ExplicitPattern(block, new boolean[][][] {deepCopy(mask)}, null);
+    }
+
+    /**
+     * One layout per query head.
+     *
+     * @param block block size in tokens
+     * @param mask {@code [heads][queryBlocks][keyBlocks]}. Copied.
+     * @return the pattern
+     */
+    public static ExplicitPattern perHead(int block, boolean[][][] mask) {
+        boolean[][][] copy = new boolean[mask.length][][];
+        for (int h = 0; h < mask.length; h++) {
+            copy[h] = deepCopy(mask[h]);
+        }
+        return new ExplicitPattern(block, copy, null);
+    }
+
+    /**
+     * Reads a {@code .npy} block mask (bool or uint8, rank 2 or 3).
+     *
+     * @param file the file
+     * @param block block size in tokens
+     * @return the pattern
+     * @throws IllegalArgumentException if the file is missing, unreadable or of the wrong dtype or rank
+     */
+    public static ExplicitPattern fromFile(Path file, int block) {
+        NpyArray array;
+        try {
+            array = NpyArray.read(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read layout file " + file + ": " + e.getMessage(), e);
+        }
+        int[] s = array.shape();
+        if (s.length != 2 && s.length != 3) {
+            throw new IllegalArgumentException("layout file " + file + " has shape " + Arrays.toString(s)
+                    + " but must be [queryBlocks, keyBlocks] or [heads, queryBlocks, keyBlocks]");
+        }
+        byte[] bytes = array.toMaskBytes();
+        int heads = s.length == 3 ? s[0] : 1;
+        int rows = s[s.length - 2];
+        int cols = s[s.length - 1];
+        boolean[][][] mask = new boolean[heads][rows][cols];
+        int p = 0;
+        for (int h = 0; h < heads; h++) {
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    mask[h][r][c] = bytes[p++] != 0;
+                }
+            }
+        }
+        return new ExplicitPattern(block, mask, file.toString());
+    }
+
+    private static boolean[][] deepCopy(boolean[][] m) {
+        boolean[][] c = new boolean[m.length][];
+        for (int i = 0; i < m.length; i++) {
+            c[i] = m[i].clone();
+        }
+        return c;
+    }
+
+    @Override
+    public int blockSize() {
+        return block;
+    }
+
+    @Override
+    public BlockLayout layout(int queryLength, int keyLength, int heads, boolean causal) {
+        BlockGrid grid = BlockGrid.of(queryLength, keyLength, block, causal);
+        if (grid.queryBlocks() != mask[0].length || grid.keyBlocks() != mask[0][0].length) {
+            throw new IllegalArgumentException("explicit layout " + text() + " has " + mask[0].length + "x"
+                    + mask[0][0].length + " blocks but Nq=" + queryLength + ", Nk=" + keyLength + " with block " + block
+                    + " need " + grid.queryBlocks() + "x" + grid.keyBlocks());
+        }
+        if (mask.length != 1 && mask.length != heads) {
+            throw new IllegalArgumentException("explicit layout " + text() + " has " + mask.length
+                    + " head layouts but the problem has " + heads + " query heads");
+        }
+        boolean[][][] cut = new boolean[mask.length][][];
+        for (int h = 0; h < mask.length; h++) {
+            cut[h] = deepCopy(mask[h]);
+            for (int qb = 0; qb < grid.queryBlocks(); qb++) {
+                int last = grid.lastKeyBlock(qb);
+                for (int kb = last + 1; kb < grid.keyBlocks(); kb++) {
+                    cut[h][qb][kb] = false;
+                }
+            }
+        }
+        return BlockLayout.ofMask(queryLength, keyLength, block, block, causal, cut);
+    }
+
+    @Override
+    public String text() {
+        return source != null ? "layout(file=" + source + ", block=" + block + ")"
+                : "layout(<" + mask.length + "x" + mask[0].length + "x" + mask[0][0].length + " in code>, block=" + block + ")";
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof ExplicitPattern e && e.block == block && Arrays.deepEquals(e.mask, mask);
+    }
+
+    @Override
+    public int hashCode() {
+        return Arrays.deepHashCode(mask) * 31 + block;
+    }
+
+    @Override
+    public String toString() {
+        return text();
+    }
+}

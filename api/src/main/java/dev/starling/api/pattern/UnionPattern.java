@@ -1,0 +1,101 @@
+package dev.starling.api.pattern;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * {@code union(P, Q, ...)}: the set union of the parts' layouts, row by row; a block selected by
+ * several parts is counted once. All parts must have the same block size. The union is shared
+ * across heads only when every part is.
+ */
+public final class UnionPattern implements PatternSpec {
+    private final List<PatternSpec> parts;
+
+    /** @param parts at least one pattern, all with the same block size. Not modified. */
+    public UnionPattern(List<PatternSpec> parts) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("union needs at least one pattern");
+        }
+        this.parts = List.copyOf(parts);
+        int block = this.parts.get(0).blockSize();
+        for (PatternSpec p : this.parts) {
+            if (p.blockSize() != block) {
+                throw new IllegalArgumentException("union parts must share one block size, but " + this.parts.get(0).text()
+                        + " has block " + block + " and " + p.text() + " has block " + p.blockSize());
+            }
+        }
+    }
+
+    /** @return the parts */
+    public List<PatternSpec> parts() {
+        return parts;
+    }
+
+    @Override
+    public int blockSize() {
+        return parts.get(0).blockSize();
+    }
+
+    @Override
+    public BlockLayout layout(int queryLength, int keyLength, int heads, boolean causal) {
+        BlockLayout[] layouts = new BlockLayout[parts.size()];
+        boolean shared = true;
+        boolean anyCausal = false;
+        for (int i = 0; i < layouts.length; i++) {
+            layouts[i] = parts.get(i).layout(queryLength, keyLength, heads, causal);
+            shared &= layouts[i].isShared();
+            anyCausal |= layouts[i].causal();
+        }
+        BlockLayout first = layouts[0];
+        int nqb = first.queryBlocks();
+        int count = shared ? 1 : heads;
+        int[][] rowStart = new int[count][];
+        int[][] columns = new int[count][];
+        BlockRow row = new BlockRow(first.keyBlocks());
+        for (int h = 0; h < count; h++) {
+            int[] starts = new int[nqb + 1];
+            int[] cols = new int[16];
+            int nnz = 0;
+            for (int qb = 0; qb < nqb; qb++) {
+                row.clear();
+                for (BlockLayout l : layouts) {
+                    for (int p = l.rowBegin(h, qb); p < l.rowEnd(h, qb); p++) {
+                        row.add(l.keyBlock(h, p));
+                    }
+                }
+                int[] sorted = row.sortedUpTo(Integer.MAX_VALUE);
+                if (nnz + sorted.length > cols.length) {
+                    cols = Arrays.copyOf(cols, Math.max(cols.length * 2, nnz + sorted.length));
+                }
+                System.arraycopy(sorted, 0, cols, nnz, sorted.length);
+                nnz += sorted.length;
+                starts[qb + 1] = nnz;
+            }
+            rowStart[h] = starts;
+            columns[h] = Arrays.copyOf(cols, nnz);
+        }
+        return BlockLayout.trusted(queryLength, keyLength, first.queryBlock(), first.keyBlock(), causal || anyCausal,
+                rowStart, columns);
+    }
+
+    @Override
+    public String text() {
+        return parts.stream().map(PatternSpec::text).collect(Collectors.joining(", ", "union(", ")"));
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof UnionPattern u && u.parts.equals(parts);
+    }
+
+    @Override
+    public int hashCode() {
+        return parts.hashCode();
+    }
+
+    @Override
+    public String toString() {
+        return text();
+    }
+}

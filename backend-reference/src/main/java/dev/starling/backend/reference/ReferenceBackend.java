@@ -1,0 +1,97 @@
+package dev.starling.backend.reference;
+
+import dev.starling.api.AttentionPlan;
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Availability;
+import dev.starling.api.Capabilities;
+import dev.starling.api.Precision;
+import dev.starling.api.SparseAttention;
+import dev.starling.api.pattern.BlockLayout;
+import java.util.EnumSet;
+
+/**
+ * The pure-Java backend: every feature of DESIGN section 2 in float32, on any JVM.
+ *
+ * <p>Each plan owns a pool of worker threads, by default one per available processor; set
+ * {@code -Dstarling.reference.threads=N} or use {@link #withThreads(int)} to change it.
+ */
+public final class ReferenceBackend implements SparseAttention {
+    /** System property giving the default pool size of new plans. */
+    public static final String THREADS_PROPERTY = "starling.reference.threads";
+    /** Selection priority: the lowest of the built-in backends. */
+    public static final int PRIORITY = 10;
+
+    private final int threads;
+
+    /** A backend whose plans use {@value #THREADS_PROPERTY} threads, or one per processor. */
+    public ReferenceBackend() {
+        this.threads = 0;
+    }
+
+    private ReferenceBackend(int threads) {
+        this.threads = threads;
+    }
+
+    /**
+     * A backend whose plans use exactly {@code threads} worker threads.
+     *
+     * @param threads pool size, {@code >= 1}
+     * @return the backend
+     */
+    public static ReferenceBackend withThreads(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
+        return new ReferenceBackend(threads);
+    }
+
+    int poolSize() {
+        if (threads > 0) {
+            return threads;
+        }
+        String configured = System.getProperty(THREADS_PROPERTY);
+        if (configured != null && !configured.isBlank()) {
+            try {
+                int n = Integer.parseInt(configured.strip());
+                if (n >= 1) {
+                    return n;
+                }
+            } catch (NumberFormatException ignored) {
+                // fall through to the default; availability() reports the bad value
+            }
+        }
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    @Override
+    public String name() {
+        return "reference";
+    }
+
+    @Override
+    public int priority() {
+        return PRIORITY;
+    }
+
+    @Override
+    public Availability availability() {
+        return Availability.available("pure Java, " + poolSize() + " threads per plan");
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        return Capabilities.full("cpu (pure Java)", EnumSet.of(Precision.FP32));
+    }
+
+    @Override
+    public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+        if (problem == null) {
+            throw new IllegalArgumentException("problem must not be null");
+        }
+        problem.checkLayout(layout);
+        capabilities().unsupported(problem, false).ifPresent(why -> {
+            throw new UnsupportedOperationException("reference backend " + why);
+        });
+        return new ReferencePlan(problem, layout, poolSize());
+    }
+}

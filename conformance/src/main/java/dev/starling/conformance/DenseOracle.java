@@ -1,0 +1,108 @@
+package dev.starling.conformance;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Tensor;
+import dev.starling.api.pattern.BlockLayout;
+
+/**
+ * The definition of "right": dense masked attention in float64 over exactly the allowed sets
+ * of DESIGN section 2. Deliberately plain (no blocking, no streaming) so it can be read and
+ * trusted; its cost is {@code O(B·Hq·Nq·Nk·D)}, for test sizes only.
+ */
+public final class DenseOracle {
+
+    private DenseOracle() {
+    }
+
+    /**
+     * Reference output and log-sum-exp.
+     *
+     * @param out {@code [B, Hq, Nq, Dv]} in BHSD order
+     * @param lse {@code [B, Hq, Nq]}; {@code −∞} for empty rows
+     */
+    public record Result(double[] out, double[] lse) {
+    }
+
+    /**
+     * Whether key {@code j} is in the allowed set {@code A(b, h, i)}: a valid query row, a valid
+     * key, an allowed block, and the causal rule when the problem or layout is causal.
+     *
+     * @return whether {@code (i, j)} is allowed for batch {@code b}, query head {@code h}
+     */
+    public static boolean allowed(AttentionProblem p, BlockLayout layout, int b, int h, int i, int j) {
+        if (i >= p.queryLength(b) || j >= p.keyLength(b)) {
+            return false;
+        }
+        if (p.effectiveCausal(layout) && j > i + p.keyLength() - p.queryLength()) {
+            return false;
+        }
+        return layout.allowed(h, i / layout.queryBlock(), j / layout.keyBlock());
+    }
+
+    /**
+     * Computes {@code O} and {@code LSE}.
+     *
+     * @param p the problem. Not modified.
+     * @param layout the block layout. Not modified.
+     * @param q queries. Not modified.
+     * @param k keys. Not modified.
+     * @param v values. Not modified.
+     * @return the float64 result
+     */
+    public static Result compute(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v) {
+        int dim = p.headDim();
+        int vdim = p.valueDim();
+        double[] out = new double[p.batch() * p.queryHeads() * p.queryLength() * vdim];
+        double[] lse = new double[p.lseSize()];
+        double[] scores = new double[p.keyLength()];
+        boolean[] in = new boolean[p.keyLength()];
+        for (int b = 0; b < p.batch(); b++) {
+            for (int h = 0; h < p.queryHeads(); h++) {
+                int kvh = p.kvHeadOf(h);
+                for (int i = 0; i < p.queryLength(); i++) {
+                    double max = Double.NEGATIVE_INFINITY;
+                    boolean any = false;
+                    for (int j = 0; j < p.keyLength(); j++) {
+                        in[j] = allowed(p, layout, b, h, i, j);
+                        if (!in[j]) {
+                            continue;
+                        }
+                        double dot = 0;
+                        for (int d = 0; d < dim; d++) {
+                            dot += (double) q.get(b, h, i, d) * k.get(b, kvh, j, d);
+                        }
+                        scores[j] = p.scale() * dot;
+                        max = any ? nanMax(max, scores[j]) : scores[j];
+                        any = true;
+                    }
+                    int row = (b * p.queryHeads() + h) * p.queryLength() + i;
+                    if (!any) {
+                        lse[row] = Double.NEGATIVE_INFINITY;
+                        continue;
+                    }
+                    double sum = 0;
+                    double[] o = new double[vdim];
+                    for (int j = 0; j < p.keyLength(); j++) {
+                        if (!in[j]) {
+                            continue;
+                        }
+                        double w = Math.exp(scores[j] - max);
+                        sum += w;
+                        for (int d = 0; d < vdim; d++) {
+                            o[d] += w * v.get(b, kvh, j, d);
+                        }
+                    }
+                    for (int d = 0; d < vdim; d++) {
+                        out[row * vdim + d] = o[d] / sum;
+                    }
+                    lse[row] = max + Math.log(sum);
+                }
+            }
+        }
+        return new Result(out, lse);
+    }
+
+    private static double nanMax(double a, double b) {
+        return Double.isNaN(a) || Double.isNaN(b) ? Double.NaN : Math.max(a, b);
+    }
+}
