@@ -129,12 +129,16 @@ public final class BackendSelector {
         }
     }
 
+    /** The provider class named in a ServiceLoader error ("...: Provider a.b.C not found"). */
     private static String brokenName(ServiceConfigurationError e) {
         String m = e.getMessage() == null ? "" : e.getMessage();
-        int colon = m.indexOf(": ");
-        String rest = colon >= 0 ? m.substring(colon + 2) : m;
+        int at = m.indexOf("Provider ");
+        if (at < 0) {
+            return "<unknown provider>";
+        }
+        String rest = m.substring(at + "Provider ".length());
         int space = rest.indexOf(' ');
-        return space > 0 ? rest.substring(0, space) : rest.isEmpty() ? "<unknown provider>" : rest;
+        return space > 0 ? rest.substring(0, space) : rest;
     }
 
     private static String rootMessage(Throwable e) {

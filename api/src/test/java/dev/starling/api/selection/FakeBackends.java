@@ -1,0 +1,99 @@
+package dev.starling.api.selection;
+
+import dev.starling.api.AttentionPlan;
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Availability;
+import dev.starling.api.Capabilities;
+import dev.starling.api.Precision;
+import dev.starling.api.SparseAttention;
+import dev.starling.api.pattern.BlockLayout;
+import java.util.EnumSet;
+
+/** Fake providers for selection tests; public so ServiceLoader can instantiate them. */
+public final class FakeBackends {
+
+    private FakeBackends() {
+    }
+
+    /** A configurable fake. */
+    public static class Fake implements SparseAttention {
+        private final String name;
+        private final int priority;
+        private final Availability availability;
+        private final Capabilities capabilities;
+
+        Fake(String name, int priority, Availability availability, Capabilities capabilities) {
+            this.name = name;
+            this.priority = priority;
+            this.availability = availability;
+            this.capabilities = capabilities;
+        }
+
+        @Override
+        public String name() {
+            return name;
+        }
+
+        @Override
+        public int priority() {
+            return priority;
+        }
+
+        @Override
+        public Availability availability() {
+            return availability;
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            return capabilities;
+        }
+
+        @Override
+        public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+            throw new UnsupportedOperationException("fake");
+        }
+    }
+
+    static Capabilities fp32() {
+        return Capabilities.full("fake", EnumSet.of(Precision.FP32));
+    }
+
+    static Capabilities noCausal() {
+        return new Capabilities(EnumSet.of(Precision.FP32), false, true, true, true, true, 1, 256, "fake");
+    }
+
+    /** Available, priority 5. */
+    public static class Good extends Fake {
+        public Good() {
+            super("good", 5, Availability.available(), fp32());
+        }
+    }
+
+    /** Unavailable with a reason, priority 100. */
+    public static class Missing extends Fake {
+        public Missing() {
+            super("gpu", 100, Availability.unavailable("no libcuda.so.1"), fp32());
+        }
+    }
+
+    /** Constructor throws: ServiceLoader reports a ServiceConfigurationError. */
+    public static class ThrowingConstructor extends Fake {
+        public ThrowingConstructor() {
+            super("never", 1, Availability.available(), fp32());
+            throw new IllegalStateException("boom in constructor");
+        }
+    }
+
+    /** availability() throws despite the contract. */
+    public static class ThrowingAvailability extends Fake {
+        public ThrowingAvailability() {
+            super("flaky", 50, Availability.available(), fp32());
+        }
+
+        @Override
+        public Availability availability() {
+            throw new UnsatisfiedLinkError("no native library");
+        }
+    }
+}
