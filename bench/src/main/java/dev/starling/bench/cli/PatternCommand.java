@@ -1,0 +1,124 @@
+package dev.starling.bench.cli;
+
+import dev.starling.api.npy.NpyArray;
+import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.pattern.PatternSpec;
+import dev.starling.api.pattern.Patterns;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code starling pattern SPEC --seq N}: statistics, a text drawing and an {@code .npy} export of a layout. */
+@Command(name = "pattern", mixinStandardHelpOptions = true,
+        description = "Materialise a pattern and print blocks, allowed pairs, density and work saved against dense.")
+final class PatternCommand implements Callable<Integer> {
+    /** Largest block grid {@code --show} draws. */
+    static final int MAX_SHOW = 128;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "SPEC", description = "pattern text, e.g. 'bigbird(block=64, window=3, global=2, random=3)'")
+    String patternText;
+
+    @Option(names = "--seq", required = true, paramLabel = "N", description = "query length Nq")
+    int seq;
+
+    @Option(names = "--kv-seq", paramLabel = "M", description = "key length Nk (default: Nq)")
+    Integer kvSeq;
+
+    @Option(names = "--heads", defaultValue = "1", paramLabel = "H", description = "query heads (default: ${DEFAULT-VALUE})")
+    int heads;
+
+    @Option(names = "--causal", description = "apply the causal mask (same as writing causal(SPEC))")
+    boolean causal;
+
+    @Option(names = "--show", description = "draw the block layout as text (up to " + MAX_SHOW + "x" + MAX_SHOW + " blocks)")
+    boolean show;
+
+    @Option(names = "--npy", paramLabel = "FILE", description = "write the layout as uint8 [heads, queryBlocks, keyBlocks], 1 = allowed")
+    Path npy;
+
+    @Override
+    public Integer call() throws IOException {
+        if (seq < 1 || (kvSeq != null && kvSeq < 1) || heads < 1) {
+            throw new IllegalArgumentException("--seq, --kv-seq and --heads must be >= 1");
+        }
+        int nk = kvSeq == null ? seq : kvSeq;
+        PatternSpec pattern = Patterns.parse(patternText);
+        long t0 = System.nanoTime();
+        BlockLayout layout = pattern.layout(seq, nk, heads, causal);
+        double millis = (System.nanoTime() - t0) / 1e6;
+        PrintWriter out = spec.commandLine().getOut();
+        describe(out, pattern, layout, heads, millis);
+        if (show) {
+            draw(out, layout);
+        }
+        if (npy != null) {
+            toNpy(layout, heads).write(npy);
+            out.printf("wrote %s: uint8 [%d, %d, %d]%n", npy, heads, layout.queryBlocks(), layout.keyBlocks());
+        }
+        out.flush();
+        return 0;
+    }
+
+    static void describe(PrintWriter out, PatternSpec pattern, BlockLayout layout, int heads, double millis) {
+        long blocks = (long) layout.queryBlocks() * layout.keyBlocks();
+        long nnz = layout.nnzOverHeads(heads);
+        long pairs = 0;
+        for (int h = 0; h < heads; h++) {
+            pairs += layout.allowedPairs(h, layout.causal());
+        }
+        double densePairs = (double) layout.queryLength() * layout.keyLength() * heads;
+        out.printf("pattern        %s%s%n", pattern.text(), layout.causal() ? " (causal)" : "");
+        out.printf("lengths        Nq=%d, Nk=%d, %d head(s), %s layout%n", layout.queryLength(), layout.keyLength(), heads,
+                layout.isShared() ? "one shared" : "per-head");
+        out.printf("blocks         %d x %d of %d tokens%n", layout.queryBlocks(), layout.keyBlocks(), layout.queryBlock());
+        out.printf("allowed blocks %d of %d (%.2f%% per head on average)%n", nnz, blocks * heads, 100.0 * nnz / (blocks * heads));
+        out.printf("allowed pairs  %d (token level%s)%n", pairs, layout.causal() ? ", causal" : "");
+        out.printf("density        %.4f%%%n", 100.0 * pairs / densePairs);
+        out.printf("work saved     %.2f%% against dense attention (%.1fx less)%n", 100.0 * (1 - pairs / densePairs),
+                pairs == 0 ? Double.POSITIVE_INFINITY : densePairs / pairs);
+        out.printf("layout         %.1f KB, built in %.1f ms%n", layout.memoryBytes() / 1024.0, millis);
+    }
+
+    static void draw(PrintWriter out, BlockLayout layout) {
+        if (layout.queryBlocks() > MAX_SHOW || layout.keyBlocks() > MAX_SHOW) {
+            out.printf("(--show draws up to %dx%d blocks; this layout has %dx%d)%n", MAX_SHOW, MAX_SHOW,
+                    layout.queryBlocks(), layout.keyBlocks());
+            return;
+        }
+        for (int h = 0; h < layout.heads(); h++) {
+            out.println(layout.isShared() ? "layout (all heads), rows = query blocks, columns = key blocks:"
+                    : "head " + h + ":");
+            boolean[][] m = layout.mask(h);
+            for (boolean[] row : m) {
+                StringBuilder sb = new StringBuilder("  ");
+                for (boolean allowed : row) {
+                    sb.append(allowed ? '#' : '.');
+                }
+                out.println(sb);
+            }
+        }
+    }
+
+    /** The layout as {@code uint8 [heads, queryBlocks, keyBlocks]}: head {@code h} is query head {@code h}'s layout. */
+    static NpyArray toNpy(BlockLayout layout, int heads) {
+        int qb = layout.queryBlocks();
+        int kb = layout.keyBlocks();
+        byte[] data = new byte[Math.multiplyExact(heads, Math.multiplyExact(qb, kb))];
+        for (int h = 0; h < heads; h++) {
+            for (int r = 0; r < qb; r++) {
+                for (int p = layout.rowBegin(h, r); p < layout.rowEnd(h, r); p++) {
+                    data[(h * qb + r) * kb + layout.keyBlock(h, p)] = 1;
+                }
+            }
+        }
+        return NpyArray.ofBytes(data, heads, qb, kb);
+    }
+}
