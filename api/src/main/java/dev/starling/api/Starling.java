@@ -35,6 +35,19 @@ public final class Starling {
     }
 
     /**
+     * The backend {@link BackendSelector} chooses for a problem: the one named by
+     * {@code -Dstarling.backend} / {@code STARLING_BACKEND}, else the highest-priority available
+     * backend whose capabilities fit.
+     *
+     * @param problem the problem. Not modified.
+     * @return the backend
+     * @throws dev.starling.api.selection.NoBackendException when none fits, listing every backend and why
+     */
+    public static SparseAttention backend(AttentionProblem problem) {
+        return BackendSelector.discover().select(problem, false);
+    }
+
+    /**
      * Selects a backend (see {@link BackendSelector}) and plans the problem on it.
      *
      * @param problem the problem. Not modified.
@@ -42,7 +55,7 @@ public final class Starling {
      * @return a plan the caller must close
      */
     public static AttentionPlan plan(AttentionProblem problem, PatternSpec pattern) {
-        return BackendSelector.discover().select(problem, false).plan(problem, layout(problem, pattern));
+        return backend(problem).plan(problem, layout(problem, pattern));
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.starling.bench.cli;
 
 import dev.starling.api.npy.NpyFormatException;
+import dev.starling.api.pattern.PatternSyntaxException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -60,8 +61,9 @@ public final class StarlingCli implements Runnable {
     }
 
     private static String oneLine(Throwable ex) {
-        String m = ex.getMessage() == null ? ex.getClass().getSimpleName() : ex.getMessage();
-        return m.strip().replace("\n", " | ");
+        String m = ex.getMessage() == null ? ex.getClass().getSimpleName() : ex.getMessage().strip();
+        // A pattern error keeps its caret drawing; everything else is one line.
+        return ex instanceof PatternSyntaxException ? m : m.replace("\n", " | ");
     }
 
     /**

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Checks `starling run` against NumPy: dense masked attention in float64 over the block layout
+that `starling pattern --npy` writes, with causal, key/query lengths, GQA, Nq != Nk and Dv != D.
+
+Usage: python3 bench/peers/numpy_check.py [path/to/starling]   (exit 0 = all agree, 1 = a mismatch)
+Needs only NumPy. Tolerances are DESIGN section 6, fp32.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+STARLING = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "starling")
+ATOL, RTOL, REL_NORM, LSE_ATOL, LSE_RTOL = 2e-5, 1e-4, 1e-5, 1e-4, 1e-6
+
+CASES = [
+    dict(name="bigbird", spec="bigbird(block=16, window=3, global=2, random=2, seed=4)", B=1, Hq=2, Hkv=2, Nq=160, Nk=160, D=32, Dv=32),
+    dict(name="bigbird tail, gqa, dv!=d, nq!=nk", spec="bigbird(block=16, window=3, global=2, random=3, seed=1)", B=2, Hq=4, Hkv=2, Nq=150, Nk=230, D=32, Dv=24),
+    dict(name="causal with lengths", spec="bigbird(block=16, window=3, global=2, random=2, seed=9)", B=2, Hq=2, Hkv=1, Nq=120, Nk=150, D=16, Dv=16,
+         causal=True, key_lengths=[150, 61], query_lengths=[120, 0]),
+    dict(name="longformer scale", spec="longformer(block=32, window=3, global=[0, -1])", B=1, Hq=2, Hkv=2, Nq=200, Nk=200, D=16, Dv=16, scale=0.3),
+]
+
+
+def run(*args):
+    r = subprocess.run([STARLING, *map(str, args)], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"starling {' '.join(map(str, args))} failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout
+
+
+def dense_masked(q, k, v, layout, block, causal, scale, key_lengths, query_lengths):
+    B, Hq, Nq, D = q.shape
+    Hkv, Nk = k.shape[1], k.shape[2]
+    group = Hq // Hkv
+    out = np.zeros((B, Hq, Nq, v.shape[3]))
+    lse = np.full((B, Hq, Nq), -np.inf)
+    i = np.arange(Nq)[:, None]
+    j = np.arange(Nk)[None, :]
+    for b in range(B):
+        for h in range(Hq):
+            allowed = layout[h][np.ix_(np.arange(Nq) // block, np.arange(Nk) // block)].astype(bool)
+            if causal:
+                allowed &= j <= i + (Nk - Nq)
+            allowed &= j < key_lengths[b]
+            allowed &= i < query_lengths[b]
+            s = scale * (q[b, h].astype(np.float64) @ k[b, h // group].astype(np.float64).T)
+            s = np.where(allowed, s, -np.inf)
+            rows = allowed.any(axis=1)
+            m = np.where(rows, s.max(axis=1), 0.0)
+            p = np.where(allowed, np.exp(s - m[:, None]), 0.0)
+            l = p.sum(axis=1)
+            out[b, h][rows] = (p[rows] @ v[b, h // group].astype(np.float64)) / l[rows, None]
+            lse[b, h][rows] = m[rows] + np.log(l[rows])
+    return out, lse
+
+
+def main():
+    rng = np.random.default_rng(20261128)
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in CASES:
+            q = rng.standard_normal((c["B"], c["Hq"], c["Nq"], c["D"]), dtype=np.float32)
+            k = rng.standard_normal((c["B"], c["Hkv"], c["Nk"], c["D"]), dtype=np.float32)
+            v = rng.standard_normal((c["B"], c["Hkv"], c["Nk"], c["Dv"]), dtype=np.float32)
+            for n, a in (("q", q), ("k", k), ("v", v)):
+                np.save(os.path.join(tmp, n + ".npy"), a)
+            causal = c.get("causal", False)
+            extra = ["--causal"] if causal else []
+            layout_file = os.path.join(tmp, "layout.npy")
+            run("pattern", c["spec"], "--seq", c["Nq"], "--kv-seq", c["Nk"], "--heads", c["Hq"], "--npy", layout_file, *extra)
+            kl = c.get("key_lengths", [c["Nk"]] * c["B"])
+            ql = c.get("query_lengths", [c["Nq"]] * c["B"])
+            args = ["run", "--q", f"{tmp}/q.npy", "--k", f"{tmp}/k.npy", "--v", f"{tmp}/v.npy", "--pattern", c["spec"],
+                    "--out", f"{tmp}/out.npy", "--lse", f"{tmp}/lse.npy", *extra]
+            if "key_lengths" in c:
+                args += ["--key-lengths", ",".join(map(str, kl))]
+            if "query_lengths" in c:
+                args += ["--query-lengths", ",".join(map(str, ql))]
+            scale = c.get("scale", 1 / np.sqrt(c["D"]))
+            if "scale" in c:
+                args += ["--scale", c["scale"]]
+            run(*args)
+            layout = np.load(layout_file)
+            block = int(c["spec"].split("block=")[1].split(",")[0].split(")")[0])
+            ref, ref_lse = dense_masked(q, k, v, layout, block, causal, np.float32(scale), kl, ql)
+            got = np.load(f"{tmp}/out.npy").astype(np.float64)
+            got_lse = np.load(f"{tmp}/lse.npy").astype(np.float64)
+            elem = np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)
+            rel = np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-300)
+            fin = np.isfinite(ref_lse)
+            lse_ok = np.array_equal(np.isfinite(got_lse), fin) and np.all(
+                np.abs(got_lse[fin] - ref_lse[fin]) <= LSE_ATOL + LSE_RTOL * np.abs(ref_lse[fin]))
+            ok = bool(elem.all()) and rel <= REL_NORM and lse_ok and layout.shape == (c["Hq"], -(-c["Nq"] // block), -(-c["Nk"] // block))
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {c['name']}: max |diff| {np.abs(got - ref).max():.2e}, relative norm {rel:.2e}, "
+                  f"layout {layout.shape} density {layout.mean():.3f}")
+    print(f"{len(CASES) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+package dev.starling.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.lang.reflect.Method;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import javax.tools.JavaCompiler;
+import javax.tools.ToolProvider;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Keeps the README honest: its Java usage example compiles against the current API and runs. */
+class ReadmeExampleTest {
+
+    @Test
+    void javaExampleInReadmeCompilesAndRuns(@TempDir Path dir) throws Exception {
+        Path readme = Path.of("..", "README.md");
+        String text = Files.readString(readme);
+        Matcher m = Pattern.compile("```java\\n(.*?)```", Pattern.DOTALL).matcher(text);
+        assertTrue(m.find(), "README.md has a ```java block");
+        String source = m.group(1);
+        Matcher cls = Pattern.compile("public class (\\w+)").matcher(source);
+        assertTrue(cls.find(), "the example declares a public class");
+        Path file = dir.resolve(cls.group(1) + ".java");
+        Files.writeString(file, source);
+
+        JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
+        ByteArrayOutputStream diagnostics = new ByteArrayOutputStream();
+        int rc = javac.run(null, null, diagnostics, "-d", dir.toString(), "-cp", System.getProperty("java.class.path"),
+                "--release", "17", file.toString());
+        assertEquals(0, rc, "README example does not compile:\n" + diagnostics.toString(StandardCharsets.UTF_8));
+
+        PrintStream original = System.out;
+        ByteArrayOutputStream printed = new ByteArrayOutputStream();
+        try (URLClassLoader loader = new URLClassLoader(new URL[] {dir.toUri().toURL()}, getClass().getClassLoader())) {
+            System.setOut(new PrintStream(printed, true, StandardCharsets.UTF_8));
+            Method main = loader.loadClass(cls.group(1)).getMethod("main", String[].class);
+            main.invoke(null, (Object) new String[0]);
+        } finally {
+            System.setOut(original);
+        }
+        List<String> lines = printed.toString(StandardCharsets.UTF_8).lines().toList();
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("backend reference")), "example output: " + lines);
+    }
+}

@@ -1,0 +1,60 @@
+package dev.starling.bench.architecture;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The module rules of DESIGN section 1, checked on the compiled main classes of every module. */
+class ArchitectureTest {
+    private static JavaClasses classes;
+
+    @BeforeAll
+    static void importClasses() {
+        classes = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                .importPackages("dev.starling");
+        // Guard against a vacuous pass: every module's classes must be on the test class path.
+        for (String name : new String[] {"dev.starling.api.SparseAttention", "dev.starling.backend.reference.ReferenceBackend",
+            "dev.starling.conformance.DenseOracle", "dev.starling.bench.cli.StarlingCli"}) {
+            if (!classes.contain(name)) {
+                throw new AssertionError("ArchUnit did not import " + name);
+            }
+        }
+    }
+
+    @Test
+    void apiDependsOnNothingButTheJdk() {
+        noClasses().that().resideInAPackage("dev.starling.api..")
+                .should().dependOnClassesThat().resideOutsideOfPackages("dev.starling.api..", "java..")
+                .because("api has no third-party dependency and knows no backend (DESIGN section 1)")
+                .check(classes);
+    }
+
+    @Test
+    void backendsNeverDependOnEachOther() {
+        noClasses().that().resideInAPackage("dev.starling.backend.(*)..")
+                .should().dependOnClassesThat().resideInAnyPackage("dev.starling.conformance..", "dev.starling.bench..")
+                .check(classes);
+        com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices()
+                .matching("dev.starling.backend.(*)..").should().notDependOnEachOther()
+                .because("backends never depend on each other (DESIGN section 1)")
+                .check(classes);
+    }
+
+    @Test
+    void conformanceSeesOnlyTheApi() {
+        noClasses().that().resideInAPackage("dev.starling.conformance..")
+                .should().dependOnClassesThat().resideInAnyPackage("dev.starling.backend..", "dev.starling.bench..")
+                .check(classes);
+    }
+
+    @Test
+    void backendTypesNeverAppearInTheApi() {
+        noClasses().that().resideInAPackage("dev.starling.api..")
+                .should().dependOnClassesThat().resideInAnyPackage("org.nd4j..", "jcuda..", "picocli..")
+                .check(classes);
+    }
+}

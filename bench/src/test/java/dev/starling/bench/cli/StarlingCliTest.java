@@ -1,0 +1,140 @@
+package dev.starling.bench.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Tensor;
+import dev.starling.api.npy.NpyArray;
+import dev.starling.api.pattern.ExplicitPattern;
+import dev.starling.api.pattern.BlockLayout;
+import dev.starling.conformance.Comparison;
+import dev.starling.conformance.DenseOracle;
+import dev.starling.conformance.Tolerance;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class StarlingCliTest {
+
+    record Result(int code, String out, String err) {
+    }
+
+    static Result run(String... args) {
+        CommandLine cl = StarlingCli.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    private static Path save(Path dir, String name, float[] data, int... shape) throws Exception {
+        Path f = dir.resolve(name);
+        NpyArray.ofFloats(data, shape).write(f);
+        return f;
+    }
+
+    private static float[] randn(Random r, int n) {
+        float[] d = new float[n];
+        for (int i = 0; i < n; i++) {
+            d[i] = (float) r.nextGaussian();
+        }
+        return d;
+    }
+
+    @Test
+    void backendsListsTheReferenceBackend() {
+        Result r = run("backends");
+        assertEquals(0, r.code());
+        assertTrue(r.out().contains("reference") && r.out().contains("available"), r.out());
+    }
+
+    @Test
+    void patternPrintsStatisticsDrawsAndExports(@TempDir Path dir) throws Exception {
+        Path npy = dir.resolve("layout.npy");
+        Result r = run("pattern", "bigbird(block=16, random=1)", "--seq", "100", "--kv-seq", "120", "--heads", "3",
+                "--show", "--npy", npy.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("blocks         7 x 8 of 16 tokens"), r.out());
+        assertTrue(r.out().contains("head 2:"), r.out());
+        NpyArray a = NpyArray.read(npy);
+        assertArrayEquals(new int[] {3, 7, 8}, a.shape());
+        assertEquals("|u1", a.dtype());
+    }
+
+    /** run on .npy files agrees with the dense oracle over the layout that pattern --npy writes. */
+    @Test
+    void runAgreesWithDenseAttentionOverTheExportedLayout(@TempDir Path dir) throws Exception {
+        Random rnd = new Random(5);
+        int b = 2, hq = 4, hkv = 2, nq = 90, nk = 110, d = 16, dv = 8;
+        float[] q = randn(rnd, b * hq * nq * d);
+        float[] k = randn(rnd, b * hkv * nk * d);
+        float[] v = randn(rnd, b * hkv * nk * dv);
+        String spec = "bigbird(block=16, window=3, global=2, random=2, seed=3)";
+        Path layoutFile = dir.resolve("layout.npy");
+        assertEquals(0, run("pattern", spec, "--seq", "" + nq, "--kv-seq", "" + nk, "--heads", "" + hq, "--causal",
+                "--npy", layoutFile.toString()).code());
+        Result r = run("run", "--q", save(dir, "q.npy", q, b, hq, nq, d).toString(),
+                "--k", save(dir, "k.npy", k, b, hkv, nk, d).toString(), "--v", save(dir, "v.npy", v, b, hkv, nk, dv).toString(),
+                "--pattern", spec, "--causal", "--key-lengths", "110,50", "--query-lengths", "90,33",
+                "--out", dir.resolve("o.npy").toString(), "--lse", dir.resolve("lse.npy").toString());
+        assertEquals(0, r.code(), r.err());
+
+        AttentionProblem p = AttentionProblem.builder().batch(b).heads(hq).kvHeads(hkv).queryLength(nq).keyLength(nk)
+                .headDim(d).valueDim(dv).causal(true).keyLengths(110, 50).queryLengths(90, 33).build();
+        BlockLayout exported = ExplicitPattern.fromFile(layoutFile, 16).layout(nq, nk, hq, true);
+        DenseOracle.Result expected = DenseOracle.compute(p, exported, Tensor.bhsd(q, b, hq, nq, d),
+                Tensor.bhsd(k, b, hkv, nk, d), Tensor.bhsd(v, b, hkv, nk, dv));
+        Tensor out = Tensor.bhsd(NpyArray.read(dir.resolve("o.npy")).toFloats(), b, hq, nq, dv);
+        float[] lse = NpyArray.read(dir.resolve("lse.npy")).toFloats();
+        Comparison.Outcome outcome = Comparison.compare(p, expected, out, lse, Tolerance.FP32);
+        assertTrue(outcome.ok(), outcome.message());
+    }
+
+    @Test
+    void badInputGetsOneLineAndExitTwo(@TempDir Path dir) throws Exception {
+        Path q = save(dir, "q.npy", new float[2 * 10 * 4], 1, 2, 10, 4);
+        Path wrongDim = save(dir, "k.npy", new float[2 * 10 * 3], 1, 2, 10, 3);
+        Path truncated = dir.resolve("t.npy");
+        Files.write(truncated, java.util.Arrays.copyOf(Files.readAllBytes(q), 100));
+        Path rank3 = save(dir, "r.npy", new float[20], 2, 10, 1);
+        for (Path k : new Path[] {wrongDim, truncated, rank3, dir.resolve("missing.npy")}) {
+            Result r = run("run", "--q", q.toString(), "--k", k.toString(), "--v", q.toString(), "--pattern", "dense(block=4)",
+                    "--out", dir.resolve("o.npy").toString());
+            assertEquals(2, r.code(), r.err());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+            assertFalse(Files.exists(dir.resolve("o.npy")));
+        }
+        Result bad = run("run", "--q", q.toString(), "--k", q.toString(), "--v", q.toString(), "--pattern", "dense(block=4)",
+                "--out", dir.resolve("o.npy").toString(), "--backend", "nope");
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("'nope' is not on the class path"), bad.err());
+        assertEquals(2, run("pattern", "window(blocks=2)", "--seq", "10").code());
+        assertEquals(2, run("frobnicate").code());
+    }
+
+    @Test
+    void float64InputIsConvertedWithAWarning(@TempDir Path dir) throws Exception {
+        Path q = save(dir, "q.npy", randn(new Random(1), 40), 1, 1, 10, 4);
+        Path k64 = dir.resolve("k64.npy");
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(40 * 8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < 40; i++) {
+            buf.putDouble(i * 0.01);
+        }
+        new NpyArray("<f8", new int[] {1, 1, 10, 4}, buf.array()).write(k64);
+        Result r = run("run", "--q", q.toString(), "--k", k64.toString(), "--v", q.toString(), "--pattern", "dense(block=4)",
+                "--out", dir.resolve("o.npy").toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("float64; converting to float32"), r.err());
+    }
+}
