@@ -1,6 +1,7 @@
 package dev.starling.conformance;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Precision;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.ExplicitPattern;
 import dev.starling.api.pattern.PatternSpec;
@@ -11,16 +12,11 @@ import java.util.Random;
 
 /**
  * Seeded cases that together cover every feature of DESIGN section 2 and every built-in
- * pattern of section 3: lengths that are and are not multiples of the block size (down to one
- * token), {@code Nq != Nk}, GQA and MQA, {@code Dv != D}, both tensor layouts, causal, key and
- * query lengths including a batch entry of length 0, huge logits, and rows with no allowed key.
- * Sizes are small so the float64 oracle stays fast.
+ * pattern of section 3, grouped by the feature they exercise so that a conformance rule can run
+ * exactly the cases of its feature. Sizes are small so the float64 oracle stays fast. The same
+ * seed always gives the same cases; each case carries its own seed for replay.
  */
 public final class CaseGenerator {
-
-    private CaseGenerator() {
-    }
-
     /** The built-in patterns at block 16, as text. */
     public static final List<String> PATTERNS = List.of(
             "dense(block=16)",
@@ -31,76 +27,136 @@ public final class CaseGenerator {
             "longformer(block=16, window=3, global=[0, -1])",
             "fixed(block=16, local=3, global=1)",
             "strided(block=16, stride=3)",
-            "causal(bigbird(block=16, window=3, global=1, random=2, seed=3))",
             "union(window(block=16, blocks=1), random(block=16, blocks=1, seed=5))");
 
+    /** The features cases are grouped by; each conformance rule runs one group. */
+    public enum Feature {
+        /** Every built-in pattern, lengths that are multiples of the block, Nq != Nk, Dv != D, custom scale. */
+        CORE,
+        /** Lengths that are not multiples of the block size, down to one token. */
+        TAILS,
+        /** The causal mask, including rows left with no key. */
+        CAUSAL,
+        /** Grouped-query and multi-query attention. */
+        GROUPED_QUERY,
+        /** Per-batch key and query lengths, including a batch entry of length 0. */
+        LENGTHS,
+        /** Scores around ±1e4 that overflow a softmax without the max shift. */
+        HUGE_LOGITS,
+        /** Rows with no allowed key. */
+        EMPTY_ROWS,
+        /** BSHD inputs and outputs. */
+        TENSOR_LAYOUTS
+    }
+
+    private static final PatternSpec BIGBIRD = Patterns.parse("bigbird(block=16, window=3, global=2, random=2, seed=11)");
+    private static final AttentionProblem BASE = AttentionProblem.builder().batch(1).heads(2).length(96).headDim(16).build();
+
+    private CaseGenerator() {
+    }
+
     /**
-     * The standard case list.
+     * The cases of one feature.
      *
-     * @param seed base seed; each case's seed derives from it
+     * @param feature the feature
+     * @param seed base seed
+     * @param precision precision set on every problem
      * @return the cases, each named after what it exercises
      */
-    public static List<AttentionCase> standard(long seed) {
-        List<AttentionCase> cases = new ArrayList<>();
-        Random seeds = new Random(seed);
-        AttentionProblem base = AttentionProblem.builder().batch(1).heads(2).length(100).headDim(16).build();
-        for (String text : PATTERNS) {
-            cases.add(normal("pattern " + text, seeds.nextLong(), base, Patterns.parse(text)));
+    public static List<AttentionCase> cases(Feature feature, long seed, Precision precision) {
+        Random seeds = new Random(seed * 31 + feature.ordinal());
+        List<AttentionCase> c = new ArrayList<>();
+        AttentionProblem base = BASE.toBuilder().precision(precision).build();
+        switch (feature) {
+            case CORE -> {
+                for (String text : PATTERNS) {
+                    c.add(normal("pattern " + text, seeds, base, Patterns.parse(text)));
+                }
+                c.add(normal("nq < nk", seeds, base.toBuilder().queryLength(48).keyLength(128).build(), BIGBIRD));
+                c.add(normal("nq > nk", seeds, base.toBuilder().queryLength(128).keyLength(48).build(), BIGBIRD));
+                c.add(normal("dv != d", seeds, base.toBuilder().headDim(12).valueDim(20).build(), BIGBIRD));
+                c.add(normal("custom scale", seeds, base.toBuilder().scale(0.7f).build(), BIGBIRD));
+                c.add(normal("batch 2", seeds, base.toBuilder().batch(2).build(), BIGBIRD));
+                c.add(normal("block 64 head dim 64", seeds,
+                        AttentionProblem.builder().heads(2).length(320).headDim(64).precision(precision).build(),
+                        Patterns.parse("bigbird(block=64, window=3, global=2, random=1)")));
+            }
+            case TAILS -> {
+                c.add(normal("length 100 at block 16", seeds, base.toBuilder().length(100).build(), BIGBIRD));
+                c.add(normal("one token", seeds, base.toBuilder().length(1).build(), BIGBIRD));
+                c.add(normal("nq 37 nk 90", seeds, base.toBuilder().queryLength(37).keyLength(90).build(), BIGBIRD));
+                c.add(normal("nq 90 nk 37", seeds, base.toBuilder().queryLength(90).keyLength(37).build(), BIGBIRD));
+                c.add(normal("dense tail", seeds, base.toBuilder().length(53).build(), Patterns.parse("dense(block=16)")));
+                c.add(normal("block 64 tail", seeds,
+                        AttentionProblem.builder().heads(2).length(300).headDim(64).precision(precision).build(),
+                        Patterns.parse("bigbird(block=64, window=3, global=2, random=1)")));
+            }
+            case CAUSAL -> {
+                c.add(normal("causal", seeds, base.toBuilder().causal(true).build(), BIGBIRD));
+                c.add(normal("causal tail", seeds, base.toBuilder().length(100).causal(true).build(), BIGBIRD));
+                c.add(normal("causal nq < nk", seeds, base.toBuilder().queryLength(40).keyLength(90).causal(true).build(), BIGBIRD));
+                c.add(normal("causal nq > nk (rows with no key)", seeds,
+                        base.toBuilder().queryLength(90).keyLength(40).causal(true).build(), BIGBIRD));
+                c.add(normal("causal(P) pattern", seeds, base,
+                        Patterns.parse("causal(bigbird(block=16, window=3, global=1, random=2, seed=3))")));
+                c.add(normal("causal one token", seeds, base.toBuilder().length(1).causal(true).build(), BIGBIRD));
+            }
+            case GROUPED_QUERY -> {
+                c.add(normal("gqa hq=4 hkv=2", seeds, base.toBuilder().heads(4).kvHeads(2).build(), BIGBIRD));
+                c.add(normal("mqa hq=4 hkv=1", seeds, base.toBuilder().heads(4).kvHeads(1).build(), BIGBIRD));
+            }
+            case LENGTHS -> {
+                c.add(normal("key and query lengths with zero entries", seeds,
+                        base.toBuilder().batch(3).keyLengths(96, 37, 0).queryLengths(63, 0, 96).build(), BIGBIRD));
+                c.add(normal("key lengths", seeds, base.toBuilder().batch(2).keyLengths(50, 17).build(), BIGBIRD));
+                c.add(normal("query lengths", seeds, base.toBuilder().batch(2).queryLengths(1, 95).build(), BIGBIRD));
+            }
+            case HUGE_LOGITS -> {
+                // Scores around ±1e4: exact in float32 (integers times a power of two) but overflowing exp().
+                c.add(AttentionCase.random("huge logits", seeds.nextLong(), base.toBuilder().scale(16f).build(), BIGBIRD,
+                        TensorLayout.BHSD, AttentionCase.Values.SMALL_INTEGERS));
+                c.add(AttentionCase.random("huge negative logits", seeds.nextLong(), base.toBuilder().scale(-16f).build(),
+                        Patterns.parse("dense(block=16)"), TensorLayout.BHSD, AttentionCase.Values.SMALL_INTEGERS));
+            }
+            case EMPTY_ROWS -> c.add(normal("explicit layout with an empty row", seeds, base, emptyRowLayout()));
+            case TENSOR_LAYOUTS -> {
+                c.add(AttentionCase.random("bshd", seeds.nextLong(), base.toBuilder().headDim(8).valueDim(12).build(),
+                        BIGBIRD, TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+                c.add(AttentionCase.random("bshd tail batch 2", seeds.nextLong(),
+                        base.toBuilder().batch(2).queryLength(70).keyLength(85).build(), BIGBIRD, TensorLayout.BSHD,
+                        AttentionCase.Values.NORMAL));
+            }
+            default -> throw new IllegalStateException(feature.name());
         }
-        PatternSpec bigbird = Patterns.parse("bigbird(block=16, window=3, global=2, random=2, seed=11)");
-        cases.add(normal("explicit layout in code", seeds.nextLong(), base, explicit()));
-        cases.add(normal("length multiple of block", seeds.nextLong(),
-                base.toBuilder().length(128).build(), bigbird));
-        cases.add(normal("one token", seeds.nextLong(), base.toBuilder().length(1).build(), bigbird));
-        cases.add(normal("one token causal", seeds.nextLong(), base.toBuilder().length(1).causal(true).build(), bigbird));
-        cases.add(normal("nq < nk", seeds.nextLong(),
-                base.toBuilder().queryLength(40).keyLength(90).build(), bigbird));
-        cases.add(normal("nq > nk", seeds.nextLong(),
-                base.toBuilder().queryLength(90).keyLength(40).build(), bigbird));
-        cases.add(normal("nq > nk causal (rows with no allowed key)", seeds.nextLong(),
-                base.toBuilder().queryLength(90).keyLength(40).causal(true).build(), bigbird));
-        cases.add(normal("nq < nk causal", seeds.nextLong(),
-                base.toBuilder().queryLength(40).keyLength(90).causal(true).build(), bigbird));
-        cases.add(normal("gqa hq=4 hkv=2", seeds.nextLong(), base.toBuilder().heads(4).kvHeads(2).build(), bigbird));
-        cases.add(normal("mqa hq=4 hkv=1", seeds.nextLong(), base.toBuilder().heads(4).kvHeads(1).build(), bigbird));
-        cases.add(normal("dv != d", seeds.nextLong(), base.toBuilder().headDim(12).valueDim(20).build(), bigbird));
-        cases.add(normal("causal", seeds.nextLong(), base.toBuilder().causal(true).build(), bigbird));
-        cases.add(normal("custom scale", seeds.nextLong(), base.toBuilder().scale(0.7f).build(), bigbird));
-        cases.add(normal("key and query lengths with a zero entry", seeds.nextLong(),
-                base.toBuilder().batch(3).keyLengths(100, 37, 0).queryLengths(63, 0, 100).build(), bigbird));
-        cases.add(normal("key lengths causal", seeds.nextLong(),
-                base.toBuilder().batch(2).keyLengths(50, 17).causal(true).build(), bigbird));
-        cases.add(AttentionCase.random("bshd layout", seeds.nextLong(),
-                base.toBuilder().heads(4).kvHeads(2).headDim(8).valueDim(12).build(), bigbird, TensorLayout.BSHD,
-                AttentionCase.Values.NORMAL));
-        cases.add(AttentionCase.random("bshd causal with lengths", seeds.nextLong(),
-                base.toBuilder().batch(2).queryLength(70).keyLength(85).causal(true).keyLengths(85, 40)
-                        .queryLengths(70, 33).build(), bigbird, TensorLayout.BSHD, AttentionCase.Values.NORMAL));
-        // Scores around ±1e4: exact in float32 (integers times a power of two) but overflowing exp().
-        cases.add(AttentionCase.random("huge logits", seeds.nextLong(),
-                base.toBuilder().scale(16f).build(), bigbird, TensorLayout.BHSD, AttentionCase.Values.SMALL_INTEGERS));
-        cases.add(AttentionCase.random("huge logits causal", seeds.nextLong(),
-                base.toBuilder().scale(8f).causal(true).build(), Patterns.parse("dense(block=16)"), TensorLayout.BHSD,
-                AttentionCase.Values.SMALL_INTEGERS));
-        cases.add(normal("block 64 head dim 64", seeds.nextLong(),
-                AttentionProblem.builder().heads(2).length(300).headDim(64).build(),
-                Patterns.parse("bigbird(block=64, window=3, global=2, random=1)")));
-        return cases;
+        return c;
     }
 
-    private static AttentionCase normal(String name, long seed, AttentionProblem problem, PatternSpec pattern) {
-        return AttentionCase.random(name, seed, problem, pattern, TensorLayout.BHSD, AttentionCase.Values.NORMAL);
+    /**
+     * Every case of every feature, float32.
+     *
+     * @param seed base seed
+     * @return all cases
+     */
+    public static List<AttentionCase> standard(long seed) {
+        List<AttentionCase> all = new ArrayList<>();
+        for (Feature f : Feature.values()) {
+            all.addAll(cases(f, seed, Precision.FP32));
+        }
+        return all;
     }
 
-    /** A 7x7 block layout (100 tokens at block 16) with an empty row and a scattered row. */
-    static ExplicitPattern explicit() {
-        boolean[][] m = new boolean[7][7];
-        for (int r = 0; r < 7; r++) {
+    private static AttentionCase normal(String name, Random seeds, AttentionProblem problem, PatternSpec pattern) {
+        return AttentionCase.random(name, seeds.nextLong(), problem, pattern, TensorLayout.BHSD, AttentionCase.Values.NORMAL);
+    }
+
+    /** 96 tokens at block 16: a 6x6 layout whose row 3 is empty and whose other rows are scattered. */
+    static ExplicitPattern emptyRowLayout() {
+        boolean[][] m = new boolean[6][6];
+        for (int r = 0; r < 6; r++) {
             m[r][r] = r != 3;
-            m[r][(r * 3 + 1) % 7] = r != 3;
+            m[r][(r * 3 + 1) % 6] = r != 3;
         }
         m[5][0] = true;
-        m[5][6] = true;
         return ExplicitPattern.of(16, m);
     }
 }

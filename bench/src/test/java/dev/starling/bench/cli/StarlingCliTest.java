@@ -137,4 +137,13 @@ class StarlingCliTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("float64; converting to float32"), r.err());
     }
+
+    @Test
+    void conformanceQuickPassesForTheReferenceBackend() {
+        Result r = run("conformance", "--backend", "reference", "--quick");
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("required_rule01_outputMatchesOracle") && r.out().contains("18 passed, 0 failed, 1 skipped"),
+                r.out());
+        assertEquals(2, run("conformance", "--backend", "nope").code());
+    }
 }

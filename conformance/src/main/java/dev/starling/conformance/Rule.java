@@ -1,0 +1,79 @@
+package dev.starling.conformance;
+
+/**
+ * The numbered conformance rules; {@code conformance/RULES.md} says for each what it requires,
+ * why, and what to check in your code when it fails. Required rules must pass; optional rules
+ * run only for backends that declare the capability and skip otherwise, saying which to declare.
+ */
+public enum Rule {
+    /** Output matches the oracle: every pattern, block-multiple lengths, Nq != Nk, Dv != D, scale. */
+    R01_OUTPUT_MATCHES_ORACLE(1, "outputMatchesOracle", true, null),
+    /** Partial tail blocks: lengths that are not block multiples, down to one token. */
+    R02_PARTIAL_TAIL_BLOCKS(2, "partialTailBlocks", true, null),
+    /** The bottom-right aligned causal mask. */
+    R03_CAUSAL(3, "causal", false, "CAUSAL"),
+    /** Grouped-query and multi-query attention. */
+    R04_GROUPED_QUERY(4, "groupedQuery", false, "GROUPED_QUERY"),
+    /** Per-batch key and query lengths. */
+    R05_KEY_AND_QUERY_LENGTHS(5, "keyAndQueryLengths", false, "KEY_LENGTHS and QUERY_LENGTHS"),
+    /** The log-sum-exp output. */
+    R06_LSE(6, "logSumExp", false, "LSE"),
+    /** Scores around ±1e4 give the exact softmax (max shift). */
+    R07_HUGE_LOGITS(7, "hugeLogits", true, null),
+    /** Rows with no allowed key give O = 0 and LSE = −∞. */
+    R08_EMPTY_ROWS(8, "emptyRows", true, null),
+    /** Every output element is written, over a poisoned output. */
+    R09_EVERY_ELEMENT_WRITTEN(9, "everyElementWritten", true, null),
+    /** Inputs are never modified. */
+    R10_INPUTS_NOT_MODIFIED(10, "inputsNotModified", true, null),
+    /** Repeated calls give bit-identical output. */
+    R11_DETERMINISTIC(11, "deterministic", true, null),
+    /** Four threads calling forward on one plan get what one thread gets. */
+    R12_THREAD_SAFE(12, "threadSafeForward", true, null),
+    /** NaN in keys a row may not see never reaches that row. */
+    R13_MASKED_NAN_NEVER_LEAKS(13, "maskedNanNeverLeaks", true, null),
+    /** NaN in an allowed key reaches exactly the rows that see it. */
+    R14_ALLOWED_NAN_REACHES_ITS_ROWS(14, "allowedNanReachesExactlyItsRows", true, null),
+    /** Bad input is refused with IllegalArgumentException before the output is touched. */
+    R15_BAD_INPUT_REFUSED(15, "badInputRefused", true, null),
+    /** forward after close throws IllegalStateException. */
+    R16_FORWARD_AFTER_CLOSE(16, "forwardAfterCloseThrows", true, null),
+    /** Features not declared throw UnsupportedOperationException. */
+    R17_UNDECLARED_FEATURES_THROW(17, "undeclaredFeaturesThrow", true, null),
+    /** BSHD tensors give the same answer as BHSD. */
+    R18_TENSOR_LAYOUTS(18, "bothTensorLayouts", true, null),
+    /** BigBird over 65,536 tokens runs in a 1 GB heap: memory is linear. */
+    R19_LINEAR_MEMORY(19, "linearMemory", true, null);
+
+    private final int number;
+    private final String id;
+    private final boolean required;
+    private final String capability;
+
+    Rule(int number, String id, boolean required, String capability) {
+        this.number = number;
+        this.id = id;
+        this.required = required;
+        this.capability = capability;
+    }
+
+    /** @return the rule number, as in RULES.md */
+    public int number() {
+        return number;
+    }
+
+    /** @return the test name, e.g. {@code required_rule01_outputMatchesOracle} */
+    public String testName() {
+        return (required ? "required" : "optional") + String.format("_rule%02d_", number) + id;
+    }
+
+    /** @return whether the rule must pass for every backend */
+    public boolean required() {
+        return required;
+    }
+
+    /** @return the capability an optional rule needs, or {@code null} */
+    public String capability() {
+        return capability;
+    }
+}
