@@ -1,0 +1,66 @@
+package dev.starling.backend.cuda;
+
+import dev.starling.api.AttentionPlan;
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Availability;
+import dev.starling.api.Capabilities;
+import dev.starling.api.Precision;
+import dev.starling.api.SparseAttention;
+import dev.starling.api.pattern.BlockLayout;
+import java.util.EnumSet;
+
+/**
+ * Block-sparse attention on NVIDIA GPUs (compute capability 8.0 or newer) through the CUDA driver
+ * API (JCuda; the only native need is {@code libcuda.so.1}). Precisions: FP32 (CUDA cores), TF32
+ * and BF16 (tensor cores, fp32 accumulation), chosen by {@link AttentionProblem#precision()}.
+ * Every feature of DESIGN section 2, head dims up to 128.
+ *
+ * <p>The constructor does nothing; {@link #availability()} probes the driver once and says why the
+ * backend cannot run (kernels not compiled into the jar, no {@code libcuda.so.1}, no device, compute
+ * capability below 8.0). {@code -Dstarling.cuda.device=N} picks the device.
+ */
+public final class CudaBackend implements SparseAttention {
+    /** Selection priority: above the CPU backends. */
+    public static final int PRIORITY = 100;
+
+    /** Does no work; the driver is probed lazily. */
+    public CudaBackend() {
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public int priority() {
+        return PRIORITY;
+    }
+
+    @Override
+    public Availability availability() {
+        return CudaDevice.availability();
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        Availability a = availability();
+        String device = a.isAvailable() ? a.reason() : "cuda (unavailable)";
+        return new Capabilities(EnumSet.allOf(Precision.class), true, true, true, true, true, 1,
+                LaunchGeometry.MAX_HEAD_DIM, device);
+    }
+
+    @Override
+    public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+        if (problem == null) {
+            throw new IllegalArgumentException("problem must not be null");
+        }
+        problem.checkLayout(layout);
+        capabilities().unsupported(problem, false).ifPresent(why -> {
+            throw new UnsupportedOperationException("cuda backend " + why);
+        });
+        CudaDevice device = CudaDevice.get();
+        LaunchGeometry geometry = LaunchGeometry.of(problem, layout, device.maxSharedOptIn);
+        return new CudaPlan(device, problem, layout, geometry);
+    }
+}
