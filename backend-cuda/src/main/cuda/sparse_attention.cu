@@ -71,8 +71,8 @@ starling_fp32(const float* __restrict__ q, const float* __restrict__ k, const fl
     const int s = tid & 3;
     const int i = i0 + r;
     const bool rowValid = r < rows && i < qLen;
-    const long long rowLimit = causal ? (long long)i + shift : LLONG_MAX;   // last allowed key
-    const long long ctaLimit = causal ? (long long)(i0 + rows - 1) + shift : LLONG_MAX;
+    const long long rowLimit = causal ? (long long)i + shift : (long long)INT_MAX;   // last allowed key
+    const long long ctaLimit = causal ? (long long)(i0 + rows - 1) + shift : (long long)INT_MAX;
 
     const float* qBase = q + b * qsb + h * qsh;
     for (int idx = tid; idx < rows * D; idx += blockDim.x) {
@@ -255,7 +255,7 @@ __device__ void mma_body(const float* __restrict__ q, const float* __restrict__ 
     const int qLen = queryLens ? queryLens[b] : Nq;
     const int kLen = min(Nk, keyLens ? keyLens[b] : Nk);
     const int shift = Nk - Nq;
-    const long long ctaLimit = causal ? (long long)(i0 + rows - 1) + shift : LLONG_MAX;
+    const long long ctaLimit = causal ? (long long)(i0 + rows - 1) + shift : (long long)INT_MAX;
 
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
@@ -285,7 +285,7 @@ __device__ void mma_body(const float* __restrict__ q, const float* __restrict__ 
     const int r = warp * 16 + myRowInWarp;
     const int i = i0 + r;
     const bool rowValid = r < rows && i < qLen;
-    const long long rowLimit = causal ? (long long)i + shift : LLONG_MAX;
+    const long long rowLimit = causal ? (long long)i + shift : (long long)INT_MAX;
 
     const int hl = headLayouts == 1 ? 0 : h;
     const int rs = rowStart[hl * (nQueryBlocks + 1) + qb];

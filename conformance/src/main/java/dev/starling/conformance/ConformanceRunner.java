@@ -66,4 +66,52 @@ public final class ConformanceRunner {
         out.printf("  %d passed, %d failed, %d skipped%n", results.size() - failed - skipped, failed, skipped);
         out.flush();
     }
+
+    /**
+     * Command-line entry without the {@code starling} tool (for a thin class path, e.g. on a GPU
+     * machine): {@code java -cp api.jar:conformance.jar:my-backend.jar dev.starling.conformance.ConformanceRunner
+     * [--backend NAME|all] [--quick] [--seed N]}. Exit 0 when no rule failed, 1 otherwise, 2 on bad usage.
+     *
+     * @param args the arguments
+     */
+    public static void main(String[] args) {
+        String name = "all";
+        boolean quick = false;
+        long seed = ConformanceRules.DEFAULT_SEED;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--backend" -> name = args[++i];
+                case "--quick" -> quick = true;
+                case "--seed" -> seed = Long.parseLong(args[++i]);
+                default -> {
+                    System.err.println("usage: ConformanceRunner [--backend NAME|all] [--quick] [--seed N]");
+                    System.exit(2);
+                }
+            }
+        }
+        PrintWriter out = new PrintWriter(System.out, true);
+        boolean ok = true;
+        boolean found = false;
+        for (SparseAttention backend : java.util.ServiceLoader.load(SparseAttention.class)) {
+            if (!name.equals("all") && !backend.name().equals(name)) {
+                continue;
+            }
+            found = true;
+            Class<? extends SparseAttention> type = backend.getClass();
+            List<RuleResult> results = run(() -> {
+                try {
+                    return type.getConstructor().newInstance();
+                } catch (ReflectiveOperationException e) {
+                    return backend;
+                }
+            }, seed, quick);
+            print(backend.name(), results, out);
+            ok &= passed(results);
+        }
+        if (!found) {
+            System.err.println("no backend named '" + name + "' on the class path");
+            System.exit(2);
+        }
+        System.exit(ok ? 0 : 1);
+    }
 }

@@ -245,6 +245,26 @@ public final class BlockLayout {
     }
 
     /**
+     * The layout as bytes {@code [heads][queryBlocks][keyBlocks]} in C order, 1 where allowed: the
+     * body of the {@code uint8} array {@code starling pattern --npy} writes. Block {@code h} is the
+     * layout query head {@code h} uses (shared layouts are repeated).
+     *
+     * @param heads number of query heads
+     * @return a new array of {@code heads · queryBlocks · keyBlocks} bytes
+     */
+    public byte[] maskBytes(int heads) {
+        byte[] data = new byte[Math.multiplyExact(heads, Math.multiplyExact(queryBlocks, keyBlocks))];
+        for (int h = 0; h < heads; h++) {
+            for (int r = 0; r < queryBlocks; r++) {
+                for (int p = rowBegin(h, r); p < rowEnd(h, r); p++) {
+                    data[(h * queryBlocks + r) * keyBlocks + keyBlock(h, p)] = 1;
+                }
+            }
+        }
+        return data;
+    }
+
+    /**
      * Number of allowed {@code (query, key)} token pairs for query head {@code h}, counting partial
      * tail blocks and, when {@code causal}, the token-level causal rule; no key or query lengths.
      *

@@ -109,16 +109,6 @@ final class PatternCommand implements Callable<Integer> {
 
     /** The layout as {@code uint8 [heads, queryBlocks, keyBlocks]}: head {@code h} is query head {@code h}'s layout. */
     static NpyArray toNpy(BlockLayout layout, int heads) {
-        int qb = layout.queryBlocks();
-        int kb = layout.keyBlocks();
-        byte[] data = new byte[Math.multiplyExact(heads, Math.multiplyExact(qb, kb))];
-        for (int h = 0; h < heads; h++) {
-            for (int r = 0; r < qb; r++) {
-                for (int p = layout.rowBegin(h, r); p < layout.rowEnd(h, r); p++) {
-                    data[(h * qb + r) * kb + layout.keyBlock(h, p)] = 1;
-                }
-            }
-        }
-        return NpyArray.ofBytes(data, heads, qb, kb);
+        return NpyArray.ofBytes(layout.maskBytes(heads), heads, layout.queryBlocks(), layout.keyBlocks());
     }
 }
