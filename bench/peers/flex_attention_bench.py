@@ -90,7 +90,13 @@ def main():
     for knob in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
         if hasattr(torch._dynamo.config, knob):
             setattr(torch._dynamo.config, knob, 256)
-    flex = torch.compile(flex_attention, dynamic=False)
+    compiled = torch.compile(flex_attention, dynamic=False)
+    # Starling's blocks are 64 x 64; FlexAttention's default tiles are 128, which a 64-block mask
+    # cannot use, so its kernel is asked for 64 x 64 tiles.
+    options = {"BLOCK_M": 64, "BLOCK_N": 64}
+
+    def flex(q, k, v, block_mask):
+        return compiled(q, k, v, block_mask=block_mask, kernel_options=options)
     print(f"device: {torch.cuda.get_device_name()} torch {torch.__version__}")
     print("agreement: FlexAttention vs Starling on the same inputs (8 heads, head dim 64)")
     failures = 0

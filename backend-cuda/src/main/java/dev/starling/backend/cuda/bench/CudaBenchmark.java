@@ -35,10 +35,10 @@ import jcuda.driver.JCudaDriver;
  *     [--heads 8,16] [--dims 64,128] [--precisions fp32,tf32,bf16] [--reps 30] [--export DIR]
  * </pre>
  *
- * {@code --export DIR} writes, for 8 heads, head dim 64 and each length up to 16,384, the layout
- * for every length and head count ({@code layout_N_H.npy}, as {@code starling pattern --npy}), the inputs ({@code q_N.npy}, ...) and
- * Starling's output per precision ({@code out_N_bf16.npy}, ...), so a peer can be checked on the
- * same inputs.
+ * {@code --export DIR} writes the layout of every length and head count ({@code layout_N_H.npy},
+ * the array {@code starling pattern --npy} writes) and, for 8 heads, head dim 64 and lengths up to
+ * 16,384, the inputs ({@code q_N.npy}, {@code k_N.npy}, {@code v_N.npy}) and Starling's output per
+ * precision ({@code out_N_bf16.npy}, ...), so a peer can be checked on the same inputs.
  */
 public final class CudaBenchmark {
 
