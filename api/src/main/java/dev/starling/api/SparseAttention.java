@@ -41,4 +41,23 @@ public interface SparseAttention {
      * @throws IllegalStateException if the backend is unavailable
      */
     AttentionPlan plan(AttentionProblem problem, BlockLayout layout);
+
+    /**
+     * The checks every {@link #plan} makes first, in one place: the problem is not null, the
+     * layout was built for its lengths and heads, and this backend's capabilities cover it.
+     *
+     * @param problem the problem. Not modified.
+     * @param layout the layout. Not modified.
+     * @throws IllegalArgumentException if the problem is null or the layout does not fit it
+     * @throws UnsupportedOperationException naming each capability the problem needs and this backend lacks
+     */
+    default void checkPlan(AttentionProblem problem, BlockLayout layout) {
+        if (problem == null) {
+            throw new IllegalArgumentException("problem must not be null");
+        }
+        problem.checkLayout(layout);
+        capabilities().unsupported(problem, false).ifPresent(why -> {
+            throw new UnsupportedOperationException(name() + " backend " + why);
+        });
+    }
 }

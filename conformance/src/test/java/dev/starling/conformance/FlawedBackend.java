@@ -67,13 +67,7 @@ final class FlawedBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        if (problem == null) {
-            throw new IllegalArgumentException("problem must not be null");
-        }
-        problem.checkLayout(layout);
-        capabilities().unsupported(problem, false).ifPresent(why -> {
-            throw new UnsupportedOperationException(why);
-        });
+        checkPlan(problem, layout);
         return new Plan(problem, layout);
     }
 

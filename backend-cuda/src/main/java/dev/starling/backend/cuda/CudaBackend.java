@@ -52,13 +52,7 @@ public final class CudaBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        if (problem == null) {
-            throw new IllegalArgumentException("problem must not be null");
-        }
-        problem.checkLayout(layout);
-        capabilities().unsupported(problem, false).ifPresent(why -> {
-            throw new UnsupportedOperationException("cuda backend " + why);
-        });
+        checkPlan(problem, layout);
         CudaDevice device = CudaDevice.get();
         LaunchGeometry geometry = LaunchGeometry.of(problem, layout, device.maxSharedOptIn);
         return new CudaPlan(device, problem, layout, geometry);

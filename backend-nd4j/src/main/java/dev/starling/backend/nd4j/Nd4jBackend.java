@@ -46,19 +46,13 @@ public final class Nd4jBackend implements SparseAttention {
     @Override
     public Capabilities capabilities() {
         Availability a = availability();
-        return Capabilities.full(a.isAvailable() ? "cpu (ND4J " + Nd4jRuntime.describe() + ")" : "cpu (ND4J, unavailable)",
+        return Capabilities.full(a.isAvailable() ? Nd4jRuntime.describe() : "ND4J (unavailable)",
                 EnumSet.of(Precision.FP32));
     }
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        if (problem == null) {
-            throw new IllegalArgumentException("problem must not be null");
-        }
-        problem.checkLayout(layout);
-        capabilities().unsupported(problem, false).ifPresent(why -> {
-            throw new UnsupportedOperationException("nd4j backend " + why);
-        });
+        checkPlan(problem, layout);
         if (!availability().isAvailable()) {
             throw new IllegalStateException("nd4j backend is " + availability());
         }

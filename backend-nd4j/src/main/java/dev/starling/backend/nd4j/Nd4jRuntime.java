@@ -18,7 +18,8 @@ final class Nd4jRuntime {
                 Nd4j.create(1).close();
                 String vendor = String.valueOf(Nd4j.factory().blas().getBlasVendor());
                 String core = OpenBlasCore.detected();
-                description = "nd4j-native 1.0.0-M2.1, BLAS " + vendor + (core != null ? ", OpenBLAS core " + core : "");
+                description = "ND4J " + Nd4j.getBackend().getClass().getSimpleName() + ", BLAS " + vendor
+                        + (core != null ? ", OpenBLAS core " + core : "");
                 String advice = OpenBlasCore.advice(core, OpenBlasCore.cpuFlags());
                 if (advice != null) {
                     LOG.log(System.Logger.Level.WARNING, advice);

@@ -85,13 +85,7 @@ public final class ReferenceBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        if (problem == null) {
-            throw new IllegalArgumentException("problem must not be null");
-        }
-        problem.checkLayout(layout);
-        capabilities().unsupported(problem, false).ifPresent(why -> {
-            throw new UnsupportedOperationException("reference backend " + why);
-        });
+        checkPlan(problem, layout);
         return new ReferencePlan(problem, layout, poolSize());
     }
 }

@@ -72,6 +72,10 @@ public final class StarlingCli implements Runnable {
      * @param args command-line arguments
      */
     public static void main(String[] args) {
+        // Backend warnings (java.util.logging) as one line: "WARNING: ...".
+        if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
+            System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s: %5$s%n");
+        }
         System.exit(commandLine().execute(args));
     }
 }
