@@ -50,6 +50,8 @@ class ReadmeExampleTest {
             System.setOut(original);
         }
         List<String> lines = printed.toString(StandardCharsets.UTF_8).lines().toList();
-        assertTrue(lines.stream().anyMatch(l -> l.startsWith("backend reference")), "example output: " + lines);
+        // Whichever backend selection picks here (nd4j on a CPU machine), the example prints one finite value.
+        assertTrue(lines.stream().anyMatch(l -> l.matches("backend [a-z0-9]+: out\\[0, 0, 0, 0\\] = -?\\d+\\.\\d{4}")),
+                "example output: " + lines);
     }
 }
