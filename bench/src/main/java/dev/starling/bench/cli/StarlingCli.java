@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
 @Command(name = "starling", mixinStandardHelpOptions = true, version = "starling 0.1.0-SNAPSHOT",
         description = "Block-sparse attention on the JVM: list backends, inspect patterns, run attention on .npy files.%n"
                 + "Without a command, runs a short demo on built-in defaults.",
-        subcommands = {BackendsCommand.class, PatternCommand.class, RunCommand.class, ConformanceCommand.class, DemoCommand.class,
+        subcommands = {CompareCommand.class, BackendsCommand.class, PatternCommand.class, RunCommand.class, ConformanceCommand.class, DemoCommand.class,
             CommandLine.HelpCommand.class})
 public final class StarlingCli implements Runnable {
     /** A check failed (e.g. a backend disagreed with the oracle). */

@@ -17,6 +17,8 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -145,5 +147,24 @@ class StarlingCliTest {
         assertTrue(r.out().contains("required_rule01_outputMatchesOracle") && r.out().contains("18 passed, 0 failed, 1 skipped"),
                 r.out());
         assertEquals(2, run("conformance", "--backend", "nope").code());
+    }
+
+    /** The tool's main job on tiny sizes: every contender checked, timed, tabulated, written as CSV and PNG. */
+    @Test
+    void compareWritesTableCsvAndPlot(@TempDir Path dir) throws Exception {
+        Path csv = dir.resolve("compare.csv");
+        Path png = dir.resolve("compare.png");
+        Result r = run("compare", "--lengths", "256,128", "--heads", "2", "--head-dim", "16", "--reps", "3",
+                "--pattern", "bigbird(block=32)", "--csv", csv.toString(), "--plot", png.toString(), "--no-machine-rate");
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("reference    sparse     128"), r.out());
+        assertTrue(r.out().contains("reference    sparse     256"), r.out());
+        assertTrue(r.out().contains("nd4j-dense   dense"), r.out());
+        assertTrue(r.out().contains("cuda") && r.out().contains("unavailable"), r.out());
+        List<String> lines = Files.readAllLines(csv);
+        assertTrue(lines.get(0).startsWith("contender,kind,length,status,median_ms"), lines.get(0));
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("reference,sparse,256,\"ok\"")), lines.toString());
+        byte[] head = Arrays.copyOf(Files.readAllBytes(png), 8);
+        assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }
 }

@@ -1,0 +1,60 @@
+package dev.starling.bench.compare;
+
+import dev.starling.api.AttentionPlan;
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.SparseAttention;
+import dev.starling.api.Tensor;
+import dev.starling.api.pattern.PatternSpec;
+
+/** A Starling backend on the sparse pattern. */
+final class BackendContender implements Contender {
+    private final SparseAttention backend;
+    private final PatternSpec pattern;
+    private AttentionPlan plan;
+    private Tensor q;
+    private Tensor k;
+    private Tensor v;
+
+    BackendContender(SparseAttention backend, PatternSpec pattern) {
+        this.backend = backend;
+        this.pattern = pattern;
+    }
+
+    @Override
+    public String name() {
+        return backend.name();
+    }
+
+    @Override
+    public boolean dense() {
+        return false;
+    }
+
+    @Override
+    public String unavailableReason() {
+        return backend.availability().isAvailable() ? null : backend.availability().reason();
+    }
+
+    @Override
+    public void prepare(AttentionProblem problem, Tensor q, Tensor k, Tensor v) {
+        close();
+        this.q = q;
+        this.k = k;
+        this.v = v;
+        plan = backend.plan(problem, pattern.layout(problem.queryLength(), problem.keyLength(), problem.queryHeads(),
+                problem.causal()));
+    }
+
+    @Override
+    public void run(Tensor out) {
+        plan.forward(q, k, v, out);
+    }
+
+    @Override
+    public void close() {
+        if (plan != null) {
+            plan.close();
+            plan = null;
+        }
+    }
+}

@@ -1,0 +1,225 @@
+package dev.starling.bench.compare;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Tensor;
+import dev.starling.api.TensorLayout;
+import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.pattern.PatternSpec;
+import dev.starling.api.pattern.Patterns;
+import dev.starling.api.selection.BackendReport;
+import dev.starling.api.selection.BackendSelector;
+import dev.starling.conformance.Comparison;
+import dev.starling.conformance.DenseOracle;
+import dev.starling.conformance.Tolerance;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * One {@code starling compare} run: every available backend on the sparse problem and the dense
+ * peers on the same shapes, length by length; each first checked against the reference backend on
+ * the smallest length, then timed (median of several calls after a warm-up) with its peak memory.
+ */
+public final class CompareRun {
+
+    /**
+     * What to compare.
+     *
+     * @param pattern the sparse pattern
+     * @param batch {@code B}
+     * @param heads {@code H}
+     * @param headDim {@code D = Dv}
+     * @param lengths sequence lengths, ascending
+     * @param backends backend names to include (empty: all)
+     * @param peers whether to add the dense peers
+     * @param reps most timed calls per cell
+     * @param cellSeconds time budget per cell: slow cells get fewer calls, never fewer than 3
+     * @param denseBudgetBytes memory the dense peers may use for one head's scores
+     */
+    public record Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
+                         boolean peers, int reps, double cellSeconds, long denseBudgetBytes) {
+    }
+
+    /**
+     * One contender at one length.
+     *
+     * @param contender name
+     * @param dense whether it computes full attention
+     * @param length {@code N} (0 for a row about the contender as a whole)
+     * @param status {@code ok}, or why there is no number
+     * @param medianMs median time of one call
+     * @param minMs fastest call
+     * @param maxMs slowest call
+     * @param reps timed calls
+     * @param gflops useful GFLOP/s, {@code 2·(D + Dv)·P / time}
+     * @param relative time over the fastest contender's at this length
+     * @param peakBytes peak resident memory above the level before the cell
+     */
+    public record Cell(String contender, boolean dense, int length, String status, double medianMs, double minMs,
+                       double maxMs, int reps, double gflops, double relative, long peakBytes) {
+        boolean ok() {
+            return status.equals("ok");
+        }
+    }
+
+    private final Config config;
+    private final Progress progress;
+
+    CompareRun(Config config, Progress progress) {
+        this.config = config;
+        this.progress = progress;
+    }
+
+    /** @return the cells, contender by contender in length order, then the relative times filled in */
+    List<Cell> run(PrintWriter log) {
+        List<Cell> cells = new ArrayList<>();
+        List<Contender> contenders = new ArrayList<>();
+        for (BackendReport r : BackendSelector.discover().reports()) {
+            if (!config.backends().isEmpty() && !config.backends().contains(r.name())) {
+                continue;
+            }
+            if (r.backend() == null || !r.availability().isAvailable()) {
+                cells.add(noNumber(r.name(), false, 0, "unavailable: " + r.availability().reason()));
+                continue;
+            }
+            contenders.add(new BackendContender(r.backend(), config.pattern()));
+        }
+        if (config.peers()) {
+            for (Contender peer : new Contender[] {new DenseTorchPeer(config.denseBudgetBytes()),
+                new DenseNd4jPeer(config.denseBudgetBytes())}) {
+                String why = peer.unavailableReason();
+                if (why != null) {
+                    cells.add(noNumber(peer.name(), true, 0, "unavailable: " + why));
+                } else {
+                    contenders.add(peer);
+                }
+            }
+        }
+        contenders.removeIf(c -> {
+            String wrong = check(c);
+            if (wrong != null) {
+                cells.add(noNumber(c.name(), c.dense(), config.lengths()[0], "WRONG, not timed: " + wrong));
+                log.println("starling compare: " + c.name() + " disagrees with the reference backend: " + wrong);
+                return true;
+            }
+            return false;
+        });
+        progress.start(contenders.size() * config.lengths().length);
+        for (int n : config.lengths()) {
+            AttentionProblem problem = problem(n);
+            Random random = new Random(n);
+            Tensor q = random(random, n);
+            Tensor k = random(random, n);
+            Tensor v = random(random, n);
+            Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
+            for (Contender c : contenders) {
+                progress.step(c.name() + " N=" + n);
+                cells.add(time(c, problem, q, k, v, out));
+            }
+        }
+        for (Contender c : contenders) {
+            c.close();
+        }
+        progress.done();
+        return withRelative(cells);
+    }
+
+    private AttentionProblem problem(int n) {
+        return AttentionProblem.builder().batch(config.batch()).heads(config.heads()).length(n)
+                .headDim(config.headDim()).build();
+    }
+
+    private Tensor random(Random random, int n) {
+        float[] d = new float[config.batch() * config.heads() * n * config.headDim()];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = (float) random.nextGaussian();
+        }
+        return Tensor.bhsd(d, config.batch(), config.heads(), n, config.headDim());
+    }
+
+    /** Checks a contender against the float64 oracle on the smallest length; returns what is wrong, or null. */
+    private String check(Contender c) {
+        int n = config.lengths()[0];
+        AttentionProblem p = problem(n);
+        Random random = new Random(7);
+        Tensor q = random(random, n);
+        Tensor k = random(random, n);
+        Tensor v = random(random, n);
+        PatternSpec pattern = c.dense() ? Patterns.parse("dense(block=" + config.pattern().blockSize() + ")")
+                : config.pattern();
+        BlockLayout layout = pattern.layout(n, n, config.heads());
+        Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
+        if (c.refuses(p) != null) {
+            return null;
+        }
+        try {
+            c.prepare(p, q, k, v);
+            c.run(out);
+        } catch (RuntimeException e) {
+            return "threw " + e;
+        } finally {
+            c.close();
+        }
+        Comparison.Outcome o = Comparison.compare(p, DenseOracle.compute(p, layout, q, k, v), out, null, Tolerance.FP32);
+        return o.ok() ? null : o.message();
+    }
+
+    private Cell time(Contender c, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor out) {
+        String refused = c.refuses(p);
+        if (refused != null) {
+            return noNumber(c.name(), c.dense(), p.queryLength(), refused);
+        }
+        try (MemorySampler memory = new MemorySampler()) {
+            c.prepare(p, q, k, v);
+            long t0 = System.nanoTime();
+            c.run(out);   // warm-up
+            double warmMs = (System.nanoTime() - t0) / 1e6;
+            int reps = (int) Math.max(3, Math.min(config.reps(), Math.floor(config.cellSeconds() * 1000 / warmMs)));
+            double[] ms = new double[reps];
+            for (int r = 0; r < reps; r++) {
+                progress.detail("call " + (r + 1) + "/" + reps);
+                long t = System.nanoTime();
+                c.run(out);
+                ms[r] = (System.nanoTime() - t) / 1e6;
+            }
+            c.close();
+            Arrays.sort(ms);
+            double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+            double flops = 2.0 * (p.headDim() + p.valueDim()) * pairs(c, p);
+            return new Cell(c.name(), c.dense(), p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps,
+                    flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
+        } catch (RuntimeException | OutOfMemoryError e) {
+            c.close();
+            return noNumber(c.name(), c.dense(), p.queryLength(), "failed: " + e);
+        }
+    }
+
+    private long pairs(Contender c, AttentionProblem p) {
+        if (c.dense()) {
+            return (long) p.batch() * p.queryHeads() * p.queryLength() * p.keyLength();
+        }
+        BlockLayout layout = config.pattern().layout(p.queryLength(), p.keyLength(), p.queryHeads(), p.causal());
+        long pairs = 0;
+        for (int h = 0; h < p.queryHeads(); h++) {
+            pairs += layout.allowedPairs(h, layout.causal());
+        }
+        return pairs * p.batch();
+    }
+
+    private static Cell noNumber(String name, boolean dense, int length, String status) {
+        return new Cell(name, dense, length, status, Double.NaN, Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN, 0);
+    }
+
+    private static List<Cell> withRelative(List<Cell> cells) {
+        List<Cell> out = new ArrayList<>();
+        for (Cell c : cells) {
+            double best = cells.stream().filter(x -> x.ok() && x.length() == c.length()).mapToDouble(Cell::medianMs)
+                    .min().orElse(Double.NaN);
+            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.length(), c.status(), c.medianMs(), c.minMs(), c.maxMs(),
+                    c.reps(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
+        }
+        return out;
+    }
+}

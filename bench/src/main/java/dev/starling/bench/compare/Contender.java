@@ -1,0 +1,52 @@
+package dev.starling.bench.compare;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Tensor;
+
+/**
+ * Something {@code starling compare} times: a Starling backend on the sparse problem, or a dense
+ * peer (full attention) on the same shapes.
+ */
+interface Contender extends AutoCloseable {
+
+    /** @return the row label, e.g. {@code nd4j} or {@code torch-dense} */
+    String name();
+
+    /** @return whether it computes full (dense) attention rather than the sparse pattern */
+    boolean dense();
+
+    /** @return why it cannot run here, or {@code null} when it can */
+    String unavailableReason();
+
+    /**
+     * Why it cannot run this size, or {@code null}: a dense peer refuses sizes whose scores would
+     * not fit its memory budget.
+     *
+     * @param problem the problem
+     * @return the reason, or {@code null}
+     */
+    default String refuses(AttentionProblem problem) {
+        return null;
+    }
+
+    /**
+     * Prepares one size (plans, native copies of the inputs), outside the timing.
+     *
+     * @param problem the problem
+     * @param q queries. Not modified.
+     * @param k keys. Not modified.
+     * @param v values. Not modified.
+     */
+    void prepare(AttentionProblem problem, Tensor q, Tensor k, Tensor v);
+
+    /**
+     * One timed call.
+     *
+     * @param out where the output goes, {@code [B, H, N, Dv]} BHSD. Modified.
+     */
+    void run(Tensor out);
+
+    /** Releases what {@link #prepare} made. */
+    @Override
+    void close();
+}
