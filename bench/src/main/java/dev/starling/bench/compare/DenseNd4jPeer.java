@@ -3,6 +3,11 @@ package dev.starling.bench.compare;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Tensor;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
+import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
+import org.nd4j.linalg.api.memory.enums.LearningPolicy;
+import org.nd4j.linalg.api.memory.enums.SpillPolicy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
@@ -71,17 +76,31 @@ final class DenseNd4jPeer implements Contender {
 
     @Override
     public void run(Tensor out) {
-        for (int h = 0; h < problem.queryHeads(); h++) {
-            INDArray s = qs[h].mmul(ks[h].transpose());
-            INDArray max = s.max(1);
-            s.subiColumnVector(max.reshape(max.length(), 1));
-            Transforms.exp(s, false);
-            INDArray sum = s.sum(1);
-            INDArray o = s.mmul(vs[h]);
-            o.diviColumnVector(sum.reshape(sum.length(), 1));
-            o.data().asNioFloat().get(out.data(), out.offset(0, h, 0), problem.queryLength() * problem.valueDim());
-            for (INDArray a : new INDArray[] {s, max, sum, o}) {
-                a.close();
+        long n = problem.queryLength();
+        long bytes = 4 * (n * problem.keyLength() + 2 * n + n * problem.valueDim() + n * problem.headDim()) + (1L << 20);
+        // Arrays that ops return are freed only by the GC unless they live in a workspace; without it the
+        // N x N scores of every call pile up off-heap.
+        WorkspaceConfiguration config = WorkspaceConfiguration.builder().initialSize(bytes)
+                .policyAllocation(AllocationPolicy.STRICT).policyLearning(LearningPolicy.NONE)
+                .policySpill(SpillPolicy.EXTERNAL).build();
+        String id = "starling-dense-" + System.identityHashCode(this);
+        try {
+            for (int h = 0; h < problem.queryHeads(); h++) {
+                try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(config, id)) {
+                    INDArray s = qs[h].mmul(ks[h].transpose());
+                    INDArray max = s.max(1);
+                    s.subiColumnVector(max.reshape(max.length(), 1));
+                    Transforms.exp(s, false);
+                    INDArray sum = s.sum(1);
+                    INDArray o = s.mmul(vs[h]);
+                    o.diviColumnVector(sum.reshape(sum.length(), 1));
+                    o.data().asNioFloat().get(out.data(), out.offset(0, h, 0), problem.queryLength() * problem.valueDim());
+                }
+            }
+        } finally {
+            MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(id);
+            if (ws != null) {
+                Nd4j.getWorkspaceManager().destroyWorkspace(ws);
             }
         }
     }
