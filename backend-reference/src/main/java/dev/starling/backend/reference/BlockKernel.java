@@ -107,7 +107,23 @@ final class BlockKernel {
                     qrow[d] = qd[qOff + d] * scale;
                 }
                 Arrays.fill(scores, 0, nr, 0f);
-                for (int d = 0; d < dim; d++) {
+                // Four feature rows per pass: a quarter of the loads and stores of the score row.
+                int d = 0;
+                for (; d + 3 < dim; d += 4) {
+                    float q0 = qrow[d];
+                    float q1 = qrow[d + 1];
+                    float q2 = qrow[d + 2];
+                    float q3 = qrow[d + 3];
+                    int b0 = d * kBlock;
+                    int b1 = b0 + kBlock;
+                    int b2 = b1 + kBlock;
+                    int b3 = b2 + kBlock;
+                    for (int jj = 0; jj < nr; jj++) {
+                        scores[jj] += q0 * keysT[b0 + jj] + q1 * keysT[b1 + jj] + q2 * keysT[b2 + jj]
+                                + q3 * keysT[b3 + jj];
+                    }
+                }
+                for (; d < dim; d++) {
                     float qv = qrow[d];
                     int base = d * kBlock;
                     for (int jj = 0; jj < nr; jj++) {
@@ -136,7 +152,22 @@ final class BlockKernel {
                         acc[a + dv] *= c;
                     }
                 }
-                for (int jj = 0; jj < nr; jj++) {
+                // Four keys per pass: a quarter of the loads and stores of the output row.
+                int jj = 0;
+                for (; jj + 3 < nr; jj += 4) {
+                    float p0 = scores[jj];
+                    float p1 = scores[jj + 1];
+                    float p2 = scores[jj + 2];
+                    float p3 = scores[jj + 3];
+                    int v0 = vBase + jj * vStride;
+                    int v1 = v0 + vStride;
+                    int v2 = v1 + vStride;
+                    int v3 = v2 + vStride;
+                    for (int dv = 0; dv < vdim; dv++) {
+                        acc[a + dv] += p0 * vd[v0 + dv] + p1 * vd[v1 + dv] + p2 * vd[v2 + dv] + p3 * vd[v3 + dv];
+                    }
+                }
+                for (; jj < nr; jj++) {
                     float pj = scores[jj];
                     int vOff = vBase + jj * vStride;
                     for (int dv = 0; dv < vdim; dv++) {
