@@ -153,17 +153,6 @@ public final class AttentionProblem {
         return queryLengths == null ? queryLength : queryLengths[b];
     }
 
-    /**
-     * Largest key index query {@code i} may see under the causal rule, {@code i + Nk − Nq}
-     * (may be negative: then the row sees no key). Without causal it is {@code Nk − 1}.
-     *
-     * @param i query position
-     * @return the last allowed key position by the causal rule alone
-     */
-    public int causalLimit(int i) {
-        return causal ? Math.min(keyLength - 1, i + keyLength - queryLength) : keyLength - 1;
-    }
-
     /** @return number of floats of {@code LSE [B, Hq, Nq]} */
     public int lseSize() {
         return batch * queryHeads * queryLength;
@@ -178,7 +167,8 @@ public final class AttentionProblem {
      * @param v values {@code [B, Hkv, Nk, Dv]}. Not modified.
      * @param out output {@code [B, Hq, Nq, Dv]}
      * @param lse log-sum-exp output of {@code B·Hq·Nq} floats in {@code [B, Hq, Nq]} order, or {@code null}
-     * @throws IllegalArgumentException naming the offending tensor and both shapes
+     * @throws IllegalArgumentException naming the offending tensor and both shapes, or an output that shares its
+     *         array with an input or with the other output
      */
     public void checkInputs(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
         if (q == null || k == null || v == null || out == null) {
@@ -195,6 +185,10 @@ public final class AttentionProblem {
         }
         if (out.data() == q.data() || out.data() == k.data() || out.data() == v.data()) {
             throw new IllegalArgumentException("out must not share its array with an input (inputs are never modified)");
+        }
+        if (lse != null && (lse == q.data() || lse == k.data() || lse == v.data() || lse == out.data())) {
+            throw new IllegalArgumentException("lse must not share its array with q, k, v or out"
+                    + " (inputs are never modified, and the two outputs are written independently)");
         }
     }
 
@@ -235,17 +229,6 @@ public final class AttentionProblem {
             throw new IllegalArgumentException("layout has " + layout.heads() + " per-head layouts but the problem has "
                     + queryHeads + " query heads");
         }
-    }
-
-    /**
-     * Whether the computation applies the causal mask: the problem asks for it or the layout
-     * was materialised from a {@code causal(...)} pattern.
-     *
-     * @param layout the layout of the plan
-     * @return {@code causal() || layout.causal()}
-     */
-    public boolean effectiveCausal(BlockLayout layout) {
-        return causal || layout.causal();
     }
 
     @Override

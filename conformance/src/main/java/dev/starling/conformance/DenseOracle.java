@@ -3,10 +3,11 @@ package dev.starling.conformance;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.TokenMask;
 
 /**
  * The definition of "right": dense masked attention in float64 over exactly the allowed sets
- * of DESIGN section 2. Deliberately plain (no blocking, no streaming) so it can be read and
+ * of DESIGN section 2, as {@link TokenMask#allowed} decides them pair by pair. Deliberately plain (no blocking, no streaming) so it can be read and
  * trusted; its cost is {@code O(B·Hq·Nq·Nk·D)}, for test sizes only.
  */
 public final class DenseOracle {
@@ -21,22 +22,6 @@ public final class DenseOracle {
      * @param lse {@code [B, Hq, Nq]}; {@code −∞} for empty rows
      */
     public record Result(double[] out, double[] lse) {
-    }
-
-    /**
-     * Whether key {@code j} is in the allowed set {@code A(b, h, i)}: a valid query row, a valid
-     * key, an allowed block, and the causal rule when the problem or layout is causal.
-     *
-     * @return whether {@code (i, j)} is allowed for batch {@code b}, query head {@code h}
-     */
-    public static boolean allowed(AttentionProblem p, BlockLayout layout, int b, int h, int i, int j) {
-        if (i >= p.queryLength(b) || j >= p.keyLength(b)) {
-            return false;
-        }
-        if (p.effectiveCausal(layout) && j > i + p.keyLength() - p.queryLength()) {
-            return false;
-        }
-        return layout.allowed(h, i / layout.queryBlock(), j / layout.keyBlock());
     }
 
     /**
@@ -56,6 +41,7 @@ public final class DenseOracle {
         double[] lse = new double[p.lseSize()];
         double[] scores = new double[p.keyLength()];
         boolean[] in = new boolean[p.keyLength()];
+        TokenMask mask = TokenMask.of(p, layout);
         for (int b = 0; b < p.batch(); b++) {
             for (int h = 0; h < p.queryHeads(); h++) {
                 int kvh = p.kvHeadOf(h);
@@ -63,7 +49,7 @@ public final class DenseOracle {
                     double max = Double.NEGATIVE_INFINITY;
                     boolean any = false;
                     for (int j = 0; j < p.keyLength(); j++) {
-                        in[j] = allowed(p, layout, b, h, i, j);
+                        in[j] = mask.allowed(b, h, i, j);
                         if (!in[j]) {
                             continue;
                         }

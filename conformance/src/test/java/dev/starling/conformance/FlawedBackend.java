@@ -104,7 +104,7 @@ final class FlawedBackend implements SparseAttention {
                 throw new IllegalStateException("closed");
             }
             p.checkInputs(q, k, v, out, lse);
-            boolean causal = p.effectiveCausal(layout);
+            boolean causal = dev.starling.api.plan.TokenMask.of(p, layout).causal();
             int bk = layout.keyBlock();
             int[] keys = new int[p.keyLength() + 2 * bk];
             double[] scores = flaw == Flaw.SHARED_SCRATCH ? sharedScores : new double[keys.length];

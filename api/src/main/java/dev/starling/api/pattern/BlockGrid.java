@@ -1,5 +1,7 @@
 package dev.starling.api.pattern;
 
+import dev.starling.api.plan.TokenMask;
+
 /**
  * The block geometry a pattern row is computed on.
  *
@@ -36,8 +38,8 @@ public record BlockGrid(int queryLength, int keyLength, int block, int queryBloc
         if (!causal) {
             return keyBlocks - 1;
         }
-        int lastRow = Math.min(queryLength, (qb + 1) * block) - 1;
-        int lastKey = Math.min(keyLength - 1, lastRow + keyLength - queryLength);
-        return lastKey < 0 ? -1 : lastKey / block;
+        int lastRow = (int) Math.min(queryLength, ((long) qb + 1) * block) - 1;
+        int keyEnd = TokenMask.causalKeyEnd(lastRow, queryLength, keyLength);
+        return keyEnd <= 0 ? -1 : (keyEnd - 1) / block;
     }
 }

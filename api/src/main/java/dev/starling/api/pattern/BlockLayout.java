@@ -10,8 +10,9 @@ import java.util.Arrays;
  * <p>Memory is O(nnz): a BigBird layout for a million tokens takes a few hundred kilobytes per
  * head. The layout records the lengths {@code Nq} and {@code Nk} it was built for; a plan refuses
  * a layout built for other lengths. Token-level refinements (partial tail blocks, key and query
- * lengths, and the causal mask when {@link #causal()} is set) are applied by the backend inside
- * the allowed blocks (DESIGN section 3).
+ * lengths, and the causal mask when {@link #causal()} is set) are applied inside the allowed
+ * blocks by {@link dev.starling.api.plan.TokenMask}, the one place that says which tokens a row
+ * reads (DESIGN section 3b).
  *
  * <p>Instances are immutable.
  */
@@ -262,36 +263,6 @@ public final class BlockLayout {
             }
         }
         return data;
-    }
-
-    /**
-     * Number of allowed {@code (query, key)} token pairs for query head {@code h}, counting partial
-     * tail blocks and, when {@code causal}, the token-level causal rule; no key or query lengths.
-     *
-     * @param h query head
-     * @param causalMask whether to apply the causal rule ({@code j <= i + Nk − Nq})
-     * @return the pair count
-     */
-    public long allowedPairs(int h, boolean causalMask) {
-        long pairs = 0;
-        int shift = keyLength - queryLength;
-        for (int qb = 0; qb < queryBlocks; qb++) {
-            int i0 = qb * queryBlock;
-            int i1 = Math.min(queryLength, i0 + queryBlock);
-            for (int p = rowBegin(h, qb); p < rowEnd(h, qb); p++) {
-                int j0 = keyBlock(h, p) * keyBlock;
-                int j1 = Math.min(keyLength, j0 + keyBlock);
-                if (!causalMask) {
-                    pairs += (long) (i1 - i0) * (j1 - j0);
-                } else {
-                    for (int i = i0; i < i1; i++) {
-                        int last = Math.min(j1 - 1, i + shift);
-                        pairs += Math.max(0, last - j0 + 1);
-                    }
-                }
-            }
-        }
-        return pairs;
     }
 
     /** @return approximate heap bytes held by the CSR arrays */

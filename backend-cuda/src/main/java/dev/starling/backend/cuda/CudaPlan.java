@@ -45,7 +45,7 @@ public final class CudaPlan implements AttentionPlan {
         this.problem = problem;
         this.layout = layout;
         this.geometry = geometry;
-        this.causal = problem.effectiveCausal(layout);
+        this.causal = dev.starling.api.plan.TokenMask.of(problem, layout).causal();
         PackedLayout packed = PackedLayout.of(layout);
         this.headLayouts = packed.headLayouts();
         synchronized (CudaDevice.class) {

@@ -47,7 +47,7 @@ final class Nd4jPlan implements AttentionPlan {
     Nd4jPlan(AttentionProblem problem, BlockLayout layout) {
         this.problem = problem;
         this.layout = layout;
-        this.causal = problem.effectiveCausal(layout);
+        this.causal = dev.starling.api.plan.TokenMask.of(problem, layout).causal();
         long largest = 0;
         for (int hl = 0; hl < layout.heads(); hl++) {
             List<WorkGroups.Group> planned = WorkGroups.plan(layout, hl, MAX_BLOCKS_PER_UNIT, GROUP_BUDGET_FLOATS);

@@ -3,13 +3,14 @@ package dev.starling.backend.reference;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.OnlineSoftmax;
+import dev.starling.api.plan.TokenMask;
 import java.util.Arrays;
 
 /**
- * Attention for one query block with the online (streaming) softmax: walks the block's allowed
- * key blocks, keeping per row a running maximum {@code m}, a running sum {@code l} and an
- * unnormalised output row, rescaled by {@code exp(m_old − m_new)} when the maximum grows. Memory
- * is one query block's output plus one key block's scores, whatever the sequence length.
+ * Attention for one query block with the online (streaming) softmax of {@link OnlineSoftmax}: walks
+ * the block's allowed key blocks, reading per row exactly the key range the {@link TokenMask} gives
+ * it. Memory is one query block's output plus one key block's scores, whatever the sequence length.
  *
  * <p>Scores are computed against a transposed copy of the key block so the innermost loops run
  * over contiguous memory (and vectorise). One instance per worker and call: not thread-safe.
@@ -17,7 +18,7 @@ import java.util.Arrays;
 final class BlockKernel {
     private final AttentionProblem problem;
     private final BlockLayout layout;
-    private final boolean causal;
+    private final TokenMask mask;
     private final Tensor q;
     private final Tensor k;
     private final Tensor v;
@@ -26,21 +27,17 @@ final class BlockKernel {
     private final int dim;
     private final int vdim;
     private final int kBlock;
-    private final int shift;
     private final float scale;
 
     private final float[] keysT;
     private final float[] scores;
-    private final float[] acc;
     private final float[] qrow;
-    private final double[] rowMax;
-    private final double[] rowSum;
+    private final OnlineSoftmax.Rows state;
 
-    BlockKernel(AttentionProblem problem, BlockLayout layout, boolean causal, Tensor q, Tensor k, Tensor v, Tensor out,
-                float[] lse) {
-        this.problem = problem;
-        this.layout = layout;
-        this.causal = causal;
+    BlockKernel(TokenMask mask, Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+        this.problem = mask.problem();
+        this.layout = mask.layout();
+        this.mask = mask;
         this.q = q;
         this.k = k;
         this.v = v;
@@ -48,28 +45,23 @@ final class BlockKernel {
         this.lse = lse;
         this.dim = problem.headDim();
         this.vdim = problem.valueDim();
-        this.kBlock = layout.keyBlock();
-        this.shift = problem.keyLength() - problem.queryLength();
+        // Scratch is sized by what a block can hold, never by a block size larger than the sequence.
+        this.kBlock = Math.min(layout.keyBlock(), problem.keyLength());
         this.scale = problem.scale();
-        int qBlock = layout.queryBlock();
-        this.keysT = new float[dim * kBlock];
+        int qBlock = Math.min(layout.queryBlock(), problem.queryLength());
+        this.keysT = new float[Math.multiplyExact(dim, kBlock)];
         this.scores = new float[kBlock];
-        this.acc = new float[qBlock * vdim];
         this.qrow = new float[dim];
-        this.rowMax = new double[qBlock];
-        this.rowSum = new double[qBlock];
+        this.state = new OnlineSoftmax.Rows(qBlock, vdim);
     }
 
     void run(int b, int h, int qb) {
-        int i0 = qb * layout.queryBlock();
-        int i1 = Math.min(problem.queryLength(), i0 + layout.queryBlock());
-        int iValid = Math.min(i1, problem.queryLength(b));
-        int rows = Math.max(0, iValid - i0);
+        int i0 = mask.queryBegin(qb);
+        int i1 = mask.queryEnd(qb);
+        int rows = mask.validQueryEnd(b, qb) - i0;
         int kvh = problem.kvHeadOf(h);
-        int keyEnd = problem.keyLength(b);
-        Arrays.fill(acc, 0, rows * vdim, 0f);
-        Arrays.fill(rowMax, 0, rows, Double.NEGATIVE_INFINITY);
-        Arrays.fill(rowSum, 0, rows, 0.0);
+        state.reset(rows);
+        float[] acc = state.acc();
 
         float[] kd = k.data();
         float[] vd = v.data();
@@ -78,12 +70,9 @@ final class BlockKernel {
         int vStride = v.rowStride();
         int qStride = q.rowStride();
         for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb) && rows > 0; p++) {
-            int j0 = layout.keyBlock(h, p) * kBlock;
-            int j1 = Math.min(Math.min(problem.keyLength(), j0 + kBlock), keyEnd);
-            if (causal) {
-                j1 = Math.min(j1, iValid - 1 + shift + 1);
-            }
-            int nj = j1 - j0;
+            int kb = layout.keyBlock(h, p);
+            int j0 = mask.keyBegin(kb);
+            int nj = mask.blockKeyEnd(b, qb, kb) - j0;
             if (nj <= 0) {
                 continue;
             }
@@ -97,8 +86,7 @@ final class BlockKernel {
             }
             int vBase = v.offset(b, kvh, j0);
             for (int r = 0; r < rows; r++) {
-                int i = i0 + r;
-                int nr = causal ? Math.min(nj, i + shift + 1 - j0) : nj;
+                int nr = mask.keyEnd(b, i0 + r, kb) - j0;
                 if (nr <= 0) {
                     continue;
                 }
@@ -132,26 +120,17 @@ final class BlockKernel {
                 }
                 float blockMax = Float.NEGATIVE_INFINITY;
                 for (int jj = 0; jj < nr; jj++) {
-                    blockMax = nanMax(blockMax, scores[jj]);
+                    blockMax = OnlineSoftmax.max(blockMax, scores[jj]);
                 }
-                double mOld = rowMax[r];
-                double mNew = nanMax(mOld, blockMax);
-                double correction = mOld == Double.NEGATIVE_INFINITY ? 0.0 : Math.exp(mOld - mNew);
+                double shift = state.raise(r, blockMax);
                 double sum = 0;
                 for (int jj = 0; jj < nr; jj++) {
-                    float pj = (float) Math.exp(scores[jj] - mNew);
+                    float pj = (float) Math.exp(scores[jj] - shift);
                     scores[jj] = pj;
                     sum += pj;
                 }
-                rowSum[r] = rowSum[r] * correction + sum;
-                rowMax[r] = mNew;
+                state.add(r, sum);
                 int a = r * vdim;
-                if (correction != 1.0) {
-                    float c = (float) correction;
-                    for (int dv = 0; dv < vdim; dv++) {
-                        acc[a + dv] *= c;
-                    }
-                }
                 // Four keys per pass: a quarter of the loads and stores of the output row.
                 int jj = 0;
                 for (; jj + 3 < nr; jj += 4) {
@@ -176,40 +155,15 @@ final class BlockKernel {
                 }
             }
         }
-        write(b, h, i0, i1, rows);
-    }
-
-    private static float nanMax(float a, float b) {
-        return a != a || b != b ? Float.NaN : Math.max(a, b);
-    }
-
-    private static double nanMax(double a, double b) {
-        return a != a || b != b ? Double.NaN : Math.max(a, b);
-    }
-
-    private void write(int b, int h, int i0, int i1, int rows) {
         float[] od = out.data();
         int oStride = out.rowStride();
         int oBase = out.offset(b, h, i0);
-        int lBase = (b * problem.queryHeads() + h) * problem.queryLength() + i0;
+        int lBase = mask.lseIndex(b, h, i0);
         for (int r = 0; r < i1 - i0; r++) {
-            int o = oBase + r * oStride;
-            double l = r < rows ? rowSum[r] : 0.0;
-            if (l == 0.0) {
-                // No allowed key (or a padded query row): O = 0, LSE = -inf, never NaN.
-                Arrays.fill(od, o, o + vdim, 0f);
-                if (lse != null) {
-                    lse[lBase + r] = Float.NEGATIVE_INFINITY;
-                }
-                continue;
-            }
-            float inv = (float) (1.0 / l);
-            int a = r * vdim;
-            for (int dv = 0; dv < vdim; dv++) {
-                od[o + dv] = acc[a + dv] * inv;
-            }
-            if (lse != null) {
-                lse[lBase + r] = (float) (rowMax[r] + Math.log(l));
+            if (r < rows) {
+                state.finish(r, od, oBase + r * oStride, lse, lBase + r);
+            } else {
+                OnlineSoftmax.empty(od, oBase + r * oStride, vdim, lse, lBase + r);
             }
         }
     }

@@ -85,7 +85,6 @@ public final class ReferenceBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        checkPlan(problem, layout);
-        return new ReferencePlan(problem, layout, poolSize());
+        return new ReferencePlan(this, problem, layout, poolSize());
     }
 }

@@ -1,9 +1,12 @@
 package dev.starling.backend.reference;
 
-import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.BasePlan;
+import dev.starling.api.plan.TokenMask;
+import dev.starling.api.plan.WorkPlan;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -11,31 +14,32 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A reference plan: work items are {@code (batch, head, query block)} triples, claimed in order
- * by the plan's worker threads; each worker runs {@link BlockKernel} on its items with scratch
- * buffers allocated once per call. Different calls share nothing mutable, so {@code forward}
- * may run from several threads at once.
+ * A reference plan: work items are {@code (batch, head, query block)} triples taken from the
+ * shared {@link WorkPlan} (whole rows, longest first, so BigBird's global rows start early),
+ * claimed in order by the plan's worker threads; each worker runs {@link BlockKernel} on its items
+ * with scratch buffers allocated once per call. Different calls share nothing mutable, so
+ * {@code forward} may run from several threads at once.
  */
-final class ReferencePlan implements AttentionPlan {
+final class ReferencePlan extends BasePlan {
     private static final AtomicInteger POOL_IDS = new AtomicInteger();
 
-    private final AttentionProblem problem;
-    private final BlockLayout layout;
-    private final boolean causal;
     private final int threads;
     private final ExecutorService pool;
-    private volatile boolean closed;
+    /** Per head layout: the query blocks, longest row first. */
+    private final int[][] order;
 
-    ReferencePlan(AttentionProblem problem, BlockLayout layout, int threads) {
-        this.problem = problem;
-        this.layout = layout;
-        this.causal = problem.effectiveCausal(layout);
+    ReferencePlan(SparseAttention backend, AttentionProblem problem, BlockLayout layout, int threads) {
+        super(backend, problem, layout);
         this.threads = threads;
+        WorkPlan work = WorkPlan.of(layout, Integer.MAX_VALUE);
+        this.order = new int[work.headLayouts()][];
+        for (int hl = 0; hl < work.headLayouts(); hl++) {
+            order[hl] = work.units(hl).stream().mapToInt(WorkPlan.Unit::queryBlock).toArray();
+        }
         int id = POOL_IDS.incrementAndGet();
         AtomicInteger n = new AtomicInteger();
         ThreadFactory factory = r -> {
@@ -47,32 +51,23 @@ final class ReferencePlan implements AttentionPlan {
     }
 
     @Override
-    public AttentionProblem problem() {
-        return problem;
-    }
-
-    @Override
-    public BlockLayout layout() {
-        return layout;
-    }
-
-    @Override
-    public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
-        if (closed) {
-            throw new IllegalStateException("forward called on a closed reference plan");
-        }
-        problem.checkInputs(q, k, v, out, lse);
-        int items = problem.batch() * problem.queryHeads() * layout.queryBlocks();
+    protected void compute(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+        AttentionProblem problem = problem();
+        TokenMask mask = mask();
+        int heads = problem.queryHeads();
+        int rows = problem.batch() * heads;
+        int items = rows * layout().queryBlocks();
         AtomicInteger next = new AtomicInteger();
         int workers = Math.min(threads, items);
         List<Callable<Void>> tasks = new ArrayList<>(workers);
         for (int w = 0; w < workers; w++) {
             tasks.add(() -> {
-                BlockKernel kernel = new BlockKernel(problem, layout, causal, q, k, v, out, lse);
+                BlockKernel kernel = new BlockKernel(mask, q, k, v, out, lse);
                 for (int item = next.getAndIncrement(); item < items; item = next.getAndIncrement()) {
-                    int qb = item % layout.queryBlocks();
-                    int bh = item / layout.queryBlocks();
-                    kernel.run(bh / problem.queryHeads(), bh % problem.queryHeads(), qb);
+                    // Unit-major: every (batch, head) does its longest rows first.
+                    int bh = item % rows;
+                    int h = bh % heads;
+                    kernel.run(bh / heads, h, order[layout().headIndex(h)][item / rows]);
                 }
                 return null;
             });
@@ -81,8 +76,6 @@ final class ReferencePlan implements AttentionPlan {
             for (Future<Void> f : pool.invokeAll(tasks)) {
                 f.get();
             }
-        } catch (RejectedExecutionException e) {
-            throw new IllegalStateException("reference plan was closed during forward", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted during forward", e);
@@ -99,8 +92,7 @@ final class ReferencePlan implements AttentionPlan {
     }
 
     @Override
-    public void close() {
-        closed = true;
-        pool.shutdownNow();
+    protected void release() {
+        pool.shutdown();
     }
 }

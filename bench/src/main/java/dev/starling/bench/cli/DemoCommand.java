@@ -7,6 +7,7 @@ import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BigBirdPattern;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.TokenMask;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.selection.BackendSelector;
 import dev.starling.conformance.AttentionCase;
@@ -73,11 +74,9 @@ final class DemoCommand implements Callable<Integer> {
                 plan.forward(q, k, v, o);
                 best = Math.min(best, System.nanoTime() - t0);
             }
-            long pairs = 0;
-            for (int h = 0; h < 8; h++) {
-                pairs += layout.allowedPairs(h, false);
-            }
-            double flops = 2.0 * (64 + 64) * pairs;
+            TokenMask mask = TokenMask.of(p, layout);
+            long pairs = mask.allowedPairs();
+            double flops = mask.usefulFlops();
             out.printf("backend %s: best of 3 %.1f ms, %.2f useful GFLOP/s, %.1f%% of dense pairs%n", timedBackend.name(),
                     best / 1e6, flops / best, 100.0 * pairs / (8.0 * n * n));
         }

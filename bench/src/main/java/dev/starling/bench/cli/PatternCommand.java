@@ -2,6 +2,7 @@ package dev.starling.bench.cli;
 
 import dev.starling.api.npy.NpyArray;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.TokenMask;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import java.io.IOException;
@@ -70,10 +71,7 @@ final class PatternCommand implements Callable<Integer> {
     static void describe(PrintWriter out, PatternSpec pattern, BlockLayout layout, int heads, double millis) {
         long blocks = (long) layout.queryBlocks() * layout.keyBlocks();
         long nnz = layout.nnzOverHeads(heads);
-        long pairs = 0;
-        for (int h = 0; h < heads; h++) {
-            pairs += layout.allowedPairs(h, layout.causal());
-        }
+        long pairs = TokenMask.of(layout, heads).allowedPairs();
         double densePairs = (double) layout.queryLength() * layout.keyLength() * heads;
         out.printf("pattern        %s%s%n", pattern.text(), layout.causal() ? " (causal)" : "");
         out.printf("lengths        Nq=%d, Nk=%d, %d head(s), %s layout%n", layout.queryLength(), layout.keyLength(), heads,

@@ -1,6 +1,8 @@
 package dev.starling.bench.compare;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Starling;
+import dev.starling.api.plan.TokenMask;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
@@ -187,7 +189,7 @@ public final class CompareRun {
             c.close();
             Arrays.sort(ms);
             double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
-            double flops = 2.0 * (p.headDim() + p.valueDim()) * pairs(c, p);
+            double flops = TokenMask.usefulFlops(p, pairs(c, p));
             return new Cell(c.name(), c.dense(), p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps,
                     flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
         } catch (RuntimeException | OutOfMemoryError e) {
@@ -200,12 +202,7 @@ public final class CompareRun {
         if (c.dense()) {
             return (long) p.batch() * p.queryHeads() * p.queryLength() * p.keyLength();
         }
-        BlockLayout layout = config.pattern().layout(p.queryLength(), p.keyLength(), p.queryHeads(), p.causal());
-        long pairs = 0;
-        for (int h = 0; h < p.queryHeads(); h++) {
-            pairs += layout.allowedPairs(h, layout.causal());
-        }
-        return pairs * p.batch();
+        return TokenMask.of(p, Starling.layout(p, config.pattern())).allowedPairs();
     }
 
     private static Cell noNumber(String name, boolean dense, int length, String status) {

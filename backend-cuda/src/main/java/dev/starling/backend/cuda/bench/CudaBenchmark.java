@@ -113,10 +113,7 @@ public final class CudaBenchmark {
     private static void run(CudaBackend backend, PatternSpec pattern, int h, int d, int n, List<Precision> precisions,
                             int reps, Path export) throws IOException {
         BlockLayout layout = pattern.layout(n, n, h);
-        long pairs = 0;
-        for (int head = 0; head < h; head++) {
-            pairs += layout.allowedPairs(head, false);
-        }
+        long pairs = dev.starling.api.plan.TokenMask.of(layout, h).allowedPairs();
         double flops = 2.0 * (d + d) * pairs;
         long count = (long) h * n * d;
         Tensor q = Tensor.bhsd(random(count, 1), 1, h, n, d);
