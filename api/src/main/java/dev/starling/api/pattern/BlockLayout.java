@@ -153,7 +153,7 @@ public final class BlockLayout {
     }
 
     static int ceilDiv(int a, int b) {
-        return (a + b - 1) / b;
+        return (int) (((long) a + b - 1) / b);
     }
 
     /** @return {@code Nq} this layout was built for */

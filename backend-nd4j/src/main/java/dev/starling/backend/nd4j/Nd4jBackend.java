@@ -56,6 +56,6 @@ public final class Nd4jBackend implements SparseAttention {
         if (!availability().isAvailable()) {
             throw new IllegalStateException("nd4j backend is " + availability());
         }
-        return new Nd4jPlan(problem, layout);
+        return new Nd4jPlan(this, problem, layout);
     }
 }

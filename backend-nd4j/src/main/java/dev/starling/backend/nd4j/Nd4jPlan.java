@@ -1,9 +1,14 @@
 package dev.starling.backend.nd4j;
 
-import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.BasePlan;
+import dev.starling.api.plan.ExactRow;
+import dev.starling.api.plan.OnlineSoftmax;
+import dev.starling.api.plan.TokenMask;
+import dev.starling.api.plan.WorkPlan;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -20,39 +25,46 @@ import org.nd4j.linalg.indexing.conditions.Conditions;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
- * An ND4J plan. Groups of work units (see {@link WorkGroups}) are computed with batched ND4J
- * products; the partial results of a query block (several units when its row is long) are merged
- * exactly with the online-softmax rule into the output rows, which serve as the accumulator, with
- * a running maximum and sum per row. ND4J arrays live in a workspace of the calling thread sized
+ * An ND4J plan. The shared {@link WorkPlan} cuts each row into units of at most
+ * {@value #MAX_BLOCKS_PER_UNIT} key blocks, longest first; units of similar length are batched
+ * into groups ({@link #group}) computed with two batched ND4J products each, and every unit row's
+ * partial (max, sum, unnormalised output) is folded exactly into the row's {@link OnlineSoftmax}
+ * state, which is finished into the output once per (batch, head). Which keys a row reads comes
+ * from the {@link TokenMask} as ranges. ND4J arrays live in a workspace of the calling thread sized
  * for the largest group and reused by every group; it is destroyed at the end of the call, so no
  * off-heap memory outlives a call and the plan itself holds none.
  *
- * <p>Non-finite inputs: keys, values and queries are sanitised to 0 before ND4J sees them and the
- * rows whose allowed set reads a non-finite value are set to NaN afterwards, so masked keys can
- * never leak NaN through {@code 0 · NaN} in a product (DESIGN section 2).
+ * <p>Non-finite inputs: keys, values and queries are sanitised to 0 before ND4J sees them (a
+ * masked key's NaN would otherwise leak into every row of a product through {@code 0 · NaN}), and
+ * the few rows whose allowed set reads a non-finite value are then recomputed by {@link ExactRow},
+ * which gives exactly the oracle's non-finite pattern (DESIGN section 2).
  */
-final class Nd4jPlan implements AttentionPlan {
+final class Nd4jPlan extends BasePlan {
     /** Longest unit in key blocks: a longer row is split and merged. */
     static final int MAX_BLOCKS_PER_UNIT = 32;
     /** Largest score tensor per group, in floats (8 MB). */
     static final long GROUP_BUDGET_FLOATS = 2L << 20;
 
-    private final AttentionProblem problem;
-    private final BlockLayout layout;
-    private final boolean causal;
-    private final List<List<WorkGroups.Group>> groups = new ArrayList<>();
-    private final WorkspaceConfiguration workspace;
-    private volatile boolean closed;
+    /** Units computed by one batched product; {@code maxBlocks} is the longest unit. */
+    record Group(List<WorkPlan.Unit> units, int maxBlocks) {
+    }
 
-    Nd4jPlan(AttentionProblem problem, BlockLayout layout) {
-        this.problem = problem;
-        this.layout = layout;
-        this.causal = dev.starling.api.plan.TokenMask.of(problem, layout).causal();
+    private final List<List<Group>> groups = new ArrayList<>();
+    private final int queryRows;
+    private final int keyRows;
+    private final WorkspaceConfiguration workspace;
+
+    Nd4jPlan(SparseAttention backend, AttentionProblem problem, BlockLayout layout) {
+        super(backend, problem, layout);
+        // Scratch is sized by what a block can hold, never by a block size larger than the sequence.
+        this.queryRows = Math.min(layout.queryBlock(), problem.queryLength());
+        this.keyRows = Math.min(layout.keyBlock(), problem.keyLength());
+        WorkPlan work = WorkPlan.of(layout, MAX_BLOCKS_PER_UNIT);
         long largest = 0;
-        for (int hl = 0; hl < layout.heads(); hl++) {
-            List<WorkGroups.Group> planned = WorkGroups.plan(layout, hl, MAX_BLOCKS_PER_UNIT, GROUP_BUDGET_FLOATS);
+        for (int hl = 0; hl < work.headLayouts(); hl++) {
+            List<Group> planned = group(work.units(hl), (long) queryRows * keyRows, GROUP_BUDGET_FLOATS);
             groups.add(planned);
-            for (WorkGroups.Group g : planned) {
+            for (Group g : planned) {
                 largest = Math.max(largest, groupBytes(g));
             }
         }
@@ -66,59 +78,65 @@ final class Nd4jPlan implements AttentionPlan {
                 .build();
     }
 
+    /**
+     * Batches units (already longest first) into groups whose score tensor
+     * {@code [units, queryRows, maxBlocks · keyRows]} stays under {@code budgetFloats}, so memory
+     * per group is bounded whatever the sequence length.
+     *
+     * @param units the units of one head layout, longest first
+     * @param floatsPerKeyBlock {@code queryRows · keyRows}
+     * @param budgetFloats largest score tensor of a group
+     * @return the groups, in order
+     */
+    static List<Group> group(List<WorkPlan.Unit> units, long floatsPerKeyBlock, long budgetFloats) {
+        List<Group> out = new ArrayList<>();
+        int i = 0;
+        while (i < units.size()) {
+            int maxBlocks = Math.max(1, units.get(i).blocks());
+            long perUnit = floatsPerKeyBlock * maxBlocks;
+            int count = (int) Math.max(1, Math.min(units.size() - i, budgetFloats / perUnit));
+            out.add(new Group(List.copyOf(units.subList(i, i + count)), maxBlocks));
+            i += count;
+        }
+        return out;
+    }
+
     /** Upper bound of the ND4J memory one group uses: its inputs, scores, reductions and output. */
-    private long groupBytes(WorkGroups.Group g) {
-        long rows = (long) g.units().size() * layout.queryBlock();
-        long keys = (long) g.units().size() * g.maxBlocks() * layout.keyBlock();
-        long cols = (long) g.maxBlocks() * layout.keyBlock();
-        long floats = rows * problem.headDim() + keys * (problem.headDim() + problem.valueDim())
-                + 2 * rows * cols + 4 * rows + rows * problem.valueDim();
+    private long groupBytes(Group g) {
+        long rows = (long) g.units().size() * queryRows;
+        long keys = (long) g.units().size() * g.maxBlocks() * keyRows;
+        long cols = (long) g.maxBlocks() * keyRows;
+        long floats = rows * problem().headDim() + keys * (problem().headDim() + problem().valueDim())
+                + 2 * rows * cols + 4 * rows + rows * problem().valueDim();
         return 4 * floats + 16 * 1024;
     }
 
     @Override
-    public AttentionProblem problem() {
-        return problem;
-    }
-
-    @Override
-    public BlockLayout layout() {
-        return layout;
-    }
-
-    @Override
-    public void close() {
-        closed = true;
-    }
-
-    @Override
-    public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
-        if (closed) {
-            throw new IllegalStateException("forward called on a closed nd4j plan");
-        }
-        problem.checkInputs(q, k, v, out, lse);
+    protected void compute(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+        AttentionProblem problem = problem();
         int nq = problem.queryLength();
         int dv = problem.valueDim();
-        double[] rowMax = new double[nq];
-        double[] rowSum = new double[nq];
-        boolean[] bad = new boolean[nq];
+        OnlineSoftmax.Rows rows = new OnlineSoftmax.Rows(nq, dv);
+        boolean[] tainted = new boolean[nq];
         String workspaceId = "starling-nd4j-" + System.identityHashCode(this);
         try {
             for (int b = 0; b < problem.batch(); b++) {
                 for (int h = 0; h < problem.queryHeads(); h++) {
-                    Arrays.fill(rowMax, Double.NEGATIVE_INFINITY);
-                    Arrays.fill(rowSum, 0);
-                    Arrays.fill(bad, false);
-                    for (int i = 0; i < nq; i++) {
-                        int o = out.offset(b, h, i);
-                        Arrays.fill(out.data(), o, o + dv, 0f);
-                    }
-                    for (WorkGroups.Group group : groups.get(layout.headIndex(h))) {
+                    rows.reset(nq);
+                    Arrays.fill(tainted, false);
+                    for (Group group : groups.get(layout().headIndex(h))) {
                         try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(workspace, workspaceId)) {
-                            new GroupStep(b, h, group, q, k, v, out, rowMax, rowSum, bad).run();
+                            new GroupStep(b, h, group, q, k, v, rows, tainted).run();
                         }
                     }
-                    finish(b, h, out, lse, rowMax, rowSum, bad);
+                    for (int i = 0; i < nq; i++) {
+                        rows.finish(i, out.data(), out.offset(b, h, i), lse, mask().lseIndex(b, h, i));
+                    }
+                    for (int i = 0; i < nq; i++) {
+                        if (tainted[i]) {
+                            ExactRow.compute(mask(), q, k, v, b, h, i, out, lse);
+                        }
+                    }
                 }
             }
         } finally {
@@ -130,126 +148,77 @@ final class Nd4jPlan implements AttentionPlan {
         }
     }
 
-    /** Normalises the accumulated rows; writes zeros and −∞ for rows without keys, NaN for rows that read NaN. */
-    private void finish(int b, int h, Tensor out, float[] lse, double[] rowMax, double[] rowSum, boolean[] bad) {
-        int dv = problem.valueDim();
-        int qLen = problem.queryLength(b);
-        float[] od = out.data();
-        for (int i = 0; i < problem.queryLength(); i++) {
-            int o = out.offset(b, h, i);
-            int lseAt = (b * problem.queryHeads() + h) * problem.queryLength() + i;
-            double l = rowSum[i];
-            if (i >= qLen || l == 0) {
-                Arrays.fill(od, o, o + dv, 0f);
-                if (lse != null) {
-                    lse[lseAt] = Float.NEGATIVE_INFINITY;
-                }
-            } else if (bad[i] || Double.isNaN(l)) {
-                Arrays.fill(od, o, o + dv, Float.NaN);
-                if (lse != null) {
-                    lse[lseAt] = Float.NaN;
-                }
-            } else {
-                float inv = (float) (1.0 / l);
-                for (int d = 0; d < dv; d++) {
-                    od[o + d] *= inv;
-                }
-                if (lse != null) {
-                    lse[lseAt] = (float) (rowMax[i] + Math.log(l));
-                }
-            }
-        }
-    }
-
     /** One group of units for one (batch, head): gather, two batched products, merge. */
     private final class GroupStep {
         private final int b;
         private final int h;
         private final int kvh;
-        private final WorkGroups.Group group;
+        private final Group group;
         private final Tensor q;
         private final Tensor k;
         private final Tensor v;
-        private final Tensor out;
-        private final double[] rowMax;
-        private final double[] rowSum;
-        private final boolean[] bad;
+        private final OnlineSoftmax.Rows rows;
+        private final boolean[] tainted;
 
-        GroupStep(int b, int h, WorkGroups.Group group, Tensor q, Tensor k, Tensor v, Tensor out, double[] rowMax,
-                  double[] rowSum, boolean[] bad) {
+        GroupStep(int b, int h, Group group, Tensor q, Tensor k, Tensor v, OnlineSoftmax.Rows rows, boolean[] tainted) {
             this.b = b;
             this.h = h;
-            this.kvh = problem.kvHeadOf(h);
+            this.kvh = problem().kvHeadOf(h);
             this.group = group;
             this.q = q;
             this.k = k;
             this.v = v;
-            this.out = out;
-            this.rowMax = rowMax;
-            this.rowSum = rowSum;
-            this.bad = bad;
+            this.rows = rows;
+            this.tainted = tainted;
         }
 
         void run() {
+            TokenMask mask = mask();
+            BlockLayout layout = layout();
             int g = group.units().size();
-            int qbs = layout.queryBlock();
-            int kbs = layout.keyBlock();
+            int qbs = queryRows;
+            int kbs = keyRows;
             int kk = group.maxBlocks() * kbs;
-            int d = problem.headDim();
-            int dv = problem.valueDim();
-            int nq = problem.queryLength();
-            int nk = problem.keyLength();
-            int qLen = problem.queryLength(b);
-            int kLen = Math.min(nk, problem.keyLength(b));
-            int shift = nk - nq;
-            float scale = problem.scale();
+            int d = problem().headDim();
+            int dv = problem().valueDim();
+            float scale = problem().scale();
             float[] qbuf = new float[g * qbs * d];
             float[] kbuf = new float[g * kk * d];
             float[] vbuf = new float[g * kk * dv];
-            float[] mask = new float[g * qbs * kk];
+            float[] maskBuf = new float[g * qbs * kk];
             boolean[] keyBad = new boolean[g * kk];
-            int[] keyPos = new int[g * kk];
             int[] allowed = new int[g * qbs];
             boolean[] rowBad = new boolean[g * qbs];
-            Arrays.fill(keyPos, Integer.MAX_VALUE);
+            Arrays.fill(maskBuf, Float.NEGATIVE_INFINITY);
             for (int u = 0; u < g; u++) {
-                WorkGroups.Unit unit = group.units().get(u);
+                WorkPlan.Unit unit = group.units().get(u);
+                int qb = unit.queryBlock();
                 for (int t = 0; t < unit.blocks(); t++) {
-                    int j0 = layout.keyBlock(h, unit.begin() + t) * kbs;
-                    for (int jj = 0; jj < kbs; jj++) {
-                        int j = j0 + jj;
-                        if (j >= kLen) {
-                            break;
-                        }
-                        int slot = u * kk + t * kbs + jj;
-                        keyPos[slot] = j;
-                        keyBad[slot] = copyRow(k, j, d, kbuf, slot * d) | copyRow(v, j, dv, vbuf, slot * dv);
+                    int kb = layout.keyBlock(h, unit.begin() + t);
+                    int j0 = mask.keyBegin(kb);
+                    int j1 = mask.blockKeyEnd(b, qb, kb);
+                    for (int j = j0; j < j1; j++) {
+                        int slot = u * kk + t * kbs + (j - j0);
+                        keyBad[slot] = copyRow(k, kvh, j, d, kbuf, slot * d) | copyRow(v, kvh, j, dv, vbuf, slot * dv);
                     }
                 }
-                int i0 = unit.queryBlock() * qbs;
-                for (int r = 0; r < qbs; r++) {
-                    int i = i0 + r;
-                    int row = u * qbs + r;
+                int i0 = mask.queryBegin(qb);
+                for (int i = i0; i < mask.validQueryEnd(b, qb); i++) {
+                    int row = u * qbs + (i - i0);
                     int m = row * kk;
-                    if (i >= nq || i >= qLen) {
-                        Arrays.fill(mask, m, m + kk, Float.NEGATIVE_INFINITY);
-                        continue;
-                    }
-                    rowBad[row] = copyRow(q, i, d, qbuf, row * d);
-                    int limit = causal ? i + shift : Integer.MAX_VALUE;
-                    boolean readsBad = false;
+                    boolean readsBad = copyRow(q, h, i, d, qbuf, row * d);
                     int count = 0;
-                    for (int c = 0; c < kk; c++) {
-                        int j = keyPos[u * kk + c];
-                        boolean ok = j != Integer.MAX_VALUE && j <= limit;
-                        mask[m + c] = ok ? 0f : Float.NEGATIVE_INFINITY;
-                        if (ok) {
-                            count++;
+                    for (int t = 0; t < unit.blocks(); t++) {
+                        int kb = layout.keyBlock(h, unit.begin() + t);
+                        int n = mask.keyEnd(b, i, kb) - mask.keyBegin(kb);
+                        for (int c = t * kbs; c < t * kbs + n; c++) {
+                            maskBuf[m + c] = 0f;
                             readsBad |= keyBad[u * kk + c];
                         }
+                        count += Math.max(0, n);
                     }
                     allowed[row] = count;
-                    rowBad[row] = count > 0 && (rowBad[row] || readsBad);
+                    rowBad[row] = count > 0 && readsBad;
                     for (int c = row * d; c < row * d + d; c++) {
                         qbuf[c] *= scale;
                     }
@@ -261,7 +230,7 @@ final class Nd4jPlan implements AttentionPlan {
             INDArray qa = offHeap(qbuf, g, qbs, d);
             INDArray ka = offHeap(kbuf, g, kk, d);
             INDArray va = offHeap(vbuf, g, kk, dv);
-            INDArray ma = offHeap(mask, (long) g * qbs, kk);
+            INDArray ma = offHeap(maskBuf, (long) g * qbs, kk);
             INDArray scores = Nd4j.matmul(qa, ka, false, true, false);
             INDArray flat = null;
             INDArray mx = null;
@@ -301,9 +270,8 @@ final class Nd4jPlan implements AttentionPlan {
             return a;
         }
 
-        /** Copies row {@code n} of head {@code kvh}/{@code h}; a non-finite value is stored as 0 and reported. */
-        private boolean copyRow(Tensor t, int n, int dim, float[] dst, int at) {
-            int head = t == q ? h : kvh;
+        /** Copies row {@code n} of {@code head}; a non-finite value is stored as 0 and reported. */
+        private boolean copyRow(Tensor t, int head, int n, int dim, float[] dst, int at) {
             int src = t.offset(b, head, n);
             float[] data = t.data();
             boolean nonFinite = false;
@@ -319,32 +287,18 @@ final class Nd4jPlan implements AttentionPlan {
             return nonFinite;
         }
 
-        /** Online-softmax merge of each unit row's (max, sum, unnormalised output) into the running row. */
+        /** Folds each unit row's partial (max, sum, unnormalised output) into the row's running state. */
         private void merge(int g, int qbs, int dv, float[] maxima, float[] sums, float[] unnormalised, int[] allowed,
                            boolean[] rowBad) {
-            float[] od = out.data();
             for (int u = 0; u < g; u++) {
-                int i0 = group.units().get(u).queryBlock() * qbs;
+                int i0 = mask().queryBegin(group.units().get(u).queryBlock());
                 for (int r = 0; r < qbs; r++) {
                     int row = u * qbs + r;
-                    int i = i0 + r;
-                    if (i >= problem.queryLength() || allowed[row] == 0) {
+                    if (allowed[row] == 0) {
                         continue;
                     }
-                    bad[i] |= rowBad[row];
-                    double mc = maxima[row];
-                    double mNew = Math.max(rowMax[i], mc);
-                    double keep = rowMax[i] == Double.NEGATIVE_INFINITY ? 0 : Math.exp(rowMax[i] - mNew);
-                    double add = Math.exp(mc - mNew);
-                    rowSum[i] = rowSum[i] * keep + sums[row] * add;
-                    rowMax[i] = mNew;
-                    int o = out.offset(b, h, i);
-                    int src = row * dv;
-                    float fk = (float) keep;
-                    float fa = (float) add;
-                    for (int x = 0; x < dv; x++) {
-                        od[o + x] = od[o + x] * fk + unnormalised[src + x] * fa;
-                    }
+                    tainted[i0 + r] |= rowBad[row];
+                    rows.absorb(i0 + r, maxima[row], sums[row], unnormalised, row * dv);
                 }
             }
         }

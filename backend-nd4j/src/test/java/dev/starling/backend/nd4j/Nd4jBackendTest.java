@@ -10,6 +10,7 @@ import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.Patterns;
+import dev.starling.api.plan.WorkPlan;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -42,12 +43,13 @@ class Nd4jBackendTest {
     @Test
     void groupsCoverEveryBlockOnceWithinBudget() {
         BlockLayout l = Patterns.parse("bigbird(block=64)").layout(64 * 300, 64 * 300, 2);
+        WorkPlan work = WorkPlan.of(l, 32);
         for (int hl = 0; hl < l.heads(); hl++) {
-            List<WorkGroups.Group> groups = WorkGroups.plan(l, hl, 32, 1L << 20);
+            List<Nd4jPlan.Group> groups = Nd4jPlan.group(work.units(hl), 64 * 64, 1L << 20);
             Set<Integer> seen = new HashSet<>();
-            for (WorkGroups.Group g : groups) {
+            for (Nd4jPlan.Group g : groups) {
                 assertTrue(g.units().size() == 1 || (long) g.units().size() * 64 * 64 * g.maxBlocks() <= 1L << 20);
-                for (WorkGroups.Unit u : g.units()) {
+                for (WorkPlan.Unit u : g.units()) {
                     assertTrue(u.blocks() <= g.maxBlocks() && u.blocks() <= 32);
                     for (int p = u.begin(); p < u.end(); p++) {
                         assertTrue(seen.add(p));
