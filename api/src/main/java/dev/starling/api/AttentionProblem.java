@@ -29,6 +29,7 @@ public final class AttentionProblem {
     private final int headDim;
     private final int valueDim;
     private final float scale;
+    private final boolean scaleSet;
     private final boolean causal;
     private final int[] keyLengths;
     private final int[] queryLengths;
@@ -42,7 +43,8 @@ public final class AttentionProblem {
         this.keyLength = b.keyLength < 0 ? b.queryLength : b.keyLength;
         this.headDim = b.headDim;
         this.valueDim = b.valueDim == 0 ? b.headDim : b.valueDim;
-        this.scale = Float.isNaN(b.scale) ? (float) (1.0 / Math.sqrt(b.headDim)) : b.scale;
+        this.scaleSet = b.scaleSet;
+        this.scale = b.scaleSet ? b.scale : (float) (1.0 / Math.sqrt(b.headDim));
         this.causal = b.causal;
         this.keyLengths = b.keyLengths == null ? null : b.keyLengths.clone();
         this.queryLengths = b.queryLengths == null ? null : b.queryLengths.clone();
@@ -60,14 +62,12 @@ public final class AttentionProblem {
         require(keyLength >= 1, "keyLength must be >= 1, got " + keyLength);
         require(headDim >= 1, "headDim must be >= 1, got " + headDim);
         require(valueDim >= 1, "valueDim must be >= 1, got " + valueDim);
-        require(Float.isFinite(scale), "scale must be finite, got " + scale);
+        require(Float.isFinite(scale) && scale != 0, "scale must be a finite, non-zero number, got " + scale);
         Objects.requireNonNull(precision, "precision");
         checkLengths("keyLengths", keyLengths, keyLength, "keyLength");
         checkLengths("queryLengths", queryLengths, queryLength, "queryLength");
-        long q = (long) batch * queryHeads * queryLength * Math.max(headDim, valueDim);
-        long k = (long) batch * kvHeads * keyLength * Math.max(headDim, valueDim);
-        require(q <= Integer.MAX_VALUE - 8 && k <= Integer.MAX_VALUE - 8,
-                "tensors of this problem would exceed a Java array (" + Math.max(q, k) + " floats)");
+        checkSize("q or out", batch, queryHeads, queryLength, Math.max(headDim, valueDim));
+        checkSize("k or v", batch, kvHeads, keyLength, Math.max(headDim, valueDim));
     }
 
     private void checkLengths(String name, int[] lengths, int max, String maxName) {
@@ -81,6 +81,21 @@ public final class AttentionProblem {
         }
     }
 
+    /** Largest tensor Starling takes: a Java array of floats. */
+    private static final long MAX_FLOATS = Integer.MAX_VALUE - 8;
+
+    private static void checkSize(String what, int b, int h, int n, int d) {
+        long floats;
+        try {
+            floats = Math.multiplyExact(Math.multiplyExact((long) b, h), Math.multiplyExact((long) n, d));
+        } catch (ArithmeticException e) {
+            floats = Long.MAX_VALUE;
+        }
+        require(floats <= MAX_FLOATS, what + " of this problem [" + b + ", " + h + ", " + n + ", " + d + "] would hold "
+                + (floats == Long.MAX_VALUE ? "more than 2^63" : String.valueOf(floats))
+                + " floats, more than a Java array (" + MAX_FLOATS + ")");
+    }
+
     private static void require(boolean ok, String message) {
         if (!ok) {
             throw new IllegalArgumentException(message);
@@ -92,7 +107,12 @@ public final class AttentionProblem {
         return new Builder();
     }
 
-    /** @return a builder holding this problem's values, to derive a variant */
+    /**
+     * A builder holding this problem's values, to derive a variant. A scale that was never set
+     * stays unset, so it follows a new head dim.
+     *
+     * @return the builder
+     */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.batch = batch;
@@ -103,6 +123,7 @@ public final class AttentionProblem {
         b.headDim = headDim;
         b.valueDim = valueDim;
         b.scale = scale;
+        b.scaleSet = scaleSet;
         b.causal = causal;
         b.keyLengths = keyLengths;
         b.queryLengths = queryLengths;
@@ -126,6 +147,8 @@ public final class AttentionProblem {
     public int valueDim() { return valueDim; }
     /** @return the scale {@code s} applied to every dot product */
     public float scale() { return scale; }
+    /** @return whether the scale was set explicitly (otherwise it is {@code 1/sqrt(D)}) */
+    public boolean scaleSet() { return scaleSet; }
     /** @return whether the bottom-right aligned causal mask applies */
     public boolean causal() { return causal; }
     /** @return the precision the caller asks for */
@@ -229,6 +252,11 @@ public final class AttentionProblem {
             throw new IllegalArgumentException("layout has " + layout.heads() + " per-head layouts but the problem has "
                     + queryHeads + " query heads");
         }
+        if (layout.drawnForHeads() != 0 && layout.drawnForHeads() != queryHeads) {
+            throw new IllegalArgumentException("layout was drawn for " + layout.drawnForHeads() + " query head(s) but the "
+                    + "problem has " + queryHeads + "; its random blocks differ per head, so draw it for " + queryHeads
+                    + " (Starling.layout(problem, pattern))");
+        }
     }
 
     @Override
@@ -250,7 +278,8 @@ public final class AttentionProblem {
         private int keyLength = -1;
         private int headDim;
         private int valueDim;
-        private float scale = Float.NaN;
+        private float scale;
+        private boolean scaleSet;
         private boolean causal;
         private int[] keyLengths;
         private int[] queryLengths;
@@ -275,8 +304,13 @@ public final class AttentionProblem {
         public Builder headDim(int dim) { this.headDim = dim; return this; }
         /** @param dim {@code Dv} (default {@code D}) @return this */
         public Builder valueDim(int dim) { this.valueDim = dim; return this; }
-        /** @param scale the score scale (default {@code 1/sqrt(D)}) @return this */
-        public Builder scale(float scale) { this.scale = scale; return this; }
+        /**
+         * @param scale the score scale (default {@code 1/sqrt(D)}); {@code build()} refuses NaN, infinities and
+         *              zero. A negative scale is allowed: it flips every score (the conformance kit uses one to
+         *              make huge negative logits)
+         * @return this
+         */
+        public Builder scale(float scale) { this.scale = scale; this.scaleSet = true; return this; }
         /** @param causal whether the causal mask applies @return this */
         public Builder causal(boolean causal) { this.causal = causal; return this; }
         /** @param lengths per-batch key lengths or {@code null}. Copied. @return this */

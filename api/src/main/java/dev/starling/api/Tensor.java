@@ -26,10 +26,16 @@ public record Tensor(float[] data, TensorLayout layout, int batch, int heads, in
         if (batch < 0 || heads < 0 || length < 0 || dim < 0) {
             throw new IllegalArgumentException("negative tensor dimension in " + describe(layout, batch, heads, length, dim));
         }
-        long expected = (long) batch * heads * length * dim;
+        long expected;
+        try {
+            expected = Math.multiplyExact(Math.multiplyExact((long) batch, heads), Math.multiplyExact((long) length, dim));
+        } catch (ArithmeticException e) {
+            expected = -1;
+        }
         if (data.length != expected) {
             throw new IllegalArgumentException("tensor " + describe(layout, batch, heads, length, dim)
-                    + " needs " + expected + " floats but its array has " + data.length);
+                    + " needs " + (expected < 0 ? "more than 2^63" : String.valueOf(expected)) + " floats but its array has "
+                    + data.length);
         }
     }
 

@@ -10,8 +10,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * A NumPy {@code .npy} array (format versions 1.0 to 3.0) held in memory: dtype, shape and the raw
@@ -26,9 +24,6 @@ import java.util.regex.Pattern;
  */
 public record NpyArray(String dtype, int[] shape, byte[] data) {
     private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
-    private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([^']*)'");
-    private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
-    private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
     private static final long MAX_BYTES = Integer.MAX_VALUE - 64;
 
     /** @return number of elements, the product of the shape */
@@ -100,19 +95,14 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
             throw new NpyFormatException(name + ": truncated header");
         }
         String header = new String(headerBytes, major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
-        Matcher descr = DESCR.matcher(header);
-        Matcher fortran = FORTRAN.matcher(header);
-        Matcher shapeMatch = SHAPE.matcher(header);
-        if (!descr.find() || !fortran.find() || !shapeMatch.find()) {
-            throw new NpyFormatException(name + ": corrupt header " + header.strip());
-        }
-        if (fortran.group(1).equals("True")) {
+        NpyHeader parsed = NpyHeader.parse(header, name);
+        if (parsed.fortranOrder()) {
             throw new NpyFormatException(name + ": Fortran-order arrays are not supported; save with "
                     + "numpy.ascontiguousarray(a) first");
         }
-        String dtype = descr.group(1);
+        String dtype = parsed.descr();
         int itemSize = itemSize(dtype, name);
-        int[] shape = parseShape(shapeMatch.group(1), name);
+        int[] shape = parsed.shape();
         long count = 1;
         for (int s : shape) {
             count *= s;
@@ -137,28 +127,6 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
             default -> throw new NpyFormatException(name + ": dtype '" + dtype + "' is not supported (Starling reads "
                     + "little-endian float32 '<f4', float64 '<f8', and uint8/bool for layouts)");
         };
-    }
-
-    private static int[] parseShape(String text, String name) throws NpyFormatException {
-        String[] parts = text.split(",");
-        int n = 0;
-        int[] shape = new int[parts.length];
-        for (String p : parts) {
-            String t = p.strip();
-            if (t.isEmpty()) {
-                continue;
-            }
-            try {
-                shape[n] = Integer.parseInt(t.endsWith("L") ? t.substring(0, t.length() - 1) : t);
-            } catch (NumberFormatException e) {
-                throw new NpyFormatException(name + ": corrupt shape (" + text + ")");
-            }
-            if (shape[n] < 0) {
-                throw new NpyFormatException(name + ": negative dimension in shape (" + text + ")");
-            }
-            n++;
-        }
-        return Arrays.copyOf(shape, n);
     }
 
     /**

@@ -50,7 +50,7 @@ public final class BigBirdPattern extends BlockPattern {
         if (GlobalPattern.addGlobals(grid, qb, first, last, row)) {
             return;
         }
-        row.addRange(qb - window / 2, qb + window / 2 + 1);
+        row.addRange((long) qb - window / 2, (long) qb + window / 2 + 1);
         int[] excluded = row.sortedUpTo(Integer.MAX_VALUE);
         RandomBlocks.forRow(seed, head, qb).draw(random, grid.lastKeyBlock(qb) + 1, excluded, excluded.length, row);
     }

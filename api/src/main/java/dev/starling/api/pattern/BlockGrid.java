@@ -22,8 +22,14 @@ public record BlockGrid(int queryLength, int keyLength, int block, int queryBloc
         if (block < 1) {
             throw new IllegalArgumentException("block must be >= 1, got " + block);
         }
-        return new BlockGrid(queryLength, keyLength, block, BlockLayout.ceilDiv(queryLength, block),
-                BlockLayout.ceilDiv(keyLength, block), causal);
+        int queryBlocks = BlockLayout.ceilDiv(queryLength, block);
+        int keyBlocks = BlockLayout.ceilDiv(keyLength, block);
+        if (Math.max(queryBlocks, keyBlocks) > BlockLayout.MAX_ENTRIES) {
+            throw new IllegalArgumentException("Nq=" + queryLength + ", Nk=" + keyLength + " with block " + block + " make "
+                    + queryBlocks + " x " + keyBlocks + " blocks, more than the limit of " + BlockLayout.MAX_ENTRIES
+                    + " per side; use a larger block");
+        }
+        return new BlockGrid(queryLength, keyLength, block, queryBlocks, keyBlocks, causal);
     }
 
     /**

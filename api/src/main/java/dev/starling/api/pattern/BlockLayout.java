@@ -17,6 +17,22 @@ import java.util.Arrays;
  * <p>Instances are immutable.
  */
 public final class BlockLayout {
+    /**
+     * Most entries a layout holds: allowed blocks summed over its head layouts, and row offsets
+     * (2^27, 512 MiB of indices), and never more than {@link #entryLimit()} allows in this heap.
+     * Patterns refuse a larger layout before building it, saying how big it would be; use a larger
+     * block.
+     */
+    public static final long MAX_ENTRIES = 1L << 27;
+
+    /**
+     * @return the most entries a pattern builds in this JVM: {@link #MAX_ENTRIES}, or fewer when the
+     *         heap is small ({@code maxMemory / 32} bytes' worth of ints, so building leaves room for the rest)
+     */
+    public static long entryLimit() {
+        return Math.min(MAX_ENTRIES, Runtime.getRuntime().maxMemory() / 32);
+    }
+
     private final int queryLength;
     private final int keyLength;
     private final int queryBlock;
@@ -24,11 +40,12 @@ public final class BlockLayout {
     private final int queryBlocks;
     private final int keyBlocks;
     private final boolean causal;
+    private final int drawnForHeads;
     private final int[][] rowStart;
     private final int[][] columns;
 
     private BlockLayout(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
-                        int[][] rowStart, int[][] columns) {
+                        int drawnForHeads, int[][] rowStart, int[][] columns) {
         this.queryLength = queryLength;
         this.keyLength = keyLength;
         this.queryBlock = queryBlock;
@@ -36,6 +53,7 @@ public final class BlockLayout {
         this.queryBlocks = ceilDiv(queryLength, queryBlock);
         this.keyBlocks = ceilDiv(keyLength, keyBlock);
         this.causal = causal;
+        this.drawnForHeads = drawnForHeads;
         this.rowStart = rowStart;
         this.columns = columns;
     }
@@ -100,13 +118,18 @@ public final class BlockLayout {
                 }
             }
         }
-        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, rs, kb);
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, 0, rs, kb);
     }
 
-    /** Trusted constructor for builders that already produce valid sorted rows. */
+    /**
+     * Trusted constructor for builders that already produce valid sorted rows.
+     *
+     * @param drawnForHeads the query heads a head-dependent pattern was drawn for, or 0 when the rows do not
+     *                      depend on the head
+     */
     static BlockLayout trusted(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
-                               int[][] rowStart, int[][] keyBlocks) {
-        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, rowStart, keyBlocks);
+                               int drawnForHeads, int[][] rowStart, int[][] keyBlocks) {
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, drawnForHeads, rowStart, keyBlocks);
     }
 
     /**
@@ -118,6 +141,16 @@ public final class BlockLayout {
      */
     public static BlockLayout ofMask(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
                                      boolean[][][] mask) {
+        if (queryLength < 1 || keyLength < 1) {
+            throw new IllegalArgumentException("lengths must be >= 1, got Nq=" + queryLength + ", Nk=" + keyLength);
+        }
+        if (queryBlock < 1 || keyBlock < 1) {
+            throw new IllegalArgumentException("block sizes must be >= 1, got " + queryBlock + " and " + keyBlock);
+        }
+        if (mask == null || mask.length == 0) {
+            throw new IllegalArgumentException("mask must have at least one head layout, got "
+                    + (mask == null ? "null" : "none"));
+        }
         int nqb = ceilDiv(queryLength, queryBlock);
         int nkb = ceilDiv(keyLength, keyBlock);
         int[][] rs = new int[mask.length][];
@@ -149,7 +182,7 @@ public final class BlockLayout {
                 }
             }
         }
-        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, rs, kb);
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, 0, rs, kb);
     }
 
     static int ceilDiv(int a, int b) {
@@ -174,6 +207,11 @@ public final class BlockLayout {
     public int heads() { return rowStart.length; }
     /** @return whether one layout serves every head */
     public boolean isShared() { return rowStart.length == 1; }
+    /**
+     * @return the number of query heads a head-dependent pattern (random blocks) was drawn for, or 0 when the
+     *         rows do not depend on the head (then any number of heads may share it)
+     */
+    public int drawnForHeads() { return drawnForHeads; }
 
     /** @return the head layout used by query head {@code h} ({@code 0} when shared) */
     public int headIndex(int h) {
@@ -254,7 +292,12 @@ public final class BlockLayout {
      * @return a new array of {@code heads · queryBlocks · keyBlocks} bytes
      */
     public byte[] maskBytes(int heads) {
-        byte[] data = new byte[Math.multiplyExact(heads, Math.multiplyExact(queryBlocks, keyBlocks))];
+        long size = (long) heads * queryBlocks * keyBlocks;
+        if (heads < 1 || size > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("a block mask of [" + heads + ", " + queryBlocks + ", " + keyBlocks + "] would be "
+                    + size + " bytes, more than a Java array holds (" + (Integer.MAX_VALUE - 8) + "); use a larger block");
+        }
+        byte[] data = new byte[(int) size];
         for (int h = 0; h < heads; h++) {
             for (int r = 0; r < queryBlocks; r++) {
                 for (int p = rowBegin(h, r); p < rowEnd(h, r); p++) {
@@ -278,6 +321,7 @@ public final class BlockLayout {
     public boolean equals(Object o) {
         return o instanceof BlockLayout l && l.queryLength == queryLength && l.keyLength == keyLength
                 && l.queryBlock == queryBlock && l.keyBlock == keyBlock && l.causal == causal
+                && l.drawnForHeads == drawnForHeads
                 && Arrays.deepEquals(l.rowStart, rowStart) && Arrays.deepEquals(l.columns, columns);
     }
 

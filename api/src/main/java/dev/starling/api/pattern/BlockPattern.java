@@ -1,7 +1,5 @@
 package dev.starling.api.pattern;
 
-import java.util.Arrays;
-
 /**
  * Base class for patterns defined row by row: for each head and query block, {@link #row} adds
  * the allowed key blocks to a {@link BlockRow}. This class does the rest: the causal cut (blocks
@@ -44,28 +42,14 @@ public abstract class BlockPattern implements PatternSpec {
         }
         BlockGrid grid = BlockGrid.of(queryLength, keyLength, block, causal);
         int layouts = perHead() ? heads : 1;
-        int[][] rowStart = new int[layouts][];
-        int[][] columns = new int[layouts][];
         BlockRow row = new BlockRow(grid.keyBlocks());
-        for (int h = 0; h < layouts; h++) {
-            int[] starts = new int[grid.queryBlocks() + 1];
-            int[] cols = new int[Math.max(16, grid.queryBlocks() * 8)];
-            int nnz = 0;
-            for (int qb = 0; qb < grid.queryBlocks(); qb++) {
-                row.clear();
-                row(grid, h, qb, row);
-                int[] sorted = row.sortedUpTo(grid.lastKeyBlock(qb));
-                if (nnz + sorted.length > cols.length) {
-                    cols = Arrays.copyOf(cols, Math.max(cols.length * 2, nnz + sorted.length));
-                }
-                System.arraycopy(sorted, 0, cols, nnz, sorted.length);
-                nnz += sorted.length;
-                starts[qb + 1] = nnz;
-            }
-            rowStart[h] = starts;
-            columns[h] = Arrays.copyOf(cols, nnz);
-        }
-        return BlockLayout.trusted(queryLength, keyLength, block, block, causal, rowStart, columns);
+        CsrBuilder csr = new CsrBuilder(layouts, grid.queryBlocks(), text()).build((h, qb) -> {
+            row.clear();
+            row(grid, h, qb, row);
+            return row.sortedUpTo(grid.lastKeyBlock(qb));
+        });
+        return BlockLayout.trusted(queryLength, keyLength, block, block, causal, perHead() ? heads : 0,
+                csr.rowStart(), csr.columns());
     }
 
     @Override

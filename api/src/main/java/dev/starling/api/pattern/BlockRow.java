@@ -40,9 +40,12 @@ public final class BlockRow {
         blocks[size++] = kb;
     }
 
-    /** Adds every key block in {@code [from, to)}, clipped to {@code [0, keyBlocks)}. */
-    public void addRange(int from, int to) {
-        for (int kb = Math.max(0, from); kb < Math.min(to, keyBlocks); kb++) {
+    /**
+     * Adds every key block in {@code [from, to)}, clipped to {@code [0, keyBlocks)}. Takes longs so that
+     * callers compute bounds such as {@code qb + stride} without overflow.
+     */
+    public void addRange(long from, long to) {
+        for (int kb = (int) Math.max(0, from), end = (int) Math.max(0, Math.min(to, keyBlocks)); kb < end; kb++) {
             add(kb);
         }
     }

@@ -30,9 +30,9 @@ public final class FixedPattern extends BlockPattern {
 
     @Override
     protected void row(BlockGrid grid, int head, int qb, BlockRow row) {
-        int chunk = qb / local;
-        row.addRange(chunk * local, chunk * local + local);
-        for (int start = 0; start < grid.keyBlocks(); start += local) {
+        long chunkStart = (long) (qb / local) * local;
+        row.addRange(chunkStart, chunkStart + local);
+        for (long start = 0; start < grid.keyBlocks(); start += local) {
             row.addRange(start + local - global, start + local);
         }
     }

@@ -21,12 +21,12 @@ public final class GlobalPattern extends BlockPattern {
 
     /** Adds the global rows' full rows and everyone's global columns: shared with BigBird. */
     static boolean addGlobals(BlockGrid grid, int qb, int first, int last, BlockRow row) {
-        if (qb < first || qb >= grid.queryBlocks() - last) {
+        if (qb < first || qb >= (long) grid.queryBlocks() - last) {
             row.addRange(0, grid.keyBlocks());
             return true;
         }
         row.addRange(0, first);
-        row.addRange(grid.keyBlocks() - last, grid.keyBlocks());
+        row.addRange((long) grid.keyBlocks() - last, grid.keyBlocks());
         return false;
     }
 

@@ -40,7 +40,7 @@ public final class LongformerPattern extends BlockPattern {
                 return;
             }
         }
-        row.addRange(qb - window / 2, qb + window / 2 + 1);
+        row.addRange((long) qb - window / 2, (long) qb + window / 2 + 1);
         for (int g : global) {
             row.add(resolve(g, grid.keyBlocks()));
         }

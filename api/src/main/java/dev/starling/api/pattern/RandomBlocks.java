@@ -87,21 +87,35 @@ public final class RandomBlocks {
             }
             return;
         }
+        // Floyd's algorithm with an open-addressing set of taken indices: O(r) expected, the same draws.
         int[] taken = new int[r];
+        int[] table = new int[Integer.highestOneBit(Math.max(1, r) * 2 - 1) << 1];
+        java.util.Arrays.fill(table, -1);
         int count = 0;
         for (int j = m - r; j < m; j++) {
             int t = nextInt(j + 1);
-            boolean seen = false;
-            for (int i = 0; i < count; i++) {
-                if (taken[i] == t) {
-                    seen = true;
-                    break;
-                }
+            int pick = insert(table, t) ? t : j;
+            if (pick == j) {
+                insert(table, j);
             }
-            taken[count++] = seen ? j : t;
+            taken[count++] = pick;
         }
         for (int i = 0; i < count; i++) {
             row.add(candidate(taken[i], excluded, inRange));
+        }
+    }
+
+    /** Adds {@code x >= 0} to a linear-probing set; returns false when it was already there. */
+    private static boolean insert(int[] table, int x) {
+        int mask = table.length - 1;
+        for (int i = (x * 0x9E3779B9) >>> 1 & mask; ; i = (i + 1) & mask) {
+            if (table[i] == x) {
+                return false;
+            }
+            if (table[i] < 0) {
+                table[i] = x;
+                return true;
+            }
         }
     }
 

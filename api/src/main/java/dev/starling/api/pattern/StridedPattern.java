@@ -24,9 +24,9 @@ public final class StridedPattern extends BlockPattern {
 
     @Override
     protected void row(BlockGrid grid, int head, int qb, BlockRow row) {
-        row.addRange(qb - stride + 1, qb + stride);
-        for (int j = qb % stride; j < grid.keyBlocks(); j += stride) {
-            row.add(j);
+        row.addRange((long) qb - stride + 1, (long) qb + stride);
+        for (long j = qb % stride; j < grid.keyBlocks(); j += stride) {
+            row.add((int) j);
         }
     }
 

@@ -1,6 +1,5 @@
 package dev.starling.api.pattern;
 
-import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
 
@@ -48,35 +47,19 @@ public final class UnionPattern implements PatternSpec {
             anyCausal |= layouts[i].causal();
         }
         BlockLayout first = layouts[0];
-        int nqb = first.queryBlocks();
         int count = shared ? 1 : heads;
-        int[][] rowStart = new int[count][];
-        int[][] columns = new int[count][];
         BlockRow row = new BlockRow(first.keyBlocks());
-        for (int h = 0; h < count; h++) {
-            int[] starts = new int[nqb + 1];
-            int[] cols = new int[16];
-            int nnz = 0;
-            for (int qb = 0; qb < nqb; qb++) {
-                row.clear();
-                for (BlockLayout l : layouts) {
-                    for (int p = l.rowBegin(h, qb); p < l.rowEnd(h, qb); p++) {
-                        row.add(l.keyBlock(h, p));
-                    }
+        CsrBuilder csr = new CsrBuilder(count, first.queryBlocks(), text()).build((h, qb) -> {
+            row.clear();
+            for (BlockLayout l : layouts) {
+                for (int p = l.rowBegin(h, qb); p < l.rowEnd(h, qb); p++) {
+                    row.add(l.keyBlock(h, p));
                 }
-                int[] sorted = row.sortedUpTo(Integer.MAX_VALUE);
-                if (nnz + sorted.length > cols.length) {
-                    cols = Arrays.copyOf(cols, Math.max(cols.length * 2, nnz + sorted.length));
-                }
-                System.arraycopy(sorted, 0, cols, nnz, sorted.length);
-                nnz += sorted.length;
-                starts[qb + 1] = nnz;
             }
-            rowStart[h] = starts;
-            columns[h] = Arrays.copyOf(cols, nnz);
-        }
+            return row.sortedUpTo(Integer.MAX_VALUE);
+        });
         return BlockLayout.trusted(queryLength, keyLength, first.queryBlock(), first.keyBlock(), causal || anyCausal,
-                rowStart, columns);
+                shared ? 0 : heads, csr.rowStart(), csr.columns());
     }
 
     @Override

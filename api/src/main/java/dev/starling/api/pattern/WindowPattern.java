@@ -31,7 +31,7 @@ public final class WindowPattern extends BlockPattern {
 
     @Override
     protected void row(BlockGrid grid, int head, int qb, BlockRow row) {
-        row.addRange(qb - blocks / 2, qb + blocks / 2 + 1);
+        row.addRange((long) qb - blocks / 2, (long) qb + blocks / 2 + 1);
     }
 
     @Override

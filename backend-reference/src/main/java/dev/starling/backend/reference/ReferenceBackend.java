@@ -45,22 +45,27 @@ public final class ReferenceBackend implements SparseAttention {
         return new ReferenceBackend(threads);
     }
 
+    /**
+     * @return the pool size of new plans
+     * @throws IllegalArgumentException when {@value #THREADS_PROPERTY} is set but not a positive integer
+     */
     int poolSize() {
         if (threads > 0) {
             return threads;
         }
         String configured = System.getProperty(THREADS_PROPERTY);
-        if (configured != null && !configured.isBlank()) {
-            try {
-                int n = Integer.parseInt(configured.strip());
-                if (n >= 1) {
-                    return n;
-                }
-            } catch (NumberFormatException ignored) {
-                // fall through to the default; availability() reports the bad value
-            }
+        if (configured == null || configured.isBlank()) {
+            return Runtime.getRuntime().availableProcessors();
         }
-        return Runtime.getRuntime().availableProcessors();
+        try {
+            int n = Integer.parseInt(configured.strip());
+            if (n >= 1) {
+                return n;
+            }
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        throw new IllegalArgumentException("-D" + THREADS_PROPERTY + "=" + configured + " is not a positive integer");
     }
 
     @Override
@@ -75,7 +80,11 @@ public final class ReferenceBackend implements SparseAttention {
 
     @Override
     public Availability availability() {
-        return Availability.available("pure Java, " + poolSize() + " threads per plan");
+        try {
+            return Availability.available("pure Java, " + poolSize() + " threads per plan");
+        } catch (IllegalArgumentException e) {
+            return Availability.unavailable(e.getMessage());
+        }
     }
 
     @Override

@@ -12,9 +12,11 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -26,6 +28,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class ReferencePlan extends BasePlan {
     private static final AtomicInteger POOL_IDS = new AtomicInteger();
+    private static final long IDLE_SECONDS = 2;
 
     private final int threads;
     private final ExecutorService pool;
@@ -47,7 +50,11 @@ final class ReferencePlan extends BasePlan {
             t.setDaemon(true);
             return t;
         };
-        this.pool = Executors.newFixedThreadPool(threads, factory);
+        // Idle workers end after a few seconds, so a plan dropped without close() leaks no threads.
+        ThreadPoolExecutor executor = new ThreadPoolExecutor(threads, threads, IDLE_SECONDS, TimeUnit.SECONDS,
+                new LinkedBlockingQueue<>(), factory);
+        executor.allowCoreThreadTimeOut(true);
+        this.pool = executor;
     }
 
     @Override
