@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.api.npy.NpyArray;
+import dev.starling.api.spi.ProviderFolder;
+import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -85,6 +87,32 @@ class PatternsTest {
         assertEquals(4, l.nnz(0));
         assertTrue(l.allowed(0, 2, 2));
         assertFalse(l.allowed(0, 2, 1));
+    }
+
+    @Test
+    void aPatternNameKeepsItsFirstProviderAndUnusedProvidersAreNamed(@TempDir Path dir) throws Exception {
+        try (URLClassLoader loader = ProviderFolder.loader(dir, PatternProvider.class,
+                ConflictingPatternProviders.AnotherDiagonal.class.getName(),
+                ConflictingPatternProviders.BigBirdImpostor.class.getName(),
+                ConflictingPatternProviders.Nameless.class.getName())) {
+            Thread thread = Thread.currentThread();
+            ClassLoader before = thread.getContextClassLoader();
+            thread.setContextClassLoader(loader);
+            try {
+                assertEquals(DiagonalPatternProvider.class, Patterns.providers().get("diagonal").getClass(),
+                        "the test resources list DiagonalPatternProvider before the folder");
+                assertEquals(BigBirdPattern.class, Patterns.parse("bigbird(block=16)").getClass());
+                PatternSyntaxException e = assertThrows(PatternSyntaxException.class, () -> Patterns.parse("nothing"));
+                assertTrue(e.getMessage().contains("duplicate pattern name 'bigbird'")
+                        && e.getMessage().contains(ConflictingPatternProviders.BigBirdImpostor.class.getName()), e.getMessage());
+                assertTrue(e.getMessage().contains("duplicate pattern name 'diagonal'")
+                        && e.getMessage().contains(DiagonalPatternProvider.class.getName()), e.getMessage());
+                assertTrue(e.getMessage().contains(ConflictingPatternProviders.Nameless.class.getName())
+                        && e.getMessage().contains("name() returned null"), e.getMessage());
+            } finally {
+                thread.setContextClassLoader(before);
+            }
+        }
     }
 
     @Test
