@@ -151,7 +151,7 @@ public final class CompareRun {
         Tensor v = random(random, n);
         PatternSpec pattern = c.dense() ? Patterns.parse("dense(block=" + config.pattern().blockSize() + ")")
                 : config.pattern();
-        BlockLayout layout = pattern.layout(n, n, config.heads());
+        BlockLayout layout = Starling.layout(p, pattern);
         Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
         if (c.refuses(p) != null) {
             return null;
