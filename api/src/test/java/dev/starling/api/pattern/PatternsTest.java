@@ -179,6 +179,21 @@ class PatternsTest {
         Path bad = dir.resolve("bad.npy");
         Files.write(bad, new byte[] {1, 2, 3});
         assertThrows(PatternSyntaxException.class, () -> Patterns.parse("layout(file=" + bad + ")"));
+
+    }
+
+    @Test
+    void explicitTextParsesBackFromAFileAndIsOnlyADescriptionInCode(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("odd, name (1).npy");
+        NpyArray.ofBytes(new byte[] {1, 0, 1, 1}, 2, 2).write(file);
+        PatternSpec fromFile = ExplicitPattern.fromFile(file, 8);
+        assertEquals("layout(file='" + file + "', block=8)", fromFile.text());
+        assertEquals(fromFile, Patterns.parse(fromFile.text()));
+
+        PatternSpec inCode = ExplicitPattern.of(8, new boolean[][] {{true, false}, {true, true}});
+        assertEquals(fromFile, inCode);
+        assertEquals("layout(<1x2x2 in code>, block=8)", inCode.text());
+        assertThrows(PatternSyntaxException.class, () -> Patterns.parse(inCode.text()));
     }
 
     @Test
