@@ -1,6 +1,7 @@
 package dev.starling.conformance;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
@@ -45,8 +46,7 @@ public record AttentionCase(String name, long seed, AttentionProblem problem, Pa
     public static AttentionCase random(String name, long seed, AttentionProblem problem, PatternSpec pattern,
                                        TensorLayout layout, Values values) {
         Random rnd = new Random(seed);
-        BlockLayout blocks = pattern.layout(problem.queryLength(), problem.keyLength(), problem.queryHeads(),
-                problem.causal());
+        BlockLayout blocks = Starling.layout(problem, pattern);
         Tensor q = fill(Tensor.zeros(layout, problem.batch(), problem.queryHeads(), problem.queryLength(),
                 problem.headDim()), rnd, values);
         Tensor k = fill(Tensor.zeros(layout, problem.batch(), problem.kvHeads(), problem.keyLength(),

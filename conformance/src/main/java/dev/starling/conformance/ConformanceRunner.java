@@ -1,6 +1,8 @@
 package dev.starling.conformance;
 
 import dev.starling.api.SparseAttention;
+import dev.starling.api.selection.BackendReport;
+import dev.starling.api.selection.BackendSelector;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.List;
@@ -89,29 +91,63 @@ public final class ConformanceRunner {
                 }
             }
         }
-        PrintWriter out = new PrintWriter(System.out, true);
-        boolean ok = true;
-        boolean found = false;
-        for (SparseAttention backend : java.util.ServiceLoader.load(SparseAttention.class)) {
-            if (!name.equals("all") && !backend.name().equals(name)) {
-                continue;
-            }
-            found = true;
-            Class<? extends SparseAttention> type = backend.getClass();
-            List<RuleResult> results = run(() -> {
-                try {
-                    return type.getConstructor().newInstance();
-                } catch (ReflectiveOperationException e) {
-                    return backend;
-                }
-            }, seed, quick);
-            print(backend.name(), results, out);
-            ok &= passed(results);
-        }
-        if (!found) {
-            System.err.println("no backend named '" + name + "' on the class path");
+        boolean ok;
+        try {
+            ok = runDiscovered(name, seed, quick, new PrintWriter(System.out, true));
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
             System.exit(2);
+            return;
         }
         System.exit(ok ? 0 : 1);
+    }
+
+    /**
+     * Runs the rules against the discovered backends ({@link BackendSelector#discover()}) with this
+     * name, or every one, and prints a table for each. A backend that could not be loaded is listed
+     * with the reason and not run; one broken provider never stops the others.
+     *
+     * @param name a backend name, or {@code "all"}; case is ignored
+     * @param seed base seed of the generated cases
+     * @param quick skip the slow linear-memory rule (19)
+     * @param out where to print
+     * @return whether no rule failed
+     * @throws IllegalArgumentException if no backend has that name, listing those found
+     */
+    public static boolean runDiscovered(String name, long seed, boolean quick, PrintWriter out) {
+        BackendSelector selector = BackendSelector.discover();
+        List<BackendReport> targets = new ArrayList<>();
+        for (BackendReport r : selector.reports()) {
+            if (name.equalsIgnoreCase("all") || r.name().equalsIgnoreCase(name)) {
+                targets.add(r);
+            }
+        }
+        if (targets.isEmpty()) {
+            throw new IllegalArgumentException("no backend named '" + name + "' on the class path; found "
+                    + selector.reports().stream().map(BackendReport::name).toList());
+        }
+        boolean allPassed = true;
+        for (BackendReport r : targets) {
+            if (r.backend() == null) {
+                out.printf("conformance of backend '%s': not run, %s%n%n", r.name(), r.availability());
+                continue;
+            }
+            Class<? extends SparseAttention> type = r.backend().getClass();
+            List<RuleResult> results = run(() -> newInstance(type, r.backend()), seed, quick);
+            print(r.name(), results, out);
+            out.println();
+            allPassed &= passed(results);
+        }
+        out.flush();
+        return allPassed;
+    }
+
+    /** A fresh instance per rule (the SPI guarantees a no-argument constructor); the found one otherwise. */
+    private static SparseAttention newInstance(Class<? extends SparseAttention> type, SparseAttention found) {
+        try {
+            return type.getConstructor().newInstance();
+        } catch (ReflectiveOperationException e) {
+            return found;
+        }
     }
 }

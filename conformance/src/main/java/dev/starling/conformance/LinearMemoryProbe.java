@@ -3,6 +3,7 @@ package dev.starling.conformance;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BigBirdPattern;
@@ -30,7 +31,7 @@ public final class LinearMemoryProbe {
         SparseAttention backend = (SparseAttention) Class.forName(args[0]).getConstructor().newInstance();
         int n = TOKENS;
         AttentionProblem p = AttentionProblem.builder().heads(8).length(n).headDim(64).build();
-        BlockLayout layout = BigBirdPattern.defaults().layout(n, n, 8);
+        BlockLayout layout = Starling.layout(p, BigBirdPattern.defaults());
         Tensor q = Tensor.zeros(TensorLayout.BHSD, 1, 8, n, 64);
         Tensor k = Tensor.zeros(TensorLayout.BHSD, 1, 8, n, 64);
         Tensor v = Tensor.zeros(TensorLayout.BHSD, 1, 8, n, 64);

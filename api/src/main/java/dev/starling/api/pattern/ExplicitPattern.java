@@ -14,6 +14,12 @@ import java.util.Arrays;
  *
  * <p>The file is a NumPy {@code .npy} array of dtype {@code bool} or {@code uint8} (non-zero means
  * allowed) of rank 2 or 3: the format {@code starling pattern --npy} writes.
+ *
+ * <p>Text form ({@link #text()}): a pattern read from a file is {@code layout(file='PATH', block=B)},
+ * which parses back to an equal pattern while the file is unchanged. A pattern built from a
+ * matrix in code has no text form: its {@code text()} is a description,
+ * {@code layout(<HxQxK in code>, block=B)} (heads, query blocks, key blocks), which
+ * {@link Patterns#parse} refuses; write the matrix to a {@code .npy} file to get text that parses.
  */
 public final class ExplicitPattern implements PatternSpec {
     private final int block;
@@ -47,6 +53,8 @@ public final class ExplicitPattern implements PatternSpec {
      * @param block block size in tokens
      * @param mask {@code [queryBlocks][keyBlocks]}, {@code true} where allowed. Copied.
      * @return the pattern
+     * @throws IllegalArgumentException if {@code block < 1}, the mask has no row or no column, or its rows differ in length
+     * @throws NullPointerException if the mask or one of its rows is {@code null}
      */
     public static ExplicitPattern of(int block, boolean[][] mask) {
         return new ExplicitPattern(block, new boolean[][][] {deepCopy(mask)}, null);
@@ -58,6 +66,9 @@ public final class ExplicitPattern implements PatternSpec {
      * @param block block size in tokens
      * @param mask {@code [heads][queryBlocks][keyBlocks]}. Copied.
      * @return the pattern
+     * @throws IllegalArgumentException if {@code block < 1}, the mask has no head, row or column, or its heads or
+     *         rows differ in size
+     * @throws NullPointerException if the mask or one of its heads or rows is {@code null}
      */
     public static ExplicitPattern perHead(int block, boolean[][][] mask) {
         boolean[][][] copy = new boolean[mask.length][][];
@@ -73,7 +84,10 @@ public final class ExplicitPattern implements PatternSpec {
      * @param file the file
      * @param block block size in tokens
      * @return the pattern
-     * @throws IllegalArgumentException if the file is missing, unreadable or of the wrong dtype or rank
+     * @throws UncheckedIOException if the file is missing, cannot be read, or is not a readable {@code .npy}
+     *         array (the cause is the {@link IOException}, often a {@link dev.starling.api.npy.NpyFormatException})
+     * @throws IllegalArgumentException if {@code block < 1}, the dtype is not {@code bool} or {@code uint8}, the
+     *         rank is not 2 or 3, or a dimension is 0
      */
     public static ExplicitPattern fromFile(Path file, int block) {
         NpyArray array;
@@ -141,10 +155,20 @@ public final class ExplicitPattern implements PatternSpec {
         return BlockLayout.ofMask(queryLength, keyLength, block, block, causal, cut);
     }
 
+    /**
+     * The text form, or for a matrix given in code a description that does not parse (see the
+     * class comment).
+     *
+     * @return {@code layout(file='PATH', block=B)} for a pattern read from a file (the path in double
+     *         quotes when it holds a single quote), else {@code layout(<HxQxK in code>, block=B)}
+     */
     @Override
     public String text() {
-        return source != null ? "layout(file=" + source + ", block=" + block + ")"
-                : "layout(<" + mask.length + "x" + mask[0].length + "x" + mask[0][0].length + " in code>, block=" + block + ")";
+        if (source == null) {
+            return "layout(<" + mask.length + "x" + mask[0].length + "x" + mask[0][0].length + " in code>, block=" + block + ")";
+        }
+        char quote = source.indexOf('\'') < 0 ? '\'' : '"';
+        return "layout(file=" + quote + source + quote + ", block=" + block + ")";
     }
 
     @Override

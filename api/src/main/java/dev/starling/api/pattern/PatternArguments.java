@@ -145,8 +145,4 @@ public final class PatternArguments {
             throw error(patternPositions.get(0), "this pattern takes no nested pattern");
         }
     }
-
-    int position() {
-        return position;
-    }
 }

@@ -3,7 +3,9 @@ package dev.starling.api.pattern;
 /**
  * Adds a pattern name to the text syntax. Register an implementation in
  * {@code META-INF/services/dev.starling.api.pattern.PatternProvider}; {@link Patterns#parse}
- * then resolves {@code name(...)} to it. Built-in names cannot be replaced.
+ * then resolves {@code name(...)} to it. Built-in names cannot be replaced: a provider that takes
+ * a built-in name, or a name a provider earlier on the class path already took, is not used and
+ * is reported with both classes and their jars ({@link dev.starling.api.spi.NamedProviders}).
  */
 public interface PatternProvider {
 

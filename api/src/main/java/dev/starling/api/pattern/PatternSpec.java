@@ -7,7 +7,8 @@ package dev.starling.api.pattern;
  *
  * <p>Patterns are written as text ({@link Patterns#parse}), e.g.
  * {@code bigbird(block=64, window=3, global=2, random=3, seed=0)}; {@link #text()} gives the
- * canonical text back, which parses to an equal pattern.
+ * canonical text back, which parses to an equal pattern (except for an explicit layout built in
+ * code, see {@link #text()}).
  */
 public interface PatternSpec {
 
@@ -37,6 +38,12 @@ public interface PatternSpec {
         return layout(queryLength, keyLength, heads, false);
     }
 
-    /** @return the canonical text form, which {@link Patterns#parse} turns back into an equal pattern */
+    /**
+     * The canonical text form, which {@link Patterns#parse} turns back into an equal pattern. The
+     * one exception: an {@link ExplicitPattern} built from a matrix in code has no text form, and
+     * this returns a description that does not parse.
+     *
+     * @return the text form
+     */
     String text();
 }

@@ -1,11 +1,11 @@
 package dev.starling.api.pattern;
 
+import dev.starling.api.spi.FoundProvider;
+import dev.starling.api.spi.NamedProviders;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 
 /**
@@ -18,10 +18,14 @@ import java.util.ServiceLoader;
  * </pre>
  *
  * Names are resolved among the built-ins first, then among {@link PatternProvider}s found by
- * {@link ServiceLoader}. Every argument is optional unless stated; defaults are in each
+ * {@link ServiceLoader} (through {@link NamedProviders}: a broken provider never hides the others,
+ * and a name that is already taken keeps its first provider). Every argument is optional unless stated; defaults are in each
  * provider's {@link PatternProvider#form()}.
  */
 public final class Patterns {
+
+    private static final NamedProviders<PatternProvider> PROVIDERS =
+            NamedProviders.of(PatternProvider.class, "pattern", PatternProvider::name, BuiltinPatterns.all());
 
     private Patterns() {
     }
@@ -37,7 +41,7 @@ public final class Patterns {
         if (text == null) {
             throw new IllegalArgumentException("pattern text must not be null");
         }
-        Parser p = new Parser(text, providers());
+        Parser p = new Parser(text, PROVIDERS.find());
         PatternSpec spec = p.spec();
         p.skipSpaces();
         if (p.pos < text.length()) {
@@ -47,28 +51,21 @@ public final class Patterns {
     }
 
     /**
-     * Every pattern name that parses, built-ins first.
+     * Every pattern name that parses, built-ins first. A provider on the class path that cannot
+     * be used (it fails to load, has no name, or takes a name already taken, built-in or not) adds
+     * no name; it is logged (see {@link NamedProviders}) and listed when a name is unknown.
      *
      * @return name to provider, in resolution order
      */
     public static Map<String, PatternProvider> providers() {
+        return usable(PROVIDERS.find());
+    }
+
+    private static Map<String, PatternProvider> usable(List<FoundProvider<PatternProvider>> found) {
         Map<String, PatternProvider> map = new LinkedHashMap<>();
-        for (PatternProvider p : BuiltinPatterns.all()) {
-            map.put(p.name(), p);
-        }
-        ClassLoader cl = Thread.currentThread().getContextClassLoader();
-        Iterator<PatternProvider> it = ServiceLoader.load(PatternProvider.class, cl != null ? cl : Patterns.class.getClassLoader())
-                .iterator();
-        while (true) {
-            try {
-                if (!it.hasNext()) {
-                    break;
-                }
-                PatternProvider p = it.next();
-                map.putIfAbsent(p.name(), p);
-            } catch (ServiceConfigurationError e) {
-                // One broken pattern jar must not hide the others; it simply contributes no name.
-                continue;
+        for (FoundProvider<PatternProvider> f : found) {
+            if (f.usable()) {
+                map.put(f.name(), f.instance());
             }
         }
         return map;
@@ -77,11 +74,13 @@ public final class Patterns {
     private static final class Parser {
         private final String text;
         private final Map<String, PatternProvider> providers;
+        private final List<FoundProvider<PatternProvider>> refused;
         private int pos;
 
-        Parser(String text, Map<String, PatternProvider> providers) {
+        Parser(String text, List<FoundProvider<PatternProvider>> found) {
             this.text = text;
-            this.providers = providers;
+            this.providers = usable(found);
+            this.refused = found.stream().filter(f -> !f.usable()).toList();
         }
 
         void skipSpaces() {
@@ -119,7 +118,12 @@ public final class Patterns {
             PatternProvider provider = providers.get(name.toLowerCase());
             if (provider == null) {
                 pos = start;
-                throw error("unknown pattern '" + name + "'; known patterns: " + String.join(", ", providers.keySet()), null);
+                StringBuilder why = new StringBuilder("unknown pattern '" + name + "'; known patterns: ")
+                        .append(String.join(", ", providers.keySet()));
+                for (FoundProvider<PatternProvider> f : refused) {
+                    why.append("; not used: pattern provider ").append(f.origin()).append(": ").append(f.problem());
+                }
+                throw error(why.toString(), null);
             }
             PatternArguments args = new PatternArguments(text, provider.form(), start);
             skipSpaces();

@@ -4,17 +4,16 @@ import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.spi.FoundProvider;
+import dev.starling.api.spi.NamedProviders;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Optional;
-import java.util.ServiceConfigurationError;
-import java.util.ServiceLoader;
 import java.util.function.UnaryOperator;
 
 /**
- * Discovers backends through {@link ServiceLoader} and chooses one (DESIGN section 4): the one
+ * Discovers backends through {@link java.util.ServiceLoader} and chooses one (DESIGN section 4): the one
  * place where this decision is made.
  *
  * <ol>
@@ -26,15 +25,23 @@ import java.util.function.UnaryOperator;
  *       refused.</li>
  * </ol>
  *
- * <p>Each provider is instantiated and probed in its own try: a broken jar
- * ({@link ServiceConfigurationError}, a constructor or {@code availability()} that throws)
- * is reported as unavailable with the cause and never hides the others.
+ * <p>Backends are found by {@link NamedProviders}, so each provider is loaded, instantiated and
+ * named in its own try, and the scan is cached per class loader. A provider that cannot be used
+ * (a broken jar, a {@code null} or blank name, or a second provider of a name already taken)
+ * is reported as unavailable with the reason and never hides the others. Of two backends with one
+ * name, the first on the class path is the one used, by name or by priority; the other is
+ * reported unavailable with the reason {@code "duplicate backend name ..."}, and a warning names
+ * both classes and their jars. Probing ({@code priority()}, {@code availability()},
+ * {@code capabilities()}) is in a try too: one that throws or returns {@code null} makes the
+ * backend unavailable with the reason.
  */
 public final class BackendSelector {
     /** System property naming the backend to use. */
     public static final String PROPERTY = "starling.backend";
     /** Environment variable naming the backend to use when the property is unset. */
     public static final String ENVIRONMENT = "STARLING_BACKEND";
+    private static final NamedProviders<SparseAttention> BACKENDS =
+            NamedProviders.of(SparseAttention.class, "backend", SparseAttention::name, List.of());
 
     private final List<BackendReport> reports;
     private final UnaryOperator<String> properties;
@@ -54,8 +61,7 @@ public final class BackendSelector {
      * @return the selector
      */
     public static BackendSelector discover() {
-        ClassLoader cl = Thread.currentThread().getContextClassLoader();
-        return discover(cl != null ? cl : BackendSelector.class.getClassLoader(), System::getProperty, System::getenv);
+        return of(report(BACKENDS.find()), System::getProperty, System::getenv);
     }
 
     /**
@@ -69,29 +75,22 @@ public final class BackendSelector {
      */
     public static BackendSelector discover(ClassLoader loader, UnaryOperator<String> properties,
                                            UnaryOperator<String> environment) {
-        List<BackendReport> reports = new ArrayList<>();
-        Iterator<SparseAttention> it = ServiceLoader.load(SparseAttention.class, loader).iterator();
-        while (true) {
-            SparseAttention backend;
-            try {
-                if (!it.hasNext()) {
-                    break;
-                }
-                backend = it.next();
-            } catch (ServiceConfigurationError e) {
-                reports.add(new BackendReport(brokenName(e), Integer.MIN_VALUE,
-                        Availability.unavailable("provider could not be loaded: " + rootMessage(e)), null, null));
-                continue;
-            }
-            reports.add(probe(backend));
+        return of(report(BACKENDS.find(loader)), properties, environment);
+    }
+
+    private static List<BackendReport> report(List<FoundProvider<SparseAttention>> found) {
+        List<BackendReport> reports = new ArrayList<>(found.size());
+        for (FoundProvider<SparseAttention> f : found) {
+            reports.add(probe(f));
         }
-        return of(reports, properties, environment);
+        return reports;
     }
 
     /**
-     * A selector over already-created backends (for tests and embedding).
+     * A selector over already-created backends (for tests and embedding). Unlike discovery, it
+     * does not look for duplicate names: the caller chose the backends.
      *
-     * @param backends the backends. Not modified.
+     * @param backends {@link SparseAttention} instances or {@link BackendReport}s. Not modified.
      * @param properties system property lookup
      * @param environment environment variable lookup
      * @return the selector
@@ -107,48 +106,41 @@ public final class BackendSelector {
 
     /**
      * Asks one backend for its name, priority, availability and capabilities, turning anything it
-     * throws into an unavailable report.
+     * throws, and a {@code null} or blank name, availability or capabilities, into an unavailable
+     * report with the reason.
      *
      * @param backend the backend
      * @return the report
      */
     public static BackendReport probe(SparseAttention backend) {
-        String name = backend.getClass().getName();
+        return probe(BACKENDS.named(backend));
+    }
+
+    private static BackendReport probe(FoundProvider<SparseAttention> found) {
+        if (!found.usable()) {
+            return unavailable(found.label(), Integer.MIN_VALUE, found.problem() + " (" + found.origin() + ")");
+        }
+        SparseAttention backend = found.instance();
         int priority = Integer.MIN_VALUE;
+        String step = "priority()";
         try {
-            name = backend.name();
             priority = backend.priority();
+            step = "availability()";
             Availability availability = backend.availability();
-            if (availability == null) {
-                availability = Availability.unavailable("availability() returned null");
-            }
+            step = "capabilities()";
             Capabilities capabilities = backend.capabilities();
-            return new BackendReport(name, priority, availability, capabilities, backend);
-        } catch (RuntimeException | LinkageError e) {
-            return new BackendReport(name, priority, Availability.unavailable("probing failed: " + rootMessage(e)), null, null);
+            if (availability == null || capabilities == null) {
+                return unavailable(found.name(), priority, (availability == null ? "availability()" : "capabilities()")
+                        + " returned null");
+            }
+            return new BackendReport(found.name(), priority, availability, capabilities, backend);
+        } catch (Throwable t) {
+            return unavailable(found.name(), priority, step + " threw " + NamedProviders.describe(t));
         }
     }
 
-    /** The provider class named in a ServiceLoader error ("...: Provider a.b.C not found"). */
-    private static String brokenName(ServiceConfigurationError e) {
-        String m = e.getMessage() == null ? "" : e.getMessage();
-        int at = m.indexOf("Provider ");
-        if (at < 0) {
-            return "<unknown provider>";
-        }
-        String rest = m.substring(at + "Provider ".length());
-        int space = rest.indexOf(' ');
-        return space > 0 ? rest.substring(0, space) : rest;
-    }
-
-    private static String rootMessage(Throwable e) {
-        Throwable t = e;
-        while (t.getCause() != null && t.getCause() != t) {
-            t = t.getCause();
-        }
-        String m = t.getMessage();
-        return t == e ? String.valueOf(m) : e.getMessage() + " (caused by " + t.getClass().getSimpleName()
-                + (m != null ? ": " + m : "") + ")";
+    private static BackendReport unavailable(String name, int priority, String reason) {
+        return new BackendReport(name, priority, Availability.unavailable(reason), null, null);
     }
 
     /** @return every backend found, highest priority first */
@@ -167,19 +159,24 @@ public final class BackendSelector {
     }
 
     /**
-     * The backend with this name.
+     * The backend with this name: of two with one name, the first on the class path (the other
+     * is reported unavailable as a duplicate).
      *
      * @param name a backend name
      * @return the available backend
      * @throws NoBackendException if it is missing or unavailable, saying why
      */
     public SparseAttention byName(String name) {
+        return usableNamed(name).backend();
+    }
+
+    private BackendReport usableNamed(String name) {
         for (BackendReport r : reports) {
             if (r.name().equals(name)) {
                 if (!r.usable()) {
                     throw new NoBackendException("backend '" + name + "' is " + r.availability() + "\n" + listing(null));
                 }
-                return r.backend();
+                return r;
             }
         }
         throw new NoBackendException("backend '" + name + "' is not on the class path\n" + listing(null));
@@ -197,13 +194,13 @@ public final class BackendSelector {
     public SparseAttention select(AttentionProblem problem, boolean wantsLse) {
         Optional<String> requested = requestedName();
         if (requested.isPresent()) {
-            SparseAttention backend = byName(requested.get());
-            Optional<String> why = backend.capabilities().unsupported(problem, wantsLse);
+            BackendReport named = usableNamed(requested.get());
+            Optional<String> why = named.capabilities().unsupported(problem, wantsLse);
             if (why.isPresent()) {
                 throw new UnsupportedOperationException("backend '" + requested.get() + "' (set by -D" + PROPERTY
                         + " or " + ENVIRONMENT + ") " + why.get() + " needed by " + problem);
             }
-            return backend;
+            return named.backend();
         }
         for (BackendReport r : reports) {
             if (r.usable() && r.capabilities().unsupported(problem, wantsLse).isEmpty()) {

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.api.npy.NpyArray;
+import dev.starling.api.spi.ProviderFolder;
+import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -88,6 +90,32 @@ class PatternsTest {
     }
 
     @Test
+    void aPatternNameKeepsItsFirstProviderAndUnusedProvidersAreNamed(@TempDir Path dir) throws Exception {
+        try (URLClassLoader loader = ProviderFolder.loader(dir, PatternProvider.class,
+                ConflictingPatternProviders.AnotherDiagonal.class.getName(),
+                ConflictingPatternProviders.BigBirdImpostor.class.getName(),
+                ConflictingPatternProviders.Nameless.class.getName())) {
+            Thread thread = Thread.currentThread();
+            ClassLoader before = thread.getContextClassLoader();
+            thread.setContextClassLoader(loader);
+            try {
+                assertEquals(DiagonalPatternProvider.class, Patterns.providers().get("diagonal").getClass(),
+                        "the test resources list DiagonalPatternProvider before the folder");
+                assertEquals(BigBirdPattern.class, Patterns.parse("bigbird(block=16)").getClass());
+                PatternSyntaxException e = assertThrows(PatternSyntaxException.class, () -> Patterns.parse("nothing"));
+                assertTrue(e.getMessage().contains("duplicate pattern name 'bigbird'")
+                        && e.getMessage().contains(ConflictingPatternProviders.BigBirdImpostor.class.getName()), e.getMessage());
+                assertTrue(e.getMessage().contains("duplicate pattern name 'diagonal'")
+                        && e.getMessage().contains(DiagonalPatternProvider.class.getName()), e.getMessage());
+                assertTrue(e.getMessage().contains(ConflictingPatternProviders.Nameless.class.getName())
+                        && e.getMessage().contains("name() returned null"), e.getMessage());
+            } finally {
+                thread.setContextClassLoader(before);
+            }
+        }
+    }
+
+    @Test
     void builtinSemantics() {
         // window: i-1..i+1 clipped
         BlockLayout w = Patterns.parse("window(block=10, blocks=3)").layout(50, 50, 1);
@@ -151,6 +179,21 @@ class PatternsTest {
         Path bad = dir.resolve("bad.npy");
         Files.write(bad, new byte[] {1, 2, 3});
         assertThrows(PatternSyntaxException.class, () -> Patterns.parse("layout(file=" + bad + ")"));
+
+    }
+
+    @Test
+    void explicitTextParsesBackFromAFileAndIsOnlyADescriptionInCode(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("odd, name (1).npy");
+        NpyArray.ofBytes(new byte[] {1, 0, 1, 1}, 2, 2).write(file);
+        PatternSpec fromFile = ExplicitPattern.fromFile(file, 8);
+        assertEquals("layout(file='" + file + "', block=8)", fromFile.text());
+        assertEquals(fromFile, Patterns.parse(fromFile.text()));
+
+        PatternSpec inCode = ExplicitPattern.of(8, new boolean[][] {{true, false}, {true, true}});
+        assertEquals(fromFile, inCode);
+        assertEquals("layout(<1x2x2 in code>, block=8)", inCode.text());
+        assertThrows(PatternSyntaxException.class, () -> Patterns.parse(inCode.text()));
     }
 
     @Test

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.spi.ProviderFolder;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.file.Files;
@@ -93,6 +94,55 @@ class BackendSelectorTest {
             assertTrue(reports.stream().anyMatch(r -> r.name().contains("DoesNotExist") && !r.usable()), reports.toString());
             assertTrue(reports.stream().anyMatch(r -> r.availability().reason().contains("boom in constructor")),
                     reports.toString());
+        }
+    }
+
+    @Test
+    void ofTwoBackendsWithOneNameTheFirstOnTheClassPathIsUsedWhateverItsPriority(@TempDir Path dir) throws Exception {
+        // AlsoGood (priority 7) outranks Good (priority 5) but comes second on the class path.
+        try (URLClassLoader loader = ProviderFolder.loader(dir, SparseAttention.class,
+                FakeBackends.Good.class.getName(), FakeBackends.AlsoGood.class.getName())) {
+            BackendSelector named = BackendSelector.discover(loader, Map.of("starling.backend", "good")::get, k -> null);
+            assertEquals(FakeBackends.Good.class, named.select(PROBLEM, false).getClass());
+            BackendSelector unnamed = BackendSelector.discover(loader, k -> null, k -> null);
+            assertEquals(FakeBackends.Good.class, unnamed.select(PROBLEM, false).getClass());
+            BackendReport duplicate = unnamed.reports().stream().filter(r -> !r.usable()).findFirst().orElseThrow();
+            assertEquals("good", duplicate.name());
+            assertTrue(duplicate.availability().reason().contains("duplicate backend name 'good'")
+                    && duplicate.availability().reason().contains(FakeBackends.Good.class.getName())
+                    && duplicate.availability().reason().contains(FakeBackends.AlsoGood.class.getName()),
+                    duplicate.availability().reason());
+        }
+    }
+
+    @Test
+    void nullOrThrowingAnswersMakeABackendUnavailableWithTheReason() {
+        BackendSelector s = selector(List.of(new FakeBackends.NullCapabilities(), new FakeBackends.NullAvailability(),
+                new FakeBackends.ThrowingCapabilities(), new FakeBackends.NullName(), new FakeBackends.Good()), Map.of(), Map.of());
+        assertEquals("good", s.select(PROBLEM, false).name());
+        Map<String, String> reasons = new java.util.HashMap<>();
+        s.reports().forEach(r -> reasons.put(r.name(), r.availability().toString()));
+        assertEquals("unavailable: capabilities() returned null", reasons.get("nocaps"));
+        assertEquals("unavailable: availability() returned null", reasons.get("noavail"));
+        assertTrue(reasons.get("badcaps").contains("capabilities() threw IllegalStateException: no capabilities today"),
+                reasons.toString());
+        assertTrue(reasons.get(FakeBackends.NullName.class.getName()).contains("name() returned null"), reasons.toString());
+        NoBackendException e = assertThrows(NoBackendException.class,
+                () -> selector(List.of(new FakeBackends.NullCapabilities()), Map.of("starling.backend", "nocaps"), Map.of())
+                        .select(PROBLEM, false));
+        assertTrue(e.getMessage().contains("capabilities() returned null"), e.getMessage());
+    }
+
+    @Test
+    void aBackendWhoseSuperclassIsMissingIsListedByClassAndTheOthersStillRun(@TempDir Path dir) throws Exception {
+        try (URLClassLoader loader = ProviderFolder.loader(dir, SparseAttention.class,
+                List.of(FakeBackends.Orphan.class.getName(), FakeBackends.Good.class.getName()),
+                List.of(FakeBackends.Orphan.class), List.of(FakeBackends.HiddenBase.class))) {
+            BackendSelector s = BackendSelector.discover(loader, k -> null, k -> null);
+            assertEquals("good", s.select(PROBLEM, false).name());
+            BackendReport orphan = s.reports().stream().filter(r -> r.name().equals(FakeBackends.Orphan.class.getName()))
+                    .findFirst().orElseThrow();
+            assertTrue(orphan.availability().reason().contains("NoClassDefFoundError"), orphan.availability().reason());
         }
     }
 }

@@ -85,6 +85,79 @@ public final class FakeBackends {
         }
     }
 
+    /** Available, priority 7: a second backend named "good", to be refused as a duplicate. */
+    public static class AlsoGood extends Fake {
+        public AlsoGood() {
+            super("good", 7, Availability.available(), fp32());
+        }
+    }
+
+    /** name() returns null despite the contract. */
+    public static class NullName extends Fake {
+        public NullName() {
+            super(null, 3, Availability.available(), fp32());
+        }
+    }
+
+    /** name() returns blanks despite the contract. */
+    public static class BlankName extends Fake {
+        public BlankName() {
+            super("  ", 3, Availability.available(), fp32());
+        }
+    }
+
+    /** capabilities() returns null despite the contract. */
+    public static class NullCapabilities extends Fake {
+        public NullCapabilities() {
+            super("nocaps", 40, Availability.available(), null);
+        }
+    }
+
+    /** availability() returns null despite the contract. */
+    public static class NullAvailability extends Fake {
+        public NullAvailability() {
+            super("noavail", 41, null, fp32());
+        }
+    }
+
+    /** capabilities() throws despite the contract. */
+    public static class ThrowingCapabilities extends Fake {
+        public ThrowingCapabilities() {
+            super("badcaps", 42, Availability.available(), fp32());
+        }
+
+        @Override
+        public Capabilities capabilities() {
+            throw new IllegalStateException("no capabilities today");
+        }
+    }
+
+    /** Its static initialiser throws: instantiating it raises ExceptionInInitializerError. */
+    public static class FailingStaticInit extends Fake {
+        static final int NEVER = fail();
+
+        public FailingStaticInit() {
+            super("static", 1, Availability.available(), fp32());
+        }
+
+        private static int fail() {
+            throw new IllegalStateException("boom in static initializer");
+        }
+    }
+
+    /** A superclass that tests hide from the class path, as when a backend jar lacks a dependency. */
+    public static class HiddenBase extends Fake {
+        public HiddenBase() {
+            super("hidden", 60, Availability.available(), fp32());
+        }
+    }
+
+    /** Extends {@link HiddenBase}: loading it fails with NoClassDefFoundError where that is hidden. */
+    public static class Orphan extends HiddenBase {
+        public Orphan() {
+        }
+    }
+
     /** availability() throws despite the contract. */
     public static class ThrowingAvailability extends Fake {
         public ThrowingAvailability() {

@@ -1,14 +1,7 @@
 package dev.starling.bench.cli;
 
-import dev.starling.api.SparseAttention;
-import dev.starling.api.selection.BackendReport;
-import dev.starling.api.selection.BackendSelector;
 import dev.starling.conformance.ConformanceRules;
 import dev.starling.conformance.ConformanceRunner;
-import dev.starling.conformance.RuleResult;
-import java.io.PrintWriter;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -33,41 +26,8 @@ final class ConformanceCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        PrintWriter out = spec.commandLine().getOut();
-        BackendSelector selector = BackendSelector.discover();
-        List<BackendReport> targets = new ArrayList<>();
-        for (BackendReport r : selector.reports()) {
-            if (backend.equalsIgnoreCase("all") || r.name().equalsIgnoreCase(backend)) {
-                targets.add(r);
-            }
-        }
-        if (targets.isEmpty()) {
-            throw new IllegalArgumentException("no backend named '" + backend + "' on the class path; found "
-                    + selector.reports().stream().map(BackendReport::name).toList());
-        }
-        boolean allPassed = true;
-        for (BackendReport r : targets) {
-            if (r.backend() == null) {
-                out.printf("conformance of backend '%s': not run, %s%n%n", r.name(), r.availability());
-                continue;
-            }
-            Class<? extends SparseAttention> type = r.backend().getClass();
-            List<RuleResult> results = ConformanceRunner.run(() -> newInstance(type, r.backend()),
-                    seed != null ? seed : ConformanceRules.DEFAULT_SEED, quick);
-            ConformanceRunner.print(r.name(), results, out);
-            out.println();
-            allPassed &= ConformanceRunner.passed(results);
-        }
-        out.flush();
-        return allPassed ? 0 : StarlingCli.CHECK_FAILED;
-    }
-
-    /** A fresh instance per rule (the SPI guarantees a no-argument constructor); the found one otherwise. */
-    private static SparseAttention newInstance(Class<? extends SparseAttention> type, SparseAttention fallback) {
-        try {
-            return type.getConstructor().newInstance();
-        } catch (ReflectiveOperationException e) {
-            return fallback;
-        }
+        boolean passed = ConformanceRunner.runDiscovered(backend, seed != null ? seed : ConformanceRules.DEFAULT_SEED, quick,
+                spec.commandLine().getOut());
+        return passed ? 0 : StarlingCli.CHECK_FAILED;
     }
 }

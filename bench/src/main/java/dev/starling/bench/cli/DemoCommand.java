@@ -3,6 +3,7 @@ package dev.starling.bench.cli;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BigBirdPattern;
@@ -59,7 +60,7 @@ final class DemoCommand implements Callable<Integer> {
         int n = 16_384;
         out.printf("== timed run: BigBird, batch 1, 8 heads, %d tokens, head dim 64, random inputs%n", n);
         AttentionProblem p = AttentionProblem.builder().heads(8).length(n).headDim(64).build();
-        BlockLayout layout = bigbird.layout(n, n, 8);
+        BlockLayout layout = Starling.layout(p, bigbird);
         Random rnd = new Random(1);
         Tensor q = random(rnd, 8, n);
         Tensor k = random(rnd, 8, n);

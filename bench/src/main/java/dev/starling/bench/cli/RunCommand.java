@@ -3,6 +3,7 @@ package dev.starling.bench.cli;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.npy.NpyArray;
@@ -72,7 +73,7 @@ final class RunCommand implements Callable<Integer> {
                 problem.valueDim());
         problem.checkInputs(q, k, v, out, null);
         PatternSpec pattern = Patterns.parse(patternText);
-        BlockLayout layout = pattern.layout(problem.queryLength(), problem.keyLength(), problem.queryHeads(), causal);
+        BlockLayout layout = Starling.layout(problem, pattern);
         BackendSelector selector = BackendSelector.discover();
         SparseAttention chosen = backend != null ? selector.byName(backend.toLowerCase()) : selector.select(problem, lseFile != null);
         float[] lse = lseFile != null ? new float[problem.lseSize()] : null;

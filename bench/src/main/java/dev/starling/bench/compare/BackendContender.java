@@ -3,6 +3,7 @@ package dev.starling.bench.compare;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.PatternSpec;
 
@@ -41,8 +42,7 @@ final class BackendContender implements Contender {
         this.q = q;
         this.k = k;
         this.v = v;
-        plan = backend.plan(problem, pattern.layout(problem.queryLength(), problem.keyLength(), problem.queryHeads(),
-                problem.causal()));
+        plan = backend.plan(problem, Starling.layout(problem, pattern));
     }
 
     @Override

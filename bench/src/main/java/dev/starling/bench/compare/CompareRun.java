@@ -21,8 +21,9 @@ import java.util.Random;
 
 /**
  * One {@code starling compare} run: every available backend on the sparse problem and the dense
- * peers on the same shapes, length by length; each first checked against the reference backend on
- * the smallest length, then timed (median of several calls after a warm-up) with its peak memory.
+ * peers on the same shapes, length by length; each first checked against the float64 dense oracle
+ * ({@link DenseOracle}) on the smallest length, then timed (median of several calls after a warm-up)
+ * with its peak memory.
  */
 public final class CompareRun {
 
@@ -103,7 +104,7 @@ public final class CompareRun {
             String wrong = check(c);
             if (wrong != null) {
                 cells.add(noNumber(c.name(), c.dense(), config.lengths()[0], "WRONG, not timed: " + wrong));
-                log.println("starling compare: " + c.name() + " disagrees with the reference backend: " + wrong);
+                log.println("starling compare: " + c.name() + " disagrees with the float64 oracle: " + wrong);
                 return true;
             }
             return false;
@@ -151,7 +152,7 @@ public final class CompareRun {
         Tensor v = random(random, n);
         PatternSpec pattern = c.dense() ? Patterns.parse("dense(block=" + config.pattern().blockSize() + ")")
                 : config.pattern();
-        BlockLayout layout = pattern.layout(n, n, config.heads());
+        BlockLayout layout = Starling.layout(p, pattern);
         Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
         if (c.refuses(p) != null) {
             return null;

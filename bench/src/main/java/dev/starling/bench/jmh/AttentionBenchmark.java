@@ -3,6 +3,7 @@ package dev.starling.bench.jmh;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
@@ -74,7 +75,7 @@ public class AttentionBenchmark {
     public void setUp() {
         AttentionProblem problem = AttentionProblem.builder().heads(heads).length(length).headDim(headDim).build();
         SparseAttention chosen = BackendSelector.discover().byName(backend);
-        BlockLayout layout = Patterns.parse(pattern).layout(length, length, heads);
+        BlockLayout layout = Starling.layout(problem, Patterns.parse(pattern));
         Random random = new Random(42);
         q = random(random);
         k = random(random);
