@@ -16,6 +16,18 @@ import org.junit.jupiter.api.Test;
 class HardeningTest {
 
     @Test
+    void deepNestingIsRefusedWithAPosition() {
+        for (String open : new String[] {"union(", "causal("}) {
+            String text = open.repeat(5000) + "dense()" + ")".repeat(5000);
+            dev.starling.api.pattern.PatternSyntaxException e = assertThrows(
+                    dev.starling.api.pattern.PatternSyntaxException.class, () -> Patterns.parse(text));
+            assertTrue(e.getMessage().contains("nest more than 64 levels"), e.getMessage());
+            assertEquals(64 * open.length(), e.position());
+        }
+        Patterns.parse("causal(".repeat(63) + "dense()" + ")".repeat(63));
+    }
+
+    @Test
     void dimensionProductsThatOverflowALongAreRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> AttentionProblem.builder()
                 .batch(2147418113).heads(1718039348).length(20).headDim(1).build());

@@ -87,11 +87,18 @@ public final class ExplicitPattern implements PatternSpec {
      * @throws UncheckedIOException if the file is missing, cannot be read, or is not a readable {@code .npy}
      *         array (the cause is the {@link IOException}, often a {@link dev.starling.api.npy.NpyFormatException})
      * @throws IllegalArgumentException if {@code block < 1}, the dtype is not {@code bool} or {@code uint8}, the
-     *         rank is not 2 or 3, or a dimension is 0
+     *         rank is not 2 or 3, a dimension is 0, or the file is larger than {@link BlockLayout#entryLimit()}
+     *         blocks (checked before it is read)
      */
     public static ExplicitPattern fromFile(Path file, int block) {
         NpyArray array;
         try {
+            // A block mask holds one byte per block; refuse a file too big for one before reading it.
+            long limit = BlockLayout.entryLimit();
+            if (java.nio.file.Files.isRegularFile(file) && java.nio.file.Files.size(file) > limit + 4096) {
+                throw new IllegalArgumentException("layout file " + file + " holds " + java.nio.file.Files.size(file)
+                        + " bytes, more than a block mask may (" + limit + " blocks); use a larger block");
+            }
             array = NpyArray.read(file);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read layout file " + file + ": " + e.getMessage(), e);

@@ -27,6 +27,9 @@ public final class Patterns {
     private static final NamedProviders<PatternProvider> PROVIDERS =
             NamedProviders.of(PatternProvider.class, "pattern", PatternProvider::name, BuiltinPatterns.all());
 
+    /** Deepest nesting of patterns inside patterns ({@code causal(union(...))}) the parser takes. */
+    public static final int MAX_DEPTH = 64;
+
     private Patterns() {
     }
 
@@ -76,6 +79,7 @@ public final class Patterns {
         private final Map<String, PatternProvider> providers;
         private final List<FoundProvider<PatternProvider>> refused;
         private int pos;
+        private int depth;
 
         Parser(String text, List<FoundProvider<PatternProvider>> found) {
             this.text = text;
@@ -113,6 +117,18 @@ public final class Patterns {
 
         PatternSpec spec() {
             skipSpaces();
+            if (depth >= MAX_DEPTH) {
+                throw error("patterns nest more than " + MAX_DEPTH + " levels deep", null);
+            }
+            depth++;
+            try {
+                return specBody();
+            } finally {
+                depth--;
+            }
+        }
+
+        private PatternSpec specBody() {
             int start = pos;
             String name = identifier();
             PatternProvider provider = providers.get(name.toLowerCase());
