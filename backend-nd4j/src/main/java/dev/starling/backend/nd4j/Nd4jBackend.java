@@ -56,6 +56,7 @@ public final class Nd4jBackend implements SparseAttention {
         if (!availability().isAvailable()) {
             throw new IllegalStateException("nd4j backend is " + availability());
         }
+        Nd4jRuntime.warnOnce();
         return new Nd4jPlan(this, problem, layout);
     }
 }

@@ -3,11 +3,17 @@ package dev.starling.backend.nd4j;
 import dev.starling.api.Availability;
 import org.nd4j.linalg.factory.Nd4j;
 
-/** Loads ND4J once per process, records what it found, and warns once about a slow OpenBLAS core. */
+/**
+ * Loads ND4J once per process and records what it found. A slow OpenBLAS core is part of the
+ * description ({@code starling backends} shows it on the nd4j line) and is logged once per process,
+ * when the first nd4j plan is created — never merely because the backend was looked at.
+ */
 final class Nd4jRuntime {
     private static final System.Logger LOG = System.getLogger("dev.starling.backend.nd4j");
     private static Availability availability;
     private static String description = "";
+    private static String advice;
+    private static boolean warned;
 
     private Nd4jRuntime() {
     }
@@ -20,9 +26,8 @@ final class Nd4jRuntime {
                 String core = OpenBlasCore.detected();
                 description = "ND4J " + Nd4j.getBackend().getClass().getSimpleName() + ", BLAS " + vendor
                         + (core != null ? ", OpenBLAS core " + core : "");
-                String advice = OpenBlasCore.advice(core, OpenBlasCore.cpuFlags());
+                advice = OpenBlasCore.advice(core, OpenBlasCore.cpuFlags(), System.getenv("OPENBLAS_CORETYPE"));
                 if (advice != null) {
-                    LOG.log(System.Logger.Level.WARNING, advice);
                     description += "; " + advice;
                 }
                 availability = Availability.available(description);
@@ -36,6 +41,15 @@ final class Nd4jRuntime {
             }
         }
         return availability;
+    }
+
+    /** Logs the OpenBLAS advice, if any, the first time a plan is created in this process. */
+    static synchronized void warnOnce() {
+        availability();
+        if (advice != null && !warned) {
+            warned = true;
+            LOG.log(System.Logger.Level.WARNING, advice);
+        }
     }
 
     static synchronized String describe() {

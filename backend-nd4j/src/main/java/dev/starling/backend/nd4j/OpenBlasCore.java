@@ -42,9 +42,10 @@ final class OpenBlasCore {
      *
      * @param detected the core OpenBLAS reports, e.g. {@code Prescott}
      * @param cpuFlags the CPU flags
-     * @return a one-sentence warning naming the fix, or {@code null} when the core fits the CPU
+     * @param setting the value of {@code OPENBLAS_CORETYPE} in this process's environment, or {@code null}
+     * @return a one-sentence warning naming the current setting and the fix, or {@code null} when the core fits
      */
-    static String advice(String detected, String cpuFlags) {
+    static String advice(String detected, String cpuFlags, String setting) {
         String best = bestCore(cpuFlags);
         if (detected == null || best == null) {
             return null;
@@ -54,10 +55,11 @@ final class OpenBlasCore {
         if (!behind) {
             return null;
         }
-        return "OpenBLAS picked the '" + detected + "' core but this CPU supports " + best
+        String now = setting == null || setting.isBlank() ? "OPENBLAS_CORETYPE is not set"
+                : "OPENBLAS_CORETYPE=" + setting.strip() + " is set";
+        return "OpenBLAS picked the '" + detected + "' core (" + now + ") but this CPU supports " + best
                 + " (" + (best.equals("SkylakeX") ? "AVX-512" : "AVX2") + "), so ND4J's matrix products run slower than they "
-                + "could (about 4x slower with 'Prescott' on AVX-512 machines). Set OPENBLAS_CORETYPE=" + best
-                + " in the environment before starting the JVM.";
+                + "could; OPENBLAS_CORETYPE=" + best + " in the environment before the JVM starts selects it.";
     }
 
     /** @return the CPU flags from {@code /proc/cpuinfo}, or "" where there is none */

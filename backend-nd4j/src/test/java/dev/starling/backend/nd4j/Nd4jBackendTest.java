@@ -30,14 +30,16 @@ class Nd4jBackendTest {
     @Test
     void openBlasAdviceNamesTheFixOnlyWhenTheCoreIsBehind() {
         String avx512 = "fpu sse2 avx avx2 fma avx512f avx512dq avx512bw avx512vl";
-        String advice = OpenBlasCore.advice("Prescott", avx512);
-        assertTrue(advice.contains("OPENBLAS_CORETYPE=SkylakeX") && advice.contains("Prescott"), advice);
-        assertTrue(OpenBlasCore.advice("Haswell", avx512).contains("SkylakeX"));
-        assertNull(OpenBlasCore.advice("SkylakeX", avx512));
-        assertNull(OpenBlasCore.advice("Haswell", "fpu sse2 avx avx2 fma"));
-        assertTrue(OpenBlasCore.advice("Barcelona", "fpu sse2 avx avx2 fma").contains("OPENBLAS_CORETYPE=Haswell"));
-        assertNull(OpenBlasCore.advice("Prescott", "fpu sse2"));
-        assertNull(OpenBlasCore.advice(null, avx512));
+        String advice = OpenBlasCore.advice("Prescott", avx512, null);
+        assertTrue(advice.contains("OPENBLAS_CORETYPE=SkylakeX") && advice.contains("Prescott")
+                && advice.contains("OPENBLAS_CORETYPE is not set"), advice);
+        String withSetting = OpenBlasCore.advice("Zen", avx512, "Haswell");
+        assertTrue(withSetting.contains("OPENBLAS_CORETYPE=Haswell is set") && withSetting.contains("SkylakeX"), withSetting);
+        assertNull(OpenBlasCore.advice("SkylakeX", avx512, "SkylakeX"));
+        assertNull(OpenBlasCore.advice("Haswell", "fpu sse2 avx avx2 fma", null));
+        assertTrue(OpenBlasCore.advice("Barcelona", "fpu sse2 avx avx2 fma", null).contains("OPENBLAS_CORETYPE=Haswell"));
+        assertNull(OpenBlasCore.advice("Prescott", "fpu sse2", null));
+        assertNull(OpenBlasCore.advice(null, avx512, null));
     }
 
     @Test
