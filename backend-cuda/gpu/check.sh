@@ -7,8 +7,12 @@
 #
 # usage: backend-cuda/gpu/check.sh CARRY_DIR
 #   CARRY_DIR holds jre.tar.gz (a runtime from shared/tools/make-java-runtime.sh; the GPU machine
-#   may have no Java) and jars/ (starling-api, starling-conformance, starling-backend-cuda, jcuda,
-#   jcuda-natives). backend-cuda/gpu/prepare.sh builds it. The log is also written to $OUT/check.log.
+#   may have no Java) and jars/ (starling-api, starling-conformance, starling-backend-cuda, the thin
+#   starling-bench jar for the timing program, jcuda, jcuda-natives). backend-cuda/gpu/prepare.sh
+#   builds it. The log is also written to $OUT/check.log.
+# Split rows (-Dstarling.cuda.splitBlocks, off by default): SPLIT_CHECK=1 (default) runs the
+#   conformance kit a second time with every row split into one-block units, so the merge kernel
+#   runs on every case; SPLIT_BLOCKS=N times with rows split into units of N key blocks.
 set -uo pipefail
 carry=${1:-gpu-carry}
 out=${OUT:-/tmp/starling-gpu}
@@ -28,9 +32,17 @@ CP=$(ls "$carry"/jars/*.jar | tr '\n' ':')
 echo "== conformance: cuda"
 "$JAVA" -cp "$CP" dev.starling.conformance.ConformanceRunner --backend cuda ${CONFORMANCE_ARGS:-}
 conformance=$?
+if [ "${SPLIT_CHECK:-1}" = "1" ]; then
+  echo "== conformance: cuda, rows split into one-block units (-Dstarling.cuda.splitBlocks=1)"
+  "$JAVA" -Dstarling.cuda.splitBlocks=1 -cp "$CP" dev.starling.conformance.ConformanceRunner --backend cuda \
+    ${CONFORMANCE_ARGS:-}
+  split=$?
+  [ $conformance -eq 0 ] && conformance=$split
+fi
 
 echo "== timing: cuda"
-timeout ${TIMING_TIMEOUT:-180} "$JAVA" -Xmx48g -cp "$CP" dev.starling.backend.cuda.bench.CudaBenchmark \
+timeout ${TIMING_TIMEOUT:-180} "$JAVA" -Xmx48g ${SPLIT_BLOCKS:+-Dstarling.cuda.splitBlocks=$SPLIT_BLOCKS} \
+  -cp "$CP" dev.starling.bench.cuda.CudaBenchmark \
   --lengths ${LENGTHS:-4096,16384,65536} --heads ${HEADS:-8,16} --dims ${DIMS:-64,128} \
   --precisions ${PRECISIONS:-fp32,tf32,bf16} --reps ${REPS:-30} --export /tmp/starling-export
 

@@ -1,270 +1,483 @@
 // Starling block-sparse attention kernels (DESIGN.md section 2), driven through the CUDA driver API.
 //
-// One thread block (CTA) per (batch, query head, 64-row query tile); a query block larger than 64
-// rows is split into several tiles. Each CTA walks its query block's allowed key blocks from the
-// CSR layout in key tiles of `tileK` (<= 64) keys, keeps the online-softmax state (running max m,
-// running sum l) and the output tile on chip, and writes O and LSE once. No N x N buffer, no
-// atomics, a fixed reduction order: results are deterministic.
+// Work: the grid runs over the packed units of dev.starling.api.plan.WorkPlan (x: unit × 64-row
+// tile of its query block, y: batch × query head). A unit is one query block against a range of
+// its row's allowed key blocks. Each CTA walks its unit's key blocks in key tiles of `tileK`
+// (<= 64) keys, keeps the online-softmax state (running max m, running sum l) and the output tile
+// on chip, and writes O and LSE once. A unit with slot < 0 covers its whole row and writes the
+// output; a unit with slot >= 0 is one part of a long (split) row and writes a normalised partial
+// O and its LSE into a workspace slot, which starling_merge then combines (DESIGN section 8). No
+// N x N buffer, no atomics, a fixed reduction order: results are deterministic.
 //
-// Layout packing (done on the host): rowStart holds, for head layout hl and query block qb, the
-// absolute index into cols of the block's first key block at rowStart[hl * (nQueryBlocks + 1) + qb].
+// Every kernel takes one argument, `Params`, by value. KernelParams.java fills it (the one place
+// on the host); the static_asserts after the struct pin its layout, and a Java test checks that
+// KernelParams writes the same offsets. The shared-memory carve-up is computed on the host
+// (SharedLayout.java) and passed in the struct: the kernels do not re-derive it.
 //
-// Masking, exactly as DESIGN section 2: keys j >= min(Nk, keyLens[b]) are never read; with causal,
-// key j is allowed for query i only if j <= i + Nk - Nq; rows i >= queryLens[b] and rows with no
-// allowed key give O = 0 and LSE = -inf.
+// Masking, exactly as DESIGN section 2, in the small device functions below that mirror
+// TokenMask.java; the softmax state, finish and merge policy mirror OnlineSoftmax.java.
 
 #include <cuda_bf16.h>
 #include <mma.h>
 #include <math_constants.h>
-#include <climits>
+#include <cstddef>
 
 using namespace nvcuda;
 
-#define TILE_Q 64
-#define MAX_TILE_K 64
+// Constants shared with the host; HostLogicTest checks that the Java side uses the same values.
+#define TILE_Q 64          // query rows per CTA (LaunchGeometry.TILE_Q)
+#define MAX_TILE_K 64      // most keys per key tile (LaunchGeometry.MAX_TILE_K)
+#define SMEM_ALIGN 128     // shared buffers start on this boundary (SharedLayout.ALIGN)
+#define FP32_THREADS 256   // 4 threads per query row (LaunchGeometry.FP32_THREADS)
+#define MMA_THREADS 128    // 4 warps of 16 query rows (LaunchGeometry.MMA_THREADS)
+#define MERGE_THREADS 128  // 4 warps, one split row at a time each (LaunchGeometry.MERGE_THREADS)
+#define UNIT_INTS 4        // WorkPlan.UNIT_INTS: (queryBlock, csrBegin, csrEnd, slot)
+#define SPLIT_INTS 4       // WorkPlan.SPLIT_INTS: (queryBlock, firstSlot, parts, 0)
 
+// ---------------------------------------------------------------------------------------------
+// The one kernel argument. Field order and types must match KernelParams.java (checked below and
+// by HostLogicTest). Strides are in elements: (batch, head, row); features are contiguous.
+// ---------------------------------------------------------------------------------------------
+struct Params {
+    const float* q;          // [B, Hq, Nq, D] in any layout
+    const float* k;          // [B, Hkv, Nk, D]
+    const float* v;          // [B, Hkv, Nk, Dv]
+    float* out;              // [B, Hq, Nq, Dv]
+    float* lse;              // [B, Hq, Nq] or nullptr
+    const int* units;        // WorkPlan.packUnits(): headLayouts x unitsPerLayout x UNIT_INTS
+    const int* keyBlocks;    // WorkPlan.packKeyBlocks(): every head layout's key blocks, concatenated
+    const int* splits;       // WorkPlan.packSplits(): headLayouts x splitsPerLayout x SPLIT_INTS
+    const int* keyLens;      // [B] or nullptr (every key valid)
+    const int* queryLens;    // [B] or nullptr (every query row valid)
+    float* wsO;              // split-row workspace: [B*Hq, slotsPerLayout, qBlock, Dv] (nullptr: no splits)
+    float* wsLse;            // [B*Hq, slotsPerLayout, qBlock]
+    long long qsb, qsh, qsn;
+    long long ksb, ksh, ksn;
+    long long vsb, vsh, vsn;
+    long long osb, osh, osn;
+    int Hq, group, Nq, Nk, D, Dv;
+    int qBlock, kBlock;
+    int unitsPerLayout, splitsPerLayout, slotsPerLayout, headLayouts;
+    int tilesPerBlock, tileK, causal;
+    float scale;
+    // Shared memory, computed by SharedLayout.java: padded dims, leading dimensions (elements),
+    // byte offsets of each buffer from the aligned base, and the total dynamic bytes launched.
+    int dPad, dvPad, ldq, ldv, ldp, lds, ldo;
+    int smQ, smK, smV, smS, smP, smO, smTmp, smM, smL, smSeen, smBadKey, smBytes;
+};
+
+// KernelParams.java writes these offsets (HostLogicTest reads this list).
+static_assert(offsetof(Params, q) == 0, "Params layout");
+static_assert(offsetof(Params, k) == 8, "Params layout");
+static_assert(offsetof(Params, v) == 16, "Params layout");
+static_assert(offsetof(Params, out) == 24, "Params layout");
+static_assert(offsetof(Params, lse) == 32, "Params layout");
+static_assert(offsetof(Params, units) == 40, "Params layout");
+static_assert(offsetof(Params, keyBlocks) == 48, "Params layout");
+static_assert(offsetof(Params, splits) == 56, "Params layout");
+static_assert(offsetof(Params, keyLens) == 64, "Params layout");
+static_assert(offsetof(Params, queryLens) == 72, "Params layout");
+static_assert(offsetof(Params, wsO) == 80, "Params layout");
+static_assert(offsetof(Params, wsLse) == 88, "Params layout");
+static_assert(offsetof(Params, qsb) == 96, "Params layout");
+static_assert(offsetof(Params, qsh) == 104, "Params layout");
+static_assert(offsetof(Params, qsn) == 112, "Params layout");
+static_assert(offsetof(Params, ksb) == 120, "Params layout");
+static_assert(offsetof(Params, ksh) == 128, "Params layout");
+static_assert(offsetof(Params, ksn) == 136, "Params layout");
+static_assert(offsetof(Params, vsb) == 144, "Params layout");
+static_assert(offsetof(Params, vsh) == 152, "Params layout");
+static_assert(offsetof(Params, vsn) == 160, "Params layout");
+static_assert(offsetof(Params, osb) == 168, "Params layout");
+static_assert(offsetof(Params, osh) == 176, "Params layout");
+static_assert(offsetof(Params, osn) == 184, "Params layout");
+static_assert(offsetof(Params, Hq) == 192, "Params layout");
+static_assert(offsetof(Params, group) == 196, "Params layout");
+static_assert(offsetof(Params, Nq) == 200, "Params layout");
+static_assert(offsetof(Params, Nk) == 204, "Params layout");
+static_assert(offsetof(Params, D) == 208, "Params layout");
+static_assert(offsetof(Params, Dv) == 212, "Params layout");
+static_assert(offsetof(Params, qBlock) == 216, "Params layout");
+static_assert(offsetof(Params, kBlock) == 220, "Params layout");
+static_assert(offsetof(Params, unitsPerLayout) == 224, "Params layout");
+static_assert(offsetof(Params, splitsPerLayout) == 228, "Params layout");
+static_assert(offsetof(Params, slotsPerLayout) == 232, "Params layout");
+static_assert(offsetof(Params, headLayouts) == 236, "Params layout");
+static_assert(offsetof(Params, tilesPerBlock) == 240, "Params layout");
+static_assert(offsetof(Params, tileK) == 244, "Params layout");
+static_assert(offsetof(Params, causal) == 248, "Params layout");
+static_assert(offsetof(Params, scale) == 252, "Params layout");
+static_assert(offsetof(Params, dPad) == 256, "Params layout");
+static_assert(offsetof(Params, dvPad) == 260, "Params layout");
+static_assert(offsetof(Params, ldq) == 264, "Params layout");
+static_assert(offsetof(Params, ldv) == 268, "Params layout");
+static_assert(offsetof(Params, ldp) == 272, "Params layout");
+static_assert(offsetof(Params, lds) == 276, "Params layout");
+static_assert(offsetof(Params, ldo) == 280, "Params layout");
+static_assert(offsetof(Params, smQ) == 284, "Params layout");
+static_assert(offsetof(Params, smK) == 288, "Params layout");
+static_assert(offsetof(Params, smV) == 292, "Params layout");
+static_assert(offsetof(Params, smS) == 296, "Params layout");
+static_assert(offsetof(Params, smP) == 300, "Params layout");
+static_assert(offsetof(Params, smO) == 304, "Params layout");
+static_assert(offsetof(Params, smTmp) == 308, "Params layout");
+static_assert(offsetof(Params, smM) == 312, "Params layout");
+static_assert(offsetof(Params, smL) == 316, "Params layout");
+static_assert(offsetof(Params, smSeen) == 320, "Params layout");
+static_assert(offsetof(Params, smBadKey) == 324, "Params layout");
+static_assert(offsetof(Params, smBytes) == 328, "Params layout");
+static_assert(sizeof(Params) == 336, "Params layout");
+
+// ---------------------------------------------------------------------------------------------
+// Token mask: mirrors dev.starling.api.plan.TokenMask. Every kernel asks these, nothing else.
+// ---------------------------------------------------------------------------------------------
+
+// TokenMask.causalKeyEnd, the only place the causal rule is written (DESIGN section 2, aligned
+// bottom-right as FlashAttention does): the exclusive end of the keys query row i may read,
+// clamped to [0, Nk].
+__device__ __forceinline__ int causal_key_end(int i, int Nq, int Nk) {
+    const long long end = (long long)i + ((long long)Nk - Nq) + 1;
+    return (int)max(0LL, min((long long)Nk, end));
+}
+
+// AttentionProblem.keyLength(b): keys j >= key_length are never read.
+__device__ __forceinline__ int key_length(const Params& p, int b) {
+    return p.keyLens != nullptr ? min(p.Nk, p.keyLens[b]) : p.Nk;
+}
+
+// AttentionProblem.queryLength(b): rows i >= query_length read nothing (O = 0, LSE = -inf).
+__device__ __forceinline__ int query_length(const Params& p, int b) {
+    return p.queryLens != nullptr ? min(p.Nq, p.queryLens[b]) : p.Nq;
+}
+
+// TokenMask.rowKeyEnd: exclusive end of the keys valid row i may read (key length and causal).
+__device__ __forceinline__ int row_key_end(const Params& p, int b, int i) {
+    const int end = key_length(p, b);
+    return p.causal ? min(end, causal_key_end(i, p.Nq, p.Nk)) : end;
+}
+
+// TokenMask.keyBegin(kb) and keyEnd(kb): a tail key block is partial.
+__device__ __forceinline__ int key_begin(const Params& p, int kb) {
+    return (int)min((long long)p.Nk, (long long)kb * p.kBlock);
+}
+__device__ __forceinline__ int key_end(const Params& p, int kb) {
+    return (int)min((long long)p.Nk, ((long long)kb + 1) * p.kBlock);
+}
+
+// TokenMask.keyEnd(b, i, kb): row i reads [key_begin(kb), this) of an allowed key block.
+__device__ __forceinline__ int block_key_end(const Params& p, int b, int i, int kb) {
+    return min(key_end(p, kb), row_key_end(p, b, i));
+}
+
+// TokenMask.lseIndex: row (b, h, i) in LSE [B, Hq, Nq].
+__device__ __forceinline__ long long lse_index(const Params& p, int b, int h, int i) {
+    return ((long long)b * p.Hq + h) * p.Nq + i;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Online softmax: mirrors dev.starling.api.plan.OnlineSoftmax (state m, l, acc of a row).
+// ---------------------------------------------------------------------------------------------
+
+// OnlineSoftmax.max: NaN-propagating maximum.
 __device__ __forceinline__ float nan_max(float a, float b) {
     return (a != a || b != b) ? CUDART_NAN_F : fmaxf(a, b);
 }
 
-// ---------------------------------------------------------------------------------------------
-// fp32: CUDA cores, 256 threads, 4 threads per query row. Thread (r, s) computes the scores of
-// keys s, s+4, ... of the tile and owns output dims s, s+4, ..., so D and Dv may be any value up
-// to 128. Shared memory: Q tile [64][D+1] (pre-scaled), K tile [tileK][D+1], V tile [tileK][Dv],
-// P [64][tileK+1].
-// ---------------------------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(256)
-starling_fp32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-              float* __restrict__ out, float* __restrict__ lse,
-              const int* __restrict__ rowStart, const int* __restrict__ cols,
-              const int* __restrict__ keyLens, const int* __restrict__ queryLens,
-              long long qsb, long long qsh, long long qsn,
-              long long ksb, long long ksh, long long ksn,
-              long long vsb, long long vsh, long long vsn,
-              long long osb, long long osh, long long osn,
-              int Hq, int group, int Nq, int Nk, int D, int Dv,
-              int qBlock, int kBlock, int nQueryBlocks, int tilesPerBlock, int headLayouts,
-              int causal, float scale, int tileK)
-{
-    extern __shared__ float smem[];
-    const int Dp = D + 1;
-    const int Pp = tileK + 1;
-    float* sQ = smem;
-    float* sK = sQ + TILE_Q * Dp;
-    float* sV = sK + tileK * Dp;
-    float* sP = sV + tileK * Dv;
+// OnlineSoftmax.shift: what a score has subtracted before exp; 0 while the max is -inf.
+__device__ __forceinline__ float softmax_shift(float m) {
+    return m == -CUDART_INF_F ? 0.f : m;
+}
 
-    const int b = blockIdx.y / Hq;
-    const int h = blockIdx.y % Hq;
-    const int kvh = h / group;
-    const int qb = blockIdx.x / tilesPerBlock;
-    const int i0 = qb * qBlock + (blockIdx.x % tilesPerBlock) * TILE_Q;
-    const int blockEnd = min(qb * qBlock + qBlock, Nq);
-    const int rows = min(TILE_Q, blockEnd - i0);
-    if (rows <= 0) return;   // uniform over the CTA
-    const int qLen = queryLens ? queryLens[b] : Nq;
-    const int kLen = min(Nk, keyLens ? keyLens[b] : Nk);
-    const int shift = Nk - Nq;
+// OnlineSoftmax.rescale: factor moving l and acc from max oldMax onto newMax.
+__device__ __forceinline__ float softmax_rescale(float oldMax, float newMax) {
+    return oldMax == newMax ? 1.f : expf(oldMax - newMax);
+}
+
+// OnlineSoftmax.Rows.finish, the one policy for a row's result: a row that read no key gives
+// O = 0, LSE = -inf; a row whose max is not finite (NaN, +inf, or every score -inf) gives NaN;
+// otherwise O = acc / l (a non-finite acc feature stays in that feature) and LSE = m + ln l.
+__device__ __forceinline__ float finish_out(bool seen, float m, float l, float acc) {
+    return !seen ? 0.f : (isfinite(m) ? acc / l : CUDART_NAN_F);
+}
+__device__ __forceinline__ float finish_lse(bool seen, float m, float l) {
+    return !seen ? -CUDART_INF_F : (isfinite(m) ? m + logf(l) : CUDART_NAN_F);
+}
+
+// OnlineSoftmax.merge of two normalised partials of one row feature over disjoint key sets:
+// LSE = ln(e^lse1 + e^lse2), O = e^(lse1 - LSE) o1 + e^(lse2 - LSE) o2. Two empty partials give
+// O = 0, LSE = -inf; a NaN or +inf LSE gives NaN. Returns the merged LSE, writes the feature.
+__device__ __forceinline__ float merge_partials(float o1, float lse1, float o2, float lse2, float* o) {
+    const float m = nan_max(lse1, lse2);
+    if (m == -CUDART_INF_F) {
+        *o = 0.f;
+        return -CUDART_INF_F;
+    }
+    if (!isfinite(m)) {
+        *o = CUDART_NAN_F;
+        return CUDART_NAN_F;
+    }
+    const float w1 = expf(lse1 - m);
+    const float w2 = expf(lse2 - m);
+    const float total = w1 + w2;
+    *o = (w1 / total) * o1 + (w2 / total) * o2;
+    return m + logf(total);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where a CTA works and writes.
+// ---------------------------------------------------------------------------------------------
+
+// One CTA's work: packed unit blockIdx.x / tilesPerBlock of its head layout, 64-row tile
+// blockIdx.x % tilesPerBlock of the unit's query block.
+struct Tile {
+    int b, h, kvh, qb;
+    int begin, end;   // CSR range into keyBlocks
+    int slot;         // -1: write the output; >= 0: workspace slot of a split row's part
+    int i0, rows;     // first query row and rows of the tile (a tail block is partial)
+};
+
+// Fills t; false when the CTA has nothing to do (a padding unit, or a tile past the block's end).
+__device__ __forceinline__ bool tile_of(const Params& p, Tile& t) {
+    t.b = blockIdx.y / p.Hq;
+    t.h = blockIdx.y % p.Hq;
+    t.kvh = t.h / p.group;
+    const int hl = p.headLayouts == 1 ? 0 : t.h;
+    const int* unit = p.units + ((long long)hl * p.unitsPerLayout + blockIdx.x / p.tilesPerBlock) * UNIT_INTS;
+    t.qb = unit[0];
+    if (t.qb < 0) return false;
+    t.begin = unit[1];
+    t.end = unit[2];
+    t.slot = unit[3];
+    const int blockBegin = t.qb * p.qBlock;
+    t.i0 = blockBegin + (blockIdx.x % p.tilesPerBlock) * TILE_Q;
+    t.rows = min(TILE_Q, min(blockBegin + p.qBlock, p.Nq) - t.i0);
+    return t.rows > 0;
+}
+
+// Row (b, h, i) of the output.
+__device__ __forceinline__ float* output_row(const Params& p, int b, int h, int i) {
+    return p.out + b * p.osb + h * p.osh + (long long)i * p.osn;
+}
+
+// Row r of query block's workspace slot `slot` for (b, h): index into wsLse, times Dv into wsO.
+__device__ __forceinline__ long long workspace_row(const Params& p, int b, int h, int slot, int r) {
+    return (((long long)b * p.Hq + h) * p.slotsPerLayout + slot) * p.qBlock + r;
+}
+
+// Where the tile writes row i: the output row, or its part's workspace row.
+__device__ __forceinline__ float* result_row(const Params& p, const Tile& t, int i) {
+    return t.slot < 0 ? output_row(p, t.b, t.h, i)
+                      : p.wsO + workspace_row(p, t.b, t.h, t.slot, i - t.qb * p.qBlock) * p.Dv;
+}
+__device__ __forceinline__ float* result_lse(const Params& p, const Tile& t, int i) {
+    if (t.slot >= 0) return p.wsLse + workspace_row(p, t.b, t.h, t.slot, i - t.qb * p.qBlock);
+    return p.lse != nullptr ? p.lse + lse_index(p, t.b, t.h, i) : nullptr;
+}
+
+// Dynamic shared memory, carved up on the host (SharedLayout.java): buffer X at base + p.smX.
+// It is only guaranteed 16-byte aligned and WMMA wants 32: the host launches SMEM_ALIGN bytes of slack.
+__device__ __forceinline__ unsigned char* shared_base() {
+    extern __shared__ unsigned char smemRaw[];
+    return (unsigned char*)(((size_t)smemRaw + (SMEM_ALIGN - 1)) & ~(size_t)(SMEM_ALIGN - 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp32: CUDA cores, FP32_THREADS threads, 4 per query row. Thread (r, s) computes the scores of
+// keys s, s+4, ... of the tile and owns output dims s, s+4, ..., so D and Dv may be any value up
+// to 128. Shared memory: Q tile [64][ldq] (pre-scaled), K tile [tileK][ldq], V tile [tileK][ldv],
+// P [64][ldp]. Values are used as they are, so a non-finite value feature reaches that feature
+// of the rows that read it and nothing else.
+// ---------------------------------------------------------------------------------------------
+extern "C" __global__ void __launch_bounds__(FP32_THREADS) starling_fp32(const Params p)
+{
+    unsigned char* base = shared_base();
+    float* sQ = (float*)(base + p.smQ);
+    float* sK = (float*)(base + p.smK);
+    float* sV = (float*)(base + p.smV);
+    float* sP = (float*)(base + p.smP);
+    const int ldq = p.ldq;
+    const int ldv = p.ldv;
+    const int ldp = p.ldp;
+    const int D = p.D;
+    const int Dv = p.Dv;
+
+    Tile t;
+    if (!tile_of(p, t)) return;   // uniform over the CTA
+    const int qLen = query_length(p, t.b);
+    const int lastRow = min(t.i0 + t.rows, qLen) - 1;   // the tile's last valid row reads the most keys
 
     const int tid = threadIdx.x;
     const int r = tid >> 2;
     const int s = tid & 3;
-    const int i = i0 + r;
-    const bool rowValid = r < rows && i < qLen;
-    const long long rowLimit = causal ? (long long)i + shift : (long long)INT_MAX;   // last allowed key
-    const long long ctaLimit = causal ? (long long)(i0 + rows - 1) + shift : (long long)INT_MAX;
+    const int i = t.i0 + r;
+    const bool rowValid = r < t.rows && i < qLen;
+    const int rowEnd = rowValid ? row_key_end(p, t.b, i) : 0;
 
-    const float* qBase = q + b * qsb + h * qsh;
-    for (int idx = tid; idx < rows * D; idx += blockDim.x) {
+    const float* qBase = p.q + t.b * p.qsb + t.h * p.qsh;
+    for (int idx = tid; idx < t.rows * D; idx += blockDim.x) {
         int rr = idx / D, d = idx - rr * D;
-        sQ[rr * Dp + d] = qBase[(long long)(i0 + rr) * qsn + d] * scale;
+        sQ[rr * ldq + d] = qBase[(long long)(t.i0 + rr) * p.qsn + d] * p.scale;
     }
-    const float* kBase = k + b * ksb + kvh * ksh;
-    const float* vBase = v + b * vsb + kvh * vsh;
+    const float* kBase = p.k + t.b * p.ksb + t.kvh * p.ksh;
+    const float* vBase = p.v + t.b * p.vsb + t.kvh * p.vsh;
 
     float m = -CUDART_INF_F;
     float l = 0.f;
+    bool seen = false;
     float acc[32];
 #pragma unroll
-    for (int t = 0; t < 32; ++t) acc[t] = 0.f;
+    for (int u = 0; u < 32; ++u) acc[u] = 0.f;
 
-    const int hl = headLayouts == 1 ? 0 : h;
-    const int rs = rowStart[hl * (nQueryBlocks + 1) + qb];
-    const int re = rowStart[hl * (nQueryBlocks + 1) + qb + 1];
-    for (int p = rs; p < re; ++p) {
-        const int j0 = cols[p] * kBlock;
-        long long jEndL = min(j0 + kBlock, kLen);
-        if (causal) jEndL = min(jEndL, ctaLimit + 1);
-        const int jEnd = (int)jEndL;
-        for (int c0 = j0; c0 < jEnd; c0 += tileK) {
-            const int n = min(tileK, jEnd - c0);
-            __syncthreads();
+    for (int pos = t.begin; pos < t.end; ++pos) {
+        const int kb = p.keyBlocks[pos];
+        const int j0 = key_begin(p, kb);
+        const int jEnd = lastRow >= t.i0 ? block_key_end(p, t.b, lastRow, kb) : j0;   // uniform over the CTA
+        for (int c0 = j0; c0 < jEnd; c0 += p.tileK) {
+            const int n = min(p.tileK, jEnd - c0);
+            __syncthreads();   // every thread is done with the previous sK, sV (and sQ is written)
             for (int idx = tid; idx < n * D; idx += blockDim.x) {
                 int jj = idx / D, d = idx - jj * D;
-                sK[jj * Dp + d] = kBase[(long long)(c0 + jj) * ksn + d];
+                sK[jj * ldq + d] = kBase[(long long)(c0 + jj) * p.ksn + d];
             }
             for (int idx = tid; idx < n * Dv; idx += blockDim.x) {
                 int jj = idx / Dv, d = idx - jj * Dv;
-                sV[jj * Dv + d] = vBase[(long long)(c0 + jj) * vsn + d];
+                sV[jj * ldv + d] = vBase[(long long)(c0 + jj) * p.vsn + d];
             }
-            __syncthreads();
-            // Keys of this tile the row may see: a prefix of length myCount.
-            long long lim = rowValid ? min((long long)n, rowLimit - c0 + 1) : 0;
-            const int myCount = (int)max(0LL, lim);
+            __syncthreads();   // sK and sV hold this key tile
+            // Keys of this tile the row may read: a prefix of length myCount.
+            const int myCount = max(0, min(n, rowEnd - c0));
             float sc[16];
             float bmax = -CUDART_INF_F;
 #pragma unroll
-            for (int t = 0; t < 16; ++t) {
-                const int jj = s + 4 * t;
-                sc[t] = -CUDART_INF_F;
+            for (int u = 0; u < 16; ++u) {
+                const int jj = s + 4 * u;
+                sc[u] = -CUDART_INF_F;
                 if (jj < myCount) {
                     float dot = 0.f;
-                    const float* qr = sQ + r * Dp;
-                    const float* kr = sK + jj * Dp;
+                    const float* qr = sQ + r * ldq;
+                    const float* kr = sK + jj * ldq;
                     for (int d = 0; d < D; ++d) dot = fmaf(qr[d], kr[d], dot);
-                    sc[t] = dot;
+                    sc[u] = dot;
                     bmax = nan_max(bmax, dot);
                 }
             }
             bmax = nan_max(bmax, __shfl_xor_sync(0xffffffffu, bmax, 1));
             bmax = nan_max(bmax, __shfl_xor_sync(0xffffffffu, bmax, 2));
-            const float mnew = nan_max(m, bmax);
+            const float mNew = nan_max(m, bmax);
+            const float shift = softmax_shift(mNew);
             float psum = 0.f;
 #pragma unroll
-            for (int t = 0; t < 16; ++t) {
-                const int jj = s + 4 * t;
+            for (int u = 0; u < 16; ++u) {
+                const int jj = s + 4 * u;
                 if (jj < myCount) {
-                    float pv = expf(sc[t] - mnew);
-                    sP[r * Pp + jj] = pv;
+                    float pv = expf(sc[u] - shift);
+                    sP[r * ldp + jj] = pv;
                     psum += pv;
                 }
             }
             psum += __shfl_xor_sync(0xffffffffu, psum, 1);
             psum += __shfl_xor_sync(0xffffffffu, psum, 2);
-            __syncwarp();
+            __syncwarp();   // the row's four lanes (one warp) see each other's sP entries
             if (myCount > 0) {
-                const float corr = (m == -CUDART_INF_F) ? 0.f : expf(m - mnew);
+                const float corr = softmax_rescale(m, mNew);
                 l = l * corr + psum;
-                m = mnew;
+                m = mNew;
+                seen = true;
 #pragma unroll
-                for (int t = 0; t < 32; ++t) acc[t] *= corr;
+                for (int u = 0; u < 32; ++u) acc[u] *= corr;
                 for (int jj = 0; jj < myCount; ++jj) {
-                    const float pv = sP[r * Pp + jj];
-                    const float* vr = sV + jj * Dv;
+                    const float pv = sP[r * ldp + jj];
+                    const float* vr = sV + jj * ldv;
 #pragma unroll
-                    for (int t = 0; t < 32; ++t) {
-                        const int d = s + 4 * t;
-                        if (d < Dv) acc[t] = fmaf(pv, vr[d], acc[t]);
+                    for (int u = 0; u < 32; ++u) {
+                        const int d = s + 4 * u;
+                        if (d < Dv) acc[u] = fmaf(pv, vr[d], acc[u]);
                     }
                 }
             }
         }
     }
-    if (r >= rows) return;
-    float* oRow = out + b * osb + h * osh + (long long)i * osn;
-    const bool empty = !rowValid || l == 0.f;
-    const float inv = empty ? 0.f : 1.f / l;
+    if (r >= t.rows) return;
+    float* oRow = result_row(p, t, i);
 #pragma unroll
-    for (int t = 0; t < 32; ++t) {
-        const int d = s + 4 * t;
-        if (d < Dv) oRow[d] = empty ? 0.f : acc[t] * inv;
+    for (int u = 0; u < 32; ++u) {
+        const int d = s + 4 * u;
+        if (d < Dv) oRow[d] = finish_out(seen, m, l, acc[u]);
     }
-    if (lse != nullptr && s == 0) {
-        lse[((long long)b * Hq + h) * Nq + i] = empty ? -CUDART_INF_F : m + logf(l);
-    }
+    float* lseAt = result_lse(p, t, i);
+    if (lseAt != nullptr && s == 0) *lseAt = finish_lse(seen, m, l);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tensor cores (WMMA, fp32 accumulation): T = __nv_bfloat16 (k-step 16) or float read as tf32
-// (k-step 8). 128 threads = 4 warps; warp w owns query rows 16w..16w+15 of the tile. Per key tile:
-// S = Q K^T on tensor cores into shared memory, the online softmax per row in fp32 (two lanes per
-// row), P stored as T, then O += P V on tensor cores, 16 output columns at a time, added into the
-// fp32 output tile in shared memory. D and Dv are zero-padded to multiples of 16 in shared memory
-// (exact). Values of V that are not finite are replaced by 0 in shared memory and tracked per key,
-// so that a masked key with a NaN value cannot leak through 0 * NaN in the product; a row that
-// does see such a key gets NaN, as the dense oracle does for NaN.
+// (k-step 8). MMA_THREADS = 4 warps; warp w owns query rows 16w..16w+15 of the tile. Per key
+// tile: S = Q K^T on tensor cores into shared memory, the online softmax per row in fp32 (two
+// lanes per row), P stored as T, then O += P V on tensor cores, 16 output columns at a time,
+// added into the fp32 output tile in shared memory. D and Dv are zero-padded to multiples of 16
+// (exact). Non-finite values of V are replaced by 0 in shared memory and their keys flagged, so
+// that a masked key cannot leak 0 * NaN through the product; a row that does read a flagged key
+// adds p * v for exactly the non-finite features of that key (read again from global memory),
+// so a NaN or inf reaches only that feature of the rows that read it, as the oracle says.
 // ---------------------------------------------------------------------------------------------
 template <typename T> struct MmaTraits;
 template <> struct MmaTraits<__nv_bfloat16> {
     static constexpr int KSTEP = 16;
-    static constexpr int PAD = 8;
     typedef __nv_bfloat16 FragT;
     __device__ static __nv_bfloat16 from(float x) { return __float2bfloat16_rn(x); }
     template <typename F> __device__ static void convert(F&) {}
 };
 template <> struct MmaTraits<float> {
     static constexpr int KSTEP = 8;
-    static constexpr int PAD = 4;
     typedef wmma::precision::tf32 FragT;
     __device__ static float from(float x) { return x; }
     template <typename F> __device__ static void convert(F& f) {
 #pragma unroll
-        for (int t = 0; t < f.num_elements; ++t) f.x[t] = wmma::__float_to_tf32(f.x[t]);
+        for (int u = 0; u < f.num_elements; ++u) f.x[u] = wmma::__float_to_tf32(f.x[u]);
     }
 };
 
-__host__ __device__ inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
-
 template <typename T>
-__device__ void mma_body(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                         float* __restrict__ out, float* __restrict__ lse,
-                         const int* __restrict__ rowStart, const int* __restrict__ cols,
-                         const int* __restrict__ keyLens, const int* __restrict__ queryLens,
-                         long long qsb, long long qsh, long long qsn,
-                         long long ksb, long long ksh, long long ksn,
-                         long long vsb, long long vsh, long long vsn,
-                         long long osb, long long osh, long long osn,
-                         int Hq, int group, int Nq, int Nk, int D, int Dv,
-                         int qBlock, int kBlock, int nQueryBlocks, int tilesPerBlock, int headLayouts,
-                         int causal, float scale, int tileK)
+__device__ __forceinline__ void mma_body(const Params& p)
 {
     typedef MmaTraits<T> Tr;
     typedef typename Tr::FragT FragT;
     constexpr int KS = Tr::KSTEP;
-    extern __shared__ __align__(128) unsigned char raw[];
-    const int Dpad = round_up(D, 16);
-    const int Dvpad = round_up(Dv, 16);
-    const int ldq = Dpad + Tr::PAD;      // Q and K rows (elements of T)
-    const int ldv = Dvpad + Tr::PAD;     // V rows
-    const int ldp = tileK + Tr::PAD;     // P rows
-    const int lds = tileK + 4;           // S rows (float)
-    const int ldo = Dvpad + 4;           // O rows (float)
-    // Dynamic shared memory is only guaranteed 16-byte aligned; WMMA wants 32. The host adds 128 bytes.
-    unsigned char* ptr = (unsigned char*)(((size_t)raw + 127) & ~(size_t)127);
-    auto take = [&](size_t bytes) { unsigned char* p0 = ptr; ptr += (bytes + 127) / 128 * 128; return p0; };
-    T* sQ = (T*)take(sizeof(T) * TILE_Q * ldq);
-    T* sK = (T*)take(sizeof(T) * tileK * ldq);
-    T* sV = (T*)take(sizeof(T) * tileK * ldv);
-    float* sS = (float*)take(sizeof(float) * TILE_Q * lds);
-    T* sP = (T*)take(sizeof(T) * TILE_Q * ldp);
-    float* sO = (float*)take(sizeof(float) * TILE_Q * ldo);
-    float* sTmp = (float*)take(sizeof(float) * 4 * 16 * 16);
-    float* sM = (float*)take(sizeof(float) * TILE_Q);
-    float* sL = (float*)take(sizeof(float) * TILE_Q);
-    int* sBadRow = (int*)take(sizeof(int) * TILE_Q);
-    int* sBadKey = (int*)take(sizeof(int) * MAX_TILE_K);
+    unsigned char* base = shared_base();
+    T* sQ = (T*)(base + p.smQ);           // [64][ldq]
+    T* sK = (T*)(base + p.smK);           // [tileK][ldq]
+    T* sV = (T*)(base + p.smV);           // [tileK][ldv]
+    float* sS = (float*)(base + p.smS);   // [64][lds]
+    T* sP = (T*)(base + p.smP);           // [64][ldp]
+    float* sO = (float*)(base + p.smO);   // [64][ldo]
+    float* sTmp = (float*)(base + p.smTmp);   // 4 warps x 16 x 16
+    float* sM = (float*)(base + p.smM);   // running max per row
+    float* sL = (float*)(base + p.smL);   // running sum per row
+    int* sSeen = (int*)(base + p.smSeen); // row read at least one key
+    int* sBadKey = (int*)(base + p.smBadKey);   // key of the tile has a non-finite value
+    const int Dpad = p.dPad;
+    const int Dvpad = p.dvPad;
+    const int ldq = p.ldq;
+    const int ldv = p.ldv;
+    const int ldp = p.ldp;
+    const int lds = p.lds;
+    const int ldo = p.ldo;
+    const int tileK = p.tileK;
+    const int D = p.D;
+    const int Dv = p.Dv;
 
-    const int b = blockIdx.y / Hq;
-    const int h = blockIdx.y % Hq;
-    const int kvh = h / group;
-    const int qb = blockIdx.x / tilesPerBlock;
-    const int i0 = qb * qBlock + (blockIdx.x % tilesPerBlock) * TILE_Q;
-    const int blockEnd = min(qb * qBlock + qBlock, Nq);
-    const int rows = min(TILE_Q, blockEnd - i0);
-    if (rows <= 0) return;
-    const int qLen = queryLens ? queryLens[b] : Nq;
-    const int kLen = min(Nk, keyLens ? keyLens[b] : Nk);
-    const int shift = Nk - Nq;
-    const long long ctaLimit = causal ? (long long)(i0 + rows - 1) + shift : (long long)INT_MAX;
+    Tile t;
+    if (!tile_of(p, t)) return;   // uniform over the CTA
+    const int qLen = query_length(p, t.b);
+    const int lastRow = min(t.i0 + t.rows, qLen) - 1;
 
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
     const int lane = tid & 31;
 
-    const float* qBase = q + b * qsb + h * qsh;
+    const float* qBase = p.q + t.b * p.qsb + t.h * p.qsh;
     for (int idx = tid; idx < TILE_Q * Dpad; idx += blockDim.x) {
         int rr = idx / Dpad, d = idx - rr * Dpad;
-        float x = (rr < rows && d < D) ? qBase[(long long)(i0 + rr) * qsn + d] * scale : 0.f;
+        float x = (rr < t.rows && d < D) ? qBase[(long long)(t.i0 + rr) * p.qsn + d] * p.scale : 0.f;
         sQ[rr * ldq + d] = Tr::from(x);
     }
     for (int idx = tid; idx < TILE_Q * Dvpad; idx += blockDim.x) {
@@ -274,47 +487,43 @@ __device__ void mma_body(const float* __restrict__ q, const float* __restrict__ 
     if (tid < TILE_Q) {
         sM[tid] = -CUDART_INF_F;
         sL[tid] = 0.f;
-        sBadRow[tid] = 0;
+        sSeen[tid] = 0;
     }
-    const float* kBase = k + b * ksb + kvh * ksh;
-    const float* vBase = v + b * vsb + kvh * vsh;
+    const float* kBase = p.k + t.b * p.ksb + t.kvh * p.ksh;
+    const float* vBase = p.v + t.b * p.vsb + t.kvh * p.vsh;
 
     // Softmax lanes: two per row of the warp's 16 rows.
     const int myRowInWarp = lane >> 1;
     const int half = lane & 1;
     const int r = warp * 16 + myRowInWarp;
-    const int i = i0 + r;
-    const bool rowValid = r < rows && i < qLen;
-    const long long rowLimit = causal ? (long long)i + shift : (long long)INT_MAX;
+    const int i = t.i0 + r;
+    const bool rowValid = r < t.rows && i < qLen;
+    const int rowEnd = rowValid ? row_key_end(p, t.b, i) : 0;
 
-    const int hl = headLayouts == 1 ? 0 : h;
-    const int rs = rowStart[hl * (nQueryBlocks + 1) + qb];
-    const int re = rowStart[hl * (nQueryBlocks + 1) + qb + 1];
-    for (int p = rs; p < re; ++p) {
-        const int j0 = cols[p] * kBlock;
-        long long jEndL = min(j0 + kBlock, kLen);
-        if (causal) jEndL = min(jEndL, ctaLimit + 1);
-        const int jEnd = (int)jEndL;
+    for (int pos = t.begin; pos < t.end; ++pos) {
+        const int kb = p.keyBlocks[pos];
+        const int j0 = key_begin(p, kb);
+        const int jEnd = lastRow >= t.i0 ? block_key_end(p, t.b, lastRow, kb) : j0;   // uniform over the CTA
         for (int c0 = j0; c0 < jEnd; c0 += tileK) {
             const int n = min(tileK, jEnd - c0);
-            __syncthreads();
+            __syncthreads();   // every warp is done with the previous sK, sV, sBadKey (and sQ, sO, sM are set)
             if (tid < MAX_TILE_K) sBadKey[tid] = 0;
-            __syncthreads();
+            __syncthreads();   // sBadKey cleared before the loads flag keys
             for (int idx = tid; idx < tileK * Dpad; idx += blockDim.x) {
                 int jj = idx / Dpad, d = idx - jj * Dpad;
-                float x = (jj < n && d < D) ? kBase[(long long)(c0 + jj) * ksn + d] : 0.f;
+                float x = (jj < n && d < D) ? kBase[(long long)(c0 + jj) * p.ksn + d] : 0.f;
                 sK[jj * ldq + d] = Tr::from(x);
             }
             for (int idx = tid; idx < tileK * Dvpad; idx += blockDim.x) {
                 int jj = idx / Dvpad, d = idx - jj * Dvpad;
-                float x = (jj < n && d < Dv) ? vBase[(long long)(c0 + jj) * vsn + d] : 0.f;
+                float x = (jj < n && d < Dv) ? vBase[(long long)(c0 + jj) * p.vsn + d] : 0.f;
                 if (!isfinite(x)) {
                     sBadKey[jj] = 1;
                     x = 0.f;
                 }
                 sV[jj * ldv + d] = Tr::from(x);
             }
-            __syncthreads();
+            __syncthreads();   // sK, sV and sBadKey hold this key tile
 
             // S = Q K^T for this warp's 16 rows.
             for (int c = 0; c < tileK / 16; ++c) {
@@ -331,11 +540,10 @@ __device__ void mma_body(const float* __restrict__ q, const float* __restrict__ 
                 }
                 wmma::store_matrix_sync(sS + warp * 16 * lds + c * 16, sf, lds, wmma::mem_row_major);
             }
-            __syncwarp();
+            __syncwarp();   // the warp's rows of sS are stored
 
             // Online softmax, two lanes per row, each over half of the tile's keys.
-            long long lim = rowValid ? min((long long)n, rowLimit - c0 + 1) : 0;
-            const int myCount = (int)max(0LL, lim);
+            const int myCount = max(0, min(n, rowEnd - c0));
             const int halfLen = tileK / 2;
             const int jBegin = half * halfLen;
             float bmax = -CUDART_INF_F;
@@ -344,30 +552,43 @@ __device__ void mma_body(const float* __restrict__ q, const float* __restrict__ 
             }
             bmax = nan_max(bmax, __shfl_xor_sync(0xffffffffu, bmax, 1));
             const float mOld = sM[r];
-            const float mnew = nan_max(mOld, bmax);
+            const float mNew = nan_max(mOld, bmax);
+            const float shift = softmax_shift(mNew);
+            const float corr = softmax_rescale(mOld, mNew);
             float psum = 0.f;
             int bad = 0;
             for (int jj = jBegin; jj < jBegin + halfLen; ++jj) {
                 float pv = 0.f;
                 if (jj < myCount) {
-                    pv = expf(sS[r * lds + jj] - mnew);
+                    pv = expf(sS[r * lds + jj] - shift);
                     bad |= sBadKey[jj];
                 }
-                T pt = Tr::from(pv);
-                sP[r * ldp + jj] = pt;
+                sP[r * ldp + jj] = Tr::from(pv);
                 psum += pv;
             }
             psum += __shfl_xor_sync(0xffffffffu, psum, 1);
             bad |= __shfl_xor_sync(0xffffffffu, bad, 1);
-            const float corr = (myCount == 0) ? 1.f : ((mOld == -CUDART_INF_F) ? 0.f : expf(mOld - mnew));
             if (myCount > 0) {
                 for (int d = half; d < Dvpad; d += 2) sO[r * ldo + d] *= corr;
             }
-            __syncwarp();
+            __syncwarp();   // sP written, sO rows rescaled, and both lanes of a row have read sM[r]
             if (half == 0 && myCount > 0) {
                 sL[r] = sL[r] * corr + psum;
-                sM[r] = mnew;
-                if (bad) sBadRow[r] = 1;
+                sM[r] = mNew;
+                sSeen[r] = 1;
+                if (bad) {
+                    // The product below sees 0 for a flagged value; add p * v of exactly its
+                    // non-finite features (rare: only rows that read such a key get here).
+                    for (int jj = 0; jj < myCount; ++jj) {
+                        if (!sBadKey[jj]) continue;
+                        const float pv = expf(sS[r * lds + jj] - shift);
+                        const float* vr = vBase + (long long)(c0 + jj) * p.vsn;
+                        for (int d = 0; d < Dv; ++d) {
+                            const float x = vr[d];
+                            if (!isfinite(x)) sO[r * ldo + d] += pv * x;
+                        }
+                    }
+                }
             }
 
             // O += P V, 16 output columns at a time.
@@ -385,43 +606,69 @@ __device__ void mma_body(const float* __restrict__ q, const float* __restrict__ 
                     wmma::mma_sync(of, pf, vf, of);
                 }
                 wmma::store_matrix_sync(tmp, of, 16, wmma::mem_row_major);
-                __syncwarp();
+                __syncwarp();   // tmp stored, and the sO writes above are visible to the warp
                 for (int e = lane; e < 256; e += 32) {
                     int rr = e >> 4, cc = e & 15;
                     sO[(warp * 16 + rr) * ldo + c * 16 + cc] += tmp[e];
                 }
-                __syncwarp();
+                __syncwarp();   // tmp read before the next column block overwrites it
             }
         }
     }
-    __syncthreads();
-    for (int idx = tid; idx < rows * Dv; idx += blockDim.x) {
+    __syncthreads();   // every warp's rows of sO, sM, sL and sSeen are final
+    for (int idx = tid; idx < t.rows * Dv; idx += blockDim.x) {
         int rr = idx / Dv, d = idx - rr * Dv;
-        int row = i0 + rr;
-        float l = sL[rr];
-        bool empty = row >= qLen || l == 0.f;
-        float val = empty ? 0.f : (sBadRow[rr] ? CUDART_NAN_F : sO[rr * ldo + d] / l);
-        out[b * osb + h * osh + (long long)row * osn + d] = val;
+        result_row(p, t, t.i0 + rr)[d] = finish_out(sSeen[rr] != 0, sM[rr], sL[rr], sO[rr * ldo + d]);
     }
-    if (lse != nullptr) {
-        for (int rr = tid; rr < rows; rr += blockDim.x) {
-            int row = i0 + rr;
-            float l = sL[rr];
-            bool empty = row >= qLen || l == 0.f;
-            lse[((long long)b * Hq + h) * Nq + row] = empty ? -CUDART_INF_F : (sBadRow[rr] ? CUDART_NAN_F : sM[rr] + logf(l));
-        }
+    for (int rr = tid; rr < t.rows; rr += blockDim.x) {
+        float* lseAt = result_lse(p, t, t.i0 + rr);
+        if (lseAt != nullptr) *lseAt = finish_lse(sSeen[rr] != 0, sM[rr], sL[rr]);
     }
 }
 
-#define MMA_PARAMS const float* q, const float* k, const float* v, float* out, float* lse, \
-    const int* rowStart, const int* cols, const int* keyLens, const int* queryLens, \
-    long long qsb, long long qsh, long long qsn, long long ksb, long long ksh, long long ksn, \
-    long long vsb, long long vsh, long long vsn, long long osb, long long osh, long long osn, \
-    int Hq, int group, int Nq, int Nk, int D, int Dv, int qBlock, int kBlock, int nQueryBlocks, \
-    int tilesPerBlock, int headLayouts, int causal, float scale, int tileK
-#define MMA_ARGS q, k, v, out, lse, rowStart, cols, keyLens, queryLens, qsb, qsh, qsn, ksb, ksh, ksn, \
-    vsb, vsh, vsn, osb, osh, osn, Hq, group, Nq, Nk, D, Dv, qBlock, kBlock, nQueryBlocks, tilesPerBlock, \
-    headLayouts, causal, scale, tileK
+// The second bound (4 CTAs per SM, so at most 128 registers a thread) keeps ptxas from choosing 64
+// registers and spilling, which it does for these kernels without it (nvcc 13, sm_80..sm_90).
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, 4) starling_bf16(const Params p) { mma_body<__nv_bfloat16>(p); }
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, 4) starling_tf32(const Params p) { mma_body<float>(p); }
 
-extern "C" __global__ void __launch_bounds__(128) starling_bf16(MMA_PARAMS) { mma_body<__nv_bfloat16>(MMA_ARGS); }
-extern "C" __global__ void __launch_bounds__(128) starling_tf32(MMA_PARAMS) { mma_body<float>(MMA_ARGS); }
+// ---------------------------------------------------------------------------------------------
+// Merges the parts of split rows (WorkPlan.packSplits): folds each row's parts in slot order with
+// merge_partials, exactly as OnlineSoftmax.merge folds partials, and writes O and LSE. Grid:
+// (splitsPerLayout, B * Hq), MERGE_THREADS threads, one warp per row at a time, a lane per feature.
+// ---------------------------------------------------------------------------------------------
+extern "C" __global__ void __launch_bounds__(MERGE_THREADS) starling_merge(const Params p)
+{
+    const int b = blockIdx.y / p.Hq;
+    const int h = blockIdx.y % p.Hq;
+    const int hl = p.headLayouts == 1 ? 0 : h;
+    const int* split = p.splits + ((long long)hl * p.splitsPerLayout + blockIdx.x) * SPLIT_INTS;
+    const int qb = split[0];
+    if (qb < 0) return;   // padding: this head layout has fewer split rows
+    const int firstSlot = split[1];
+    const int parts = split[2];
+    const int i0 = qb * p.qBlock;
+    const int rows = min(p.qBlock, p.Nq - i0);
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    for (int rr = warp; rr < rows; rr += blockDim.x >> 5) {
+        float* oRow = output_row(p, b, h, i0 + rr);
+        const long long first = workspace_row(p, b, h, firstSlot, rr);
+        for (int d = lane; d < p.Dv; d += 32) {
+            float o = p.wsO[first * p.Dv + d];
+            float l = p.wsLse[first];
+            for (int c = 1; c < parts; ++c) {
+                const long long at = workspace_row(p, b, h, firstSlot + c, rr);
+                l = merge_partials(o, l, p.wsO[at * p.Dv + d], p.wsLse[at], &o);
+            }
+            oRow[d] = o;
+        }
+        if (p.lse != nullptr && lane == 0) {
+            float o = 0.f;
+            float l = p.wsLse[first];
+            for (int c = 1; c < parts; ++c) {
+                l = merge_partials(0.f, l, 0.f, p.wsLse[workspace_row(p, b, h, firstSlot + c, rr)], &o);
+            }
+            p.lse[lse_index(p, b, h, i0 + rr)] = l;
+        }
+    }
+}

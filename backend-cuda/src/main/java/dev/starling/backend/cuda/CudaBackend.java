@@ -17,7 +17,8 @@ import java.util.EnumSet;
  *
  * <p>The constructor does nothing; {@link #availability()} probes the driver once and says why the
  * backend cannot run (kernels not compiled into the jar, no {@code libcuda.so.1}, no device, compute
- * capability below 8.0). {@code -Dstarling.cuda.device=N} picks the device.
+ * capability below 8.0). {@code -Dstarling.cuda.device=N} picks the device;
+ * {@code -Dstarling.cuda.splitBlocks=N} splits rows longer than {@code N} key blocks ({@link SplitRows}).
  */
 public final class CudaBackend implements SparseAttention {
     /** Selection priority: above the CPU backends. */
@@ -53,8 +54,7 @@ public final class CudaBackend implements SparseAttention {
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
         checkPlan(problem, layout);
-        CudaDevice device = CudaDevice.get();
-        LaunchGeometry geometry = LaunchGeometry.of(problem, layout, device.maxSharedOptIn);
-        return new CudaPlan(device, problem, layout, geometry);
+        int maxBlocksPerUnit = SplitRows.maxBlocksPerUnit();
+        return new CudaPlan(this, CudaDevice.get(), problem, layout, maxBlocksPerUnit);
     }
 }

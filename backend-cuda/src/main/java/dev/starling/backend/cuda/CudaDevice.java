@@ -161,8 +161,8 @@ final class CudaDevice {
         CudaException.check(JCudaDriver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
     }
 
-    /** @return the kernel, its dynamic shared memory limit raised to {@code sharedBytes} */
-    synchronized CUfunction function(String symbol, int sharedBytes) {
+    /** @return the kernel {@code symbol}, its dynamic shared memory limit raised to the device's opt-in maximum */
+    synchronized CUfunction function(String symbol) {
         CUfunction f = functions.get(symbol);
         if (f == null) {
             f = new CUfunction();

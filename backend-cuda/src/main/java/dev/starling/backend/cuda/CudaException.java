@@ -25,7 +25,10 @@ public final class CudaException extends RuntimeException {
         return code;
     }
 
-    /** @return the CUDA name of a {@code CUresult}, e.g. {@code CUDA_ERROR_OUT_OF_MEMORY} */
+    /**
+     * @param code a {@code CUresult} value
+     * @return its CUDA name, e.g. {@code CUDA_ERROR_OUT_OF_MEMORY}
+     */
     public static String errorName(int code) {
         return CUresult.stringFor(code);
     }

@@ -18,7 +18,8 @@ class ArchitectureTest {
                 .importPackages("dev.starling");
         // Guard against a vacuous pass: every module's classes must be on the test class path.
         for (String name : new String[] {"dev.starling.api.SparseAttention", "dev.starling.backend.reference.ReferenceBackend",
-            "dev.starling.conformance.DenseOracle", "dev.starling.bench.cli.StarlingCli"}) {
+            "dev.starling.conformance.DenseOracle", "dev.starling.bench.cli.StarlingCli",
+            "dev.starling.backend.cuda.CudaBackend", "dev.starling.bench.cuda.CudaBenchmark"}) {
             if (!classes.contain(name)) {
                 throw new AssertionError("ArchUnit did not import " + name);
             }
@@ -41,6 +42,19 @@ class ArchitectureTest {
         com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices()
                 .matching("dev.starling.backend.(*)..").should().notDependOnEachOther()
                 .because("backends never depend on each other (DESIGN section 1)")
+                .check(classes);
+    }
+
+    @Test
+    void backendsShipNoBenchmarkCode() {
+        noClasses().that().resideInAPackage("dev.starling.backend..")
+                .should().dependOnClassesThat().resideInAPackage("org.openjdk.jmh..")
+                .because("benchmarks live in the bench module; a backend jar carries no JMH (DESIGN section 1)")
+                .check(classes);
+        noClasses().that().resideInAPackage("dev.starling.backend..")
+                .should().resideInAPackage("..bench..")
+                .orShould().haveSimpleNameEndingWith("Benchmark")
+                .because("benchmark programs live in the bench module, not in a backend's main sources")
                 .check(classes);
     }
 

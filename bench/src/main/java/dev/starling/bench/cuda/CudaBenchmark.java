@@ -1,4 +1,4 @@
-package dev.starling.backend.cuda.bench;
+package dev.starling.bench.cuda;
 
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Precision;
@@ -8,9 +8,11 @@ import dev.starling.api.npy.NpyArray;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
+import dev.starling.api.plan.TokenMask;
 import dev.starling.backend.cuda.CudaBackend;
 import dev.starling.backend.cuda.CudaException;
 import dev.starling.backend.cuda.CudaPlan;
+import dev.starling.backend.cuda.SplitRows;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,10 +30,11 @@ import jcuda.driver.JCudaDriver;
  * Times the cuda backend on a GPU machine: device-resident tensors timed with CUDA events (median
  * of many launches after warm-up), and the host-array {@code forward} (copies in and out included)
  * timed by wall clock. Prints one table row per precision, heads, head dim and length, with useful
- * TFLOP/s by DESIGN section 7 ({@code 2·(D + Dv)·P}, {@code P} the allowed pairs).
+ * TFLOP/s by DESIGN section 7 ({@link TokenMask#usefulFlops(AttentionProblem, long)}: {@code 2·(D + Dv)·P}, {@code P} the allowed
+ * pairs). Lives in the bench module so that no backend ships benchmark code.
  *
  * <pre>
- * java -cp ... dev.starling.backend.cuda.bench.CudaBenchmark [--pattern SPEC] [--lengths 4096,16384,65536]
+ * java -cp ... dev.starling.bench.cuda.CudaBenchmark [--pattern SPEC] [--lengths 4096,16384,65536]
  *     [--heads 8,16] [--dims 64,128] [--precisions fp32,tf32,bf16] [--reps 30] [--export DIR]
  * </pre>
  *
@@ -81,6 +84,9 @@ public final class CudaBenchmark {
         }
         PatternSpec pattern = Patterns.parse(patternText);
         System.out.println("pattern: " + pattern.text() + ", batch 1, BHSD, median of " + reps + " launches (CUDA events)");
+        int split = SplitRows.maxBlocksPerUnit();
+        System.out.println(split == SplitRows.OFF ? "rows: not split (-D" + SplitRows.PROPERTY + " unset)"
+                : "rows: split into units of at most " + split + " key blocks (-D" + SplitRows.PROPERTY + ")");
         System.out.printf("%-5s %5s %4s %7s %10s %9s %13s %10s%n", "prec", "heads", "D", "N", "ms device", "TFLOP/s",
                 "ms w/ copies", "density");
         if (export != null) {
@@ -113,8 +119,8 @@ public final class CudaBenchmark {
     private static void run(CudaBackend backend, PatternSpec pattern, int h, int d, int n, List<Precision> precisions,
                             int reps, Path export) throws IOException {
         BlockLayout layout = pattern.layout(n, n, h);
-        long pairs = dev.starling.api.plan.TokenMask.of(layout, h).allowedPairs();
-        double flops = 2.0 * (d + d) * pairs;
+        long pairs = TokenMask.of(layout, h).allowedPairs();
+        double flops = TokenMask.usefulFlops(AttentionProblem.builder().heads(h).length(n).headDim(d).build(), pairs);
         long count = (long) h * n * d;
         Tensor q = Tensor.bhsd(random(count, 1), 1, h, n, d);
         Tensor k = Tensor.bhsd(random(count, 2), 1, h, n, d);

@@ -1,0 +1,129 @@
+package dev.starling.backend.cuda;
+
+import dev.starling.api.Precision;
+
+/**
+ * The carve-up of one CTA's dynamic shared memory, computed once on the host and passed to the
+ * kernel in its parameter struct ({@link KernelParams}), so the kernel and its launch cannot
+ * disagree: buffer {@code X} starts {@code X} bytes after the kernel's base, the dynamic shared
+ * memory rounded up to {@link #ALIGN} bytes; {@link #bytes()} is what the launch asks for
+ * (every buffer plus {@code ALIGN} bytes of slack for that rounding).
+ *
+ * <p>fp32 kernel ({@code starling_fp32}): {@code Q [64][ldq]} (pre-scaled), {@code K [tileK][ldq]},
+ * {@code V [tileK][ldv]}, {@code P [64][ldp]}, all float; {@code ldq = D + 1} and
+ * {@code ldp = tileK + 1} (the +1 spreads rows over the banks), {@code ldv = Dv}; buffers it does
+ * not have are {@code −1}.
+ *
+ * <p>Tensor-core kernels ({@code starling_tf32}, {@code starling_bf16}; element type {@code T} of
+ * {@code ts} = 4 or 2 bytes, row padding {@code pad} = 4 or 8 elements): {@code D} and {@code Dv}
+ * padded to multiples of 16 ({@code dPad}, {@code dvPad}); {@code Q [64][ldq]}, {@code K [tileK][ldq]},
+ * {@code V [tileK][ldv]}, {@code P [64][ldp]} of {@code T} with {@code ldq = dPad + pad},
+ * {@code ldv = dvPad + pad}, {@code ldp = tileK + pad}; float {@code S [64][lds]} with
+ * {@code lds = tileK + 4}, float {@code O [64][ldo]} with {@code ldo = dvPad + 4}, a float
+ * {@code 4 × 16 × 16} staging tile per warp, per-row float {@code M}, {@code L}, int {@code seen},
+ * and int {@code badKey [64]}.
+ *
+ * <p>Every buffer starts on an {@link #ALIGN}-byte boundary (WMMA needs 32). Offsets and leading
+ * dimensions are in bytes and elements respectively.
+ *
+ * @param dPad head dim as the kernel pads it
+ * @param dvPad value dim as the kernel pads it
+ * @param ldq leading dimension of the Q and K tiles, elements
+ * @param ldv leading dimension of the V tile
+ * @param ldp leading dimension of P
+ * @param lds leading dimension of S, or −1
+ * @param ldo leading dimension of O, or −1
+ * @param q byte offset of the Q tile
+ * @param k byte offset of the K tile
+ * @param v byte offset of the V tile
+ * @param s byte offset of S, or −1
+ * @param p byte offset of P
+ * @param o byte offset of O, or −1
+ * @param tmp byte offset of the per-warp staging tiles, or −1
+ * @param m byte offset of the running maxima, or −1
+ * @param l byte offset of the running sums, or −1
+ * @param seen byte offset of the row-read-a-key flags, or −1
+ * @param badKey byte offset of the non-finite-value flags of the key tile, or −1
+ * @param bytes dynamic shared memory to launch with
+ */
+public record SharedLayout(int dPad, int dvPad, int ldq, int ldv, int ldp, int lds, int ldo, int q, int k, int v,
+                           int s, int p, int o, int tmp, int m, int l, int seen, int badKey, int bytes) {
+    /** Alignment of every buffer and slack added to the total ({@code SMEM_ALIGN} in the .cu). */
+    public static final int ALIGN = 128;
+
+    /**
+     * The carve-up for one kernel.
+     *
+     * @param precision selects the kernel
+     * @param d head dim {@code D}, {@code 1..128}
+     * @param dv value dim {@code Dv}, {@code 1..128}
+     * @param tileK keys per tile, a multiple of 16 up to {@link LaunchGeometry#MAX_TILE_K}
+     * @return the layout
+     * @throws IllegalArgumentException if a dimension is out of range
+     */
+    public static SharedLayout of(Precision precision, int d, int dv, int tileK) {
+        if (d < 1 || d > LaunchGeometry.MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("d must be in [1, " + LaunchGeometry.MAX_HEAD_DIM + "], got " + d);
+        }
+        if (dv < 1 || dv > LaunchGeometry.MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("dv must be in [1, " + LaunchGeometry.MAX_HEAD_DIM + "], got " + dv);
+        }
+        if (tileK < 16 || tileK > LaunchGeometry.MAX_TILE_K || tileK % 16 != 0) {
+            throw new IllegalArgumentException("tileK must be a multiple of 16 in [16, " + LaunchGeometry.MAX_TILE_K
+                    + "], got " + tileK);
+        }
+        int tq = LaunchGeometry.TILE_Q;
+        Carver c = new Carver();
+        if (precision == Precision.FP32) {
+            int ldq = d + 1;
+            int ldv = dv;
+            int ldp = tileK + 1;
+            int q = c.take(4 * tq * ldq);
+            int k = c.take(4 * tileK * ldq);
+            int v = c.take(4 * tileK * ldv);
+            int p = c.take(4 * tq * ldp);
+            return new SharedLayout(d, dv, ldq, ldv, ldp, -1, -1, q, k, v, -1, p, -1, -1, -1, -1, -1, -1, c.total());
+        }
+        int ts = precision == Precision.BF16 ? 2 : 4;
+        int pad = precision == Precision.BF16 ? 8 : 4;
+        int dPad = roundUp(d, 16);
+        int dvPad = roundUp(dv, 16);
+        int ldq = dPad + pad;
+        int ldv = dvPad + pad;
+        int ldp = tileK + pad;
+        int lds = tileK + 4;
+        int ldo = dvPad + 4;
+        int q = c.take(ts * tq * ldq);
+        int k = c.take(ts * tileK * ldq);
+        int v = c.take(ts * tileK * ldv);
+        int s = c.take(4 * tq * lds);
+        int p = c.take(ts * tq * ldp);
+        int o = c.take(4 * tq * ldo);
+        int tmp = c.take(4 * (LaunchGeometry.MMA_THREADS / 32) * 16 * 16);
+        int m = c.take(4 * tq);
+        int l = c.take(4 * tq);
+        int seen = c.take(4 * tq);
+        int badKey = c.take(4 * LaunchGeometry.MAX_TILE_K);
+        return new SharedLayout(dPad, dvPad, ldq, ldv, ldp, lds, ldo, q, k, v, s, p, o, tmp, m, l, seen, badKey,
+                c.total());
+    }
+
+    /** Hands out {@link #ALIGN}-aligned byte ranges one after the other. */
+    private static final class Carver {
+        private int end;
+
+        int take(int bytes) {
+            int at = end;
+            end = roundUp(at + bytes, ALIGN);
+            return at;
+        }
+
+        int total() {
+            return ALIGN + end;
+        }
+    }
+
+    static int roundUp(int x, int m) {
+        return (x + m - 1) / m * m;
+    }
+}

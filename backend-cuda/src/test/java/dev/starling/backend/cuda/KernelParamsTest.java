@@ -1,0 +1,187 @@
+package dev.starling.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Precision;
+import dev.starling.api.TensorLayout;
+import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.pattern.Patterns;
+import dev.starling.api.plan.WorkPlan;
+import dev.starling.backend.cuda.KernelParams.Field;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The kernel argument struct: the offsets {@link KernelParams} writes are the ones the .cu pins
+ * with {@code static_assert(offsetof(Params, ...))} (which nvcc checks against the real struct),
+ * the constants shared with the .cu agree, and one call fills every field with the right value.
+ */
+class KernelParamsTest {
+    private static final Path KERNELS = Path.of("src/main/cuda/sparse_attention.cu");
+
+    private static String kernels() throws IOException {
+        return Files.readString(KERNELS);
+    }
+
+    @Test
+    void offsetsMatchTheStaticAssertsOfTheKernels() throws IOException {
+        String cu = kernels();
+        Map<String, Integer> pinned = new LinkedHashMap<>();
+        Matcher m = Pattern.compile("static_assert\\(offsetof\\(Params, (\\w+)\\) == (\\d+)").matcher(cu);
+        while (m.find()) {
+            pinned.put(m.group(1), Integer.parseInt(m.group(2)));
+        }
+        assertEquals(Field.values().length, pinned.size(), "one static_assert per field: " + pinned.keySet());
+        int previous = -1;
+        for (Field f : Field.values()) {
+            Integer at = pinned.get(f.cName);
+            assertEquals(at, KernelParams.offset(f), "offset of " + f.cName);
+            assertTrue(KernelParams.offset(f) > previous, f.cName + " is declared in order");
+            assertEquals(0, KernelParams.offset(f) % f.type.bytes, f.cName + " is naturally aligned");
+            previous = KernelParams.offset(f);
+        }
+        Matcher size = Pattern.compile("static_assert\\(sizeof\\(Params\\) == (\\d+)").matcher(cu);
+        assertTrue(size.find(), "the .cu pins sizeof(Params)");
+        assertEquals(Integer.parseInt(size.group(1)), KernelParams.SIZE);
+        // Kernel parameters are limited to 4 KB on every architecture the build targets.
+        assertTrue(KernelParams.SIZE <= 4096);
+    }
+
+    @Test
+    void constantsMatchTheKernels() throws IOException {
+        String cu = kernels();
+        Map<String, Integer> expected = Map.of("TILE_Q", LaunchGeometry.TILE_Q, "MAX_TILE_K", LaunchGeometry.MAX_TILE_K,
+                "SMEM_ALIGN", SharedLayout.ALIGN, "FP32_THREADS", LaunchGeometry.FP32_THREADS,
+                "MMA_THREADS", LaunchGeometry.MMA_THREADS, "MERGE_THREADS", LaunchGeometry.MERGE_THREADS,
+                "UNIT_INTS", WorkPlan.UNIT_INTS, "SPLIT_INTS", WorkPlan.SPLIT_INTS);
+        for (Map.Entry<String, Integer> e : expected.entrySet()) {
+            Matcher m = Pattern.compile("#define " + e.getKey() + " (\\d+)").matcher(cu);
+            assertTrue(m.find(), "#define " + e.getKey() + " in the .cu");
+            assertEquals(e.getValue(), Integer.parseInt(m.group(1)), e.getKey());
+        }
+        for (String kernel : new String[] {LaunchGeometry.kernelName(Precision.FP32), LaunchGeometry.kernelName(Precision.TF32),
+            LaunchGeometry.kernelName(Precision.BF16), LaunchGeometry.MERGE_KERNEL}) {
+            assertTrue(cu.contains("void __launch_bounds__") && Pattern.compile("\\) " + kernel + "\\(const Params p\\)")
+                    .matcher(cu).find(), kernel + " takes the one Params argument");
+        }
+    }
+
+    /** The causal rule is written once in the kernels, as in TokenMask.causalKeyEnd. */
+    @Test
+    void theCausalRuleIsWrittenOnce() throws IOException {
+        String cu = kernels();
+        assertEquals(1, count(cu, "Nk - Nq"), "one place computes the causal bound");
+        assertEquals(1, count(cu, "__device__ __forceinline__ int causal_key_end("));
+        assertTrue(count(cu, "causal_key_end(") >= 2, "and it is used");
+    }
+
+    private static int count(String s, String what) {
+        int n = 0;
+        for (int at = s.indexOf(what); at >= 0; at = s.indexOf(what, at + 1)) {
+            n++;
+        }
+        return n;
+    }
+
+    @Test
+    void oneCallFillsEveryFieldWithItsValue() {
+        AttentionProblem p = AttentionProblem.builder().batch(2).heads(8).kvHeads(2).queryLength(300).keyLength(500)
+                .headDim(40).valueDim(24).causal(true).precision(Precision.BF16).keyLengths(500, 420).build();
+        BlockLayout l = Patterns.parse("bigbird(block=32, window=3, global=2, random=1)").layout(300, 500, 8);
+        WorkPlan w = WorkPlan.of(l, 4);
+        LaunchGeometry g = LaunchGeometry.of(p, l, w, 227 * 1024);
+        KernelParams.PlanBuffers plan = new KernelParams.PlanBuffers(0x1000, 0x2000, 0x3000, 0x4000, 0, 0x6000, 0x7000);
+        DeviceTensor q = DeviceTensor.of(0x10000, TensorLayout.BSHD, 8, 300, 40);
+        DeviceTensor k = DeviceTensor.of(0x20000, TensorLayout.BHSD, 2, 500, 40);
+        DeviceTensor v = DeviceTensor.of(0x30000, TensorLayout.BHSD, 2, 500, 24);
+        DeviceTensor o = DeviceTensor.of(0x40000, TensorLayout.BSHD, 8, 300, 24);
+        KernelParams kp = KernelParams.of(p, true, l, w, g, plan, q, k, v, o, 0x50000);
+        byte[] bytes = kp.bytes();
+        assertEquals(KernelParams.SIZE, bytes.length);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+
+        Map<Field, Long> longs = new LinkedHashMap<>();
+        longs.put(Field.Q, 0x10000L);
+        longs.put(Field.K, 0x20000L);
+        longs.put(Field.V, 0x30000L);
+        longs.put(Field.OUT, 0x40000L);
+        longs.put(Field.LSE, 0x50000L);
+        longs.put(Field.UNITS, 0x1000L);
+        longs.put(Field.KEY_BLOCKS, 0x2000L);
+        longs.put(Field.SPLITS, 0x3000L);
+        longs.put(Field.KEY_LENS, 0x4000L);
+        longs.put(Field.QUERY_LENS, 0L);
+        longs.put(Field.WS_O, 0x6000L);
+        longs.put(Field.WS_LSE, 0x7000L);
+        longs.put(Field.QSB, 300L * 8 * 40);
+        longs.put(Field.QSH, 40L);
+        longs.put(Field.QSN, 8L * 40);
+        longs.put(Field.KSB, 2L * 500 * 40);
+        longs.put(Field.KSH, 500L * 40);
+        longs.put(Field.KSN, 40L);
+        longs.put(Field.VSB, 2L * 500 * 24);
+        longs.put(Field.VSH, 500L * 24);
+        longs.put(Field.VSN, 24L);
+        longs.put(Field.OSB, 300L * 8 * 24);
+        longs.put(Field.OSH, 24L);
+        longs.put(Field.OSN, 8L * 24);
+        Map<Field, Integer> ints = new LinkedHashMap<>();
+        ints.put(Field.HQ, 8);
+        ints.put(Field.GROUP, 4);
+        ints.put(Field.NQ, 300);
+        ints.put(Field.NK, 500);
+        ints.put(Field.D, 40);
+        ints.put(Field.DV, 24);
+        ints.put(Field.Q_BLOCK, 32);
+        ints.put(Field.K_BLOCK, 32);
+        ints.put(Field.UNITS_PER_LAYOUT, w.unitsPerLayout());
+        ints.put(Field.SPLITS_PER_LAYOUT, w.splitsPerLayout());
+        ints.put(Field.SLOTS_PER_LAYOUT, w.slotsPerLayout());
+        ints.put(Field.HEAD_LAYOUTS, 8);
+        ints.put(Field.TILES_PER_BLOCK, 1);
+        ints.put(Field.TILE_K, 64);
+        ints.put(Field.CAUSAL, 1);
+        SharedLayout s = g.shared();
+        ints.put(Field.D_PAD, 48);
+        ints.put(Field.DV_PAD, 32);
+        ints.put(Field.LDQ, 56);
+        ints.put(Field.LDV, 40);
+        ints.put(Field.LDP, 72);
+        ints.put(Field.LDS, 68);
+        ints.put(Field.LDO, 36);
+        ints.put(Field.SM_Q, s.q());
+        ints.put(Field.SM_K, s.k());
+        ints.put(Field.SM_V, s.v());
+        ints.put(Field.SM_S, s.s());
+        ints.put(Field.SM_P, s.p());
+        ints.put(Field.SM_O, s.o());
+        ints.put(Field.SM_TMP, s.tmp());
+        ints.put(Field.SM_M, s.m());
+        ints.put(Field.SM_L, s.l());
+        ints.put(Field.SM_SEEN, s.seen());
+        ints.put(Field.SM_BAD_KEY, s.badKey());
+        ints.put(Field.SM_BYTES, g.sharedBytes());
+        assertEquals(Field.values().length, longs.size() + ints.size() + 1, "every field is checked");
+        for (Map.Entry<Field, Long> e : longs.entrySet()) {
+            assertEquals(e.getValue(), b.getLong(KernelParams.offset(e.getKey())), e.getKey().cName);
+            assertEquals(e.getValue(), kp.getLong(e.getKey()), e.getKey().cName);
+        }
+        for (Map.Entry<Field, Integer> e : ints.entrySet()) {
+            assertEquals(e.getValue(), b.getInt(KernelParams.offset(e.getKey())), e.getKey().cName);
+        }
+        assertEquals(p.scale(), b.getFloat(KernelParams.offset(Field.SCALE)));
+        assertTrue(w.splitsPerLayout() > 0, "the case splits rows");
+        // Distinct buffer offsets: the carve-up reached the struct, not a default.
+        assertTrue(s.q() < s.k() && s.k() < s.v() && s.v() < s.s() && s.s() < s.p() && s.p() < s.o());
+    }
+}
