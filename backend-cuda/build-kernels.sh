@@ -28,6 +28,14 @@ nvcc -fatbin -O3 -std=c++17 \
   -gencode arch=compute_89,code=sm_89 \
   -gencode arch=compute_90,code=sm_90 \
   -gencode arch=compute_90,code=compute_90 \
-  -o "$out.tmp" "$src"
+  -Xptxas -v -o "$out.tmp" "$src" 2> "$out.ptxas.log" || { cat "$out.ptxas.log" >&2; exit 1; }
+# Resource usage per kernel and architecture, one line each (STYLE: a spill is a regression).
+awk '/Compiling entry function/ { split($0, a, "\x27"); fn = a[2]; arch = a[4] }
+     /spill stores/ { spill = $5 " B spill stores, " $9 " B spill loads" }
+     /Used [0-9]+ registers/ { sub(/.*Used /, ""); printf "[starling] ptxas %-6s %-16s %s; %s\n", arch, fn, $0, spill }' \
+  "$out.ptxas.log" | sort -u
+if grep -Eq "[1-9][0-9]* bytes spill (stores|loads)" "$out.ptxas.log"; then
+  echo "[starling] ptxas: a kernel spills registers (see $out.ptxas.log)"
+fi
 mv "$out.tmp" "$out"
 echo "[starling] CUDA kernels compiled: $out ($(stat -c %s "$out") bytes)"
