@@ -5,7 +5,8 @@ import java.util.Objects;
 
 /**
  * A four-dimensional float32 tensor on the Java heap: {@code batch × heads × length × dim}
- * stored in a flat {@code float[]} in the given {@link TensorLayout}.
+ * stored in a flat {@code float[]} in the given {@link TensorLayout}. Every factory and the
+ * constructor take the dimensions in this logical order, whatever the memory layout.
  *
  * <p>The tensor does not copy its array; it is a view. Backends never modify the arrays of
  * input tensors and write every element of output tensors.
@@ -40,7 +41,25 @@ public record Tensor(float[] data, TensorLayout layout, int batch, int heads, in
     }
 
     /**
-     * A {@code [B, H, N, D]} tensor over {@code data}.
+     * A tensor over {@code data} in the given memory layout. Like every factory here, it takes the
+     * dimensions in logical order {@code (batch, heads, length, dim)} whatever the layout; only the
+     * layout says how {@code data} is ordered ({@code BHSD}: {@code [B, H, N, D]}, {@code BSHD}:
+     * {@code [B, N, H, D]}, what a projection produces).
+     *
+     * @param layout the memory order of {@code data}
+     * @param data the values, {@code B·H·N·D} of them. Not copied.
+     * @param batch {@code B}
+     * @param heads {@code H}
+     * @param length {@code N}
+     * @param dim {@code D}
+     * @return the view
+     */
+    public static Tensor of(TensorLayout layout, float[] data, int batch, int heads, int length, int dim) {
+        return new Tensor(data, layout, batch, heads, length, dim);
+    }
+
+    /**
+     * A {@code [B, H, N, D]} tensor over {@code data}: {@code of(TensorLayout.BHSD, data, batch, heads, length, dim)}.
      *
      * @return the view
      */
@@ -49,16 +68,7 @@ public record Tensor(float[] data, TensorLayout layout, int batch, int heads, in
     }
 
     /**
-     * A {@code [B, N, H, D]} tensor over {@code data}.
-     *
-     * @return the view
-     */
-    public static Tensor bshd(float[] data, int batch, int length, int heads, int dim) {
-        return new Tensor(data, TensorLayout.BSHD, batch, heads, length, dim);
-    }
-
-    /**
-     * A zero-filled tensor of the given shape.
+     * A zero-filled tensor; dimensions in logical order {@code (batch, heads, length, dim)}, as every factory.
      *
      * @return a new tensor owning a new array
      */
