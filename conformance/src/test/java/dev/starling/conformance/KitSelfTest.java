@@ -63,9 +63,10 @@ class KitSelfTest {
 
     /**
      * The flaws of the new rules fail exactly the rules listed, no fewer and no more (rule 19, a child
-     * JVM, aside). The non-finite flaws are seen by rule 20 alone: no other rule puts a NaN into an
-     * allowed value or an infinity anywhere. A wrong LSE is wrong on a whole layout too, so rules 6, 8
-     * and 20 see the LSE flaws as well; rule 21 must see them through the merged output.
+     * JVM, aside). The non-finite flaws are seen by rule 20 alone: no other rule puts a NaN into a value
+     * without its key, a {@code −∞} score or an infinity anywhere. A wrong LSE is wrong on a whole layout
+     * too, so rules 6, 8 and 20 see the LSE flaws as well; rule 21 must see them through the merged
+     * output ({@link #lseFlawsCorruptTheMergedOutput}).
      */
     @ParameterizedTest(name = "{0} fails exactly rules {1}")
     @CsvSource({
