@@ -46,10 +46,23 @@ public final class CaseGenerator {
         /** Rows with no allowed key. */
         EMPTY_ROWS,
         /** BSHD inputs and outputs. */
-        TENSOR_LAYOUTS
+        TENSOR_LAYOUTS,
+        /**
+         * Finite inputs into which the non-finite rule writes one NaN or infinity at a time: tail blocks
+         * (a one-key tail block), GQA with {@code Dv != D}, causal, key and query lengths, an explicit
+         * layout with an empty row and an unseen key block, both tensor layouts.
+         */
+        NON_FINITE,
+        /**
+         * Layouts the merge rule splits into disjoint key-block sets: tails, GQA with {@code Dv != D},
+         * causal (problem and pattern, rows with no key), key lengths, a shared layout, both tensor layouts.
+         */
+        KEY_SPLITS
     }
 
     private static final PatternSpec BIGBIRD = Patterns.parse("bigbird(block=16, window=3, global=2, random=2, seed=11)");
+    /** BigBird at block 8: about 13 key blocks, of which a row reads 5, so most rows miss a given key. */
+    private static final PatternSpec SPARSE_BIGBIRD = Patterns.parse("bigbird(block=8, window=3, global=1, random=1, seed=5)");
     private static final AttentionProblem BASE = AttentionProblem.builder().batch(1).heads(2).length(96).headDim(16).build();
 
     private CaseGenerator() {
@@ -125,6 +138,42 @@ public final class CaseGenerator {
                 c.add(AttentionCase.random("bshd tail batch 2", seeds.nextLong(),
                         base.toBuilder().batch(2).queryLength(70).keyLength(85).build(), BIGBIRD, TensorLayout.BSHD,
                         AttentionCase.Values.NORMAL));
+            }
+            case NON_FINITE -> {
+                c.add(normal("sparse bigbird nq 90 nk 97 (one-key tail block)", seeds,
+                        base.toBuilder().queryLength(90).keyLength(97).build(), SPARSE_BIGBIRD));
+                c.add(AttentionCase.random("gqa hq=4 hkv=2 dv != d tail", seeds.nextLong(),
+                        base.toBuilder().heads(4).kvHeads(2).length(75).headDim(12).valueDim(20).build(), SPARSE_BIGBIRD,
+                        TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+                c.add(normal("causal tail", seeds, base.toBuilder().length(100).causal(true).build(), SPARSE_BIGBIRD));
+                c.add(AttentionCase.random("causal nq 70 nk 45 (rows with no key)", seeds.nextLong(),
+                        base.toBuilder().queryLength(70).keyLength(45).causal(true).build(), SPARSE_BIGBIRD, TensorLayout.BSHD,
+                        AttentionCase.Values.NORMAL));
+                c.add(normal("key lengths", seeds, base.toBuilder().batch(2).length(97).keyLengths(61, 97).build(), SPARSE_BIGBIRD));
+                c.add(AttentionCase.random("query lengths", seeds.nextLong(),
+                        base.toBuilder().batch(2).length(64).headDim(8).queryLengths(40, 0).build(), SPARSE_BIGBIRD,
+                        TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+                c.add(AttentionCase.random("explicit layout with an empty row and an unseen key block", seeds.nextLong(),
+                        base, emptyRowLayout(), TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+            }
+            case KEY_SPLITS -> {
+                c.add(normal("bigbird nq 90 nk 100", seeds, base.toBuilder().queryLength(90).keyLength(100).build(), BIGBIRD));
+                c.add(AttentionCase.random("gqa hq=4 hkv=2 dv != d tail", seeds.nextLong(),
+                        base.toBuilder().heads(4).kvHeads(2).length(75).headDim(12).valueDim(20).build(), BIGBIRD,
+                        TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+                c.add(normal("causal nq 40 nk 90", seeds, base.toBuilder().queryLength(40).keyLength(90).causal(true).build(),
+                        BIGBIRD));
+                c.add(AttentionCase.random("causal(P) nq 90 nk 40 (rows with no key)", seeds.nextLong(),
+                        base.toBuilder().queryLength(90).keyLength(40).build(),
+                        Patterns.parse("causal(bigbird(block=16, window=3, global=1, random=2, seed=3))"), TensorLayout.BSHD,
+                        AttentionCase.Values.NORMAL));
+                c.add(normal("key lengths with a zero entry", seeds, base.toBuilder().batch(2).length(85).keyLengths(61, 0).build(),
+                        BIGBIRD));
+                c.add(normal("shared dense layout, tail", seeds, base.toBuilder().length(53).build(),
+                        Patterns.parse("dense(block=16)")));
+                c.add(normal("block 64 tail", seeds,
+                        AttentionProblem.builder().heads(2).length(300).headDim(64).precision(precision).build(),
+                        Patterns.parse("bigbird(block=64, window=3, global=2, random=1)")));
             }
             default -> throw new IllegalStateException(feature.name());
         }

@@ -80,6 +80,120 @@ public final class Comparison {
     }
 
     /**
+     * Compares output (and LSE when both are given) element by element where the inputs may hold
+     * NaN or infinities (DESIGN section 2, "Non-finite inputs"): exactly the elements that are NaN
+     * in the oracle must be NaN, exactly those that are {@code +∞} must be {@code +∞} and those that
+     * are {@code −∞} must be {@code −∞}; every element finite on both sides must agree within
+     * {@code atol + rtol·|ref|}, and those elements together within the relative norm. The message
+     * names the first mismatching element in {@code (b, h, i, d)} order (output before LSE) and how
+     * many differ.
+     *
+     * @param p the problem
+     * @param expected oracle result. Not modified.
+     * @param out the backend's output. Not modified.
+     * @param lse the backend's LSE or {@code null}. Not modified.
+     * @param tol the tolerance
+     * @return the outcome; {@code worstRatio} is over the elements finite on both sides
+     */
+    public static Outcome compareElementByElement(AttentionProblem p, DenseOracle.Result expected, Tensor out,
+                                                  float[] lse, Tolerance tol) {
+        int vdim = p.valueDim();
+        double worst = 0;
+        double diffNorm = 0;
+        double refNorm = 0;
+        int mismatches = 0;
+        String first = null;
+        for (int b = 0; b < p.batch(); b++) {
+            for (int h = 0; h < p.queryHeads(); h++) {
+                for (int i = 0; i < p.queryLength(); i++) {
+                    int row = (b * p.queryHeads() + h) * p.queryLength() + i;
+                    int o = out.offset(b, h, i);
+                    for (int d = 0; d < vdim; d++) {
+                        double ref = expected.out()[row * vdim + d];
+                        double got = out.data()[o + d];
+                        double ratio = elementRatio(got, ref, tol.atol(), tol.rtol());
+                        if (ratio <= 1) {
+                            if (Double.isFinite(ref)) {
+                                worst = Math.max(worst, ratio);
+                                diffNorm += (got - ref) * (got - ref);
+                                refNorm += ref * ref;
+                            }
+                            continue;
+                        }
+                        if (mismatches++ == 0) {
+                            first = String.format("output at (b=%d, h=%d, i=%d, d=%d): %s", b, h, i, d,
+                                    mismatch(got, ref, tol.atol(), tol.rtol()));
+                        }
+                    }
+                }
+            }
+        }
+        int lseMismatches = 0;
+        String firstLse = null;
+        if (lse != null) {
+            for (int row = 0; row < expected.lse().length; row++) {
+                double ref = expected.lse()[row];
+                double got = lse[row];
+                if (elementRatio(got, ref, tol.lseAtol(), tol.lseRtol()) <= 1) {
+                    continue;
+                }
+                if (lseMismatches++ == 0) {
+                    int i = row % p.queryLength();
+                    int h = row / p.queryLength() % p.queryHeads();
+                    int b = row / p.queryLength() / p.queryHeads();
+                    firstLse = String.format("lse at (b=%d, h=%d, i=%d): %s", b, h, i,
+                            mismatch(got, ref, tol.lseAtol(), tol.lseRtol()));
+                }
+            }
+        }
+        double relNorm = refNorm == 0 ? Math.sqrt(diffNorm) : Math.sqrt(diffNorm / refNorm);
+        String counts = mismatches + " output and " + lseMismatches + " lse elements differ";
+        if (first != null) {
+            return new Outcome(false, Double.POSITIVE_INFINITY, relNorm, first + " (" + counts + ")");
+        }
+        if (firstLse != null) {
+            return new Outcome(false, Double.POSITIVE_INFINITY, relNorm, firstLse + " (" + counts + ")");
+        }
+        if (relNorm > tol.relativeNorm()) {
+            return new Outcome(false, worst, relNorm, "output relative norm error over the finite elements " + relNorm
+                    + " exceeds " + tol.relativeNorm());
+        }
+        return new Outcome(true, worst, relNorm, String.format(
+                "non-finite elements as the oracle's, worst finite element at %.3f of tolerance, relative norm %.2e",
+                worst, relNorm));
+    }
+
+    /** {@link #ratio} with the classes told apart: a different class (NaN, +∞, −∞, finite) is infinitely wrong. */
+    private static double elementRatio(double got, double ref, double atol, double rtol) {
+        if (kind(got) != kind(ref)) {
+            return Double.POSITIVE_INFINITY;
+        }
+        return Double.isFinite(ref) ? Math.abs(got - ref) / (atol + rtol * Math.abs(ref)) : 0;
+    }
+
+    /** The class of a value: 0 finite, 1 NaN, 2 {@code +∞}, 3 {@code −∞}. */
+    private static int kind(double x) {
+        return Double.isNaN(x) ? 1 : x == Double.POSITIVE_INFINITY ? 2 : x == Double.NEGATIVE_INFINITY ? 3 : 0;
+    }
+
+    private static String kindName(double x) {
+        return switch (kind(x)) {
+            case 1 -> "NaN";
+            case 2 -> "+Infinity";
+            case 3 -> "-Infinity";
+            default -> "a finite value";
+        };
+    }
+
+    private static String mismatch(double got, double ref, double atol, double rtol) {
+        if (kind(got) != kind(ref)) {
+            return got + " vs expected " + ref + " (" + kindName(got) + " where the oracle has " + kindName(ref) + ")";
+        }
+        return String.format("%s vs expected %s (|diff| %.3g, allowed %.3g)", got, ref, Math.abs(got - ref),
+                atol + rtol * Math.abs(ref));
+    }
+
+    /**
      * Error of one element against its tolerance: at most 1 passes. Equal values (both NaN, or
      * the same infinity) give 0; a NaN on one side only gives infinity.
      */

@@ -9,6 +9,7 @@ import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.Patterns;
+import dev.starling.api.plan.OnlineSoftmax;
 import dev.starling.conformance.CaseGenerator.Feature;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -16,6 +17,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -97,6 +99,8 @@ public final class ConformanceRules {
                 case R17_UNDECLARED_FEATURES_THROW -> undeclaredFeatures(backend);
                 case R18_TENSOR_LAYOUTS -> feature(backend, Feature.TENSOR_LAYOUTS, false);
                 case R19_LINEAR_MEMORY -> linearMemory(backend);
+                case R20_NON_FINITE_INPUTS -> nonFiniteInputs(backend);
+                case R21_KEY_SPLITS_MERGE -> keySplitsMerge(backend);
             };
             return RuleResult.pass(rule, worst);
         } catch (RuleFailure f) {
@@ -113,7 +117,7 @@ public final class ConformanceRules {
             case R03_CAUSAL -> caps.causal() ? null : "CAUSAL";
             case R04_GROUPED_QUERY -> caps.groupedQuery() ? null : "GROUPED_QUERY";
             case R05_KEY_AND_QUERY_LENGTHS -> caps.keyLengths() && caps.queryLengths() ? null : "KEY_LENGTHS and QUERY_LENGTHS";
-            case R06_LSE -> caps.lse() ? null : "LSE";
+            case R06_LSE, R21_KEY_SPLITS_MERGE -> caps.lse() ? null : "LSE";
             default -> null;
         };
     }
@@ -608,6 +612,145 @@ public final class ConformanceRules {
             }
         }
         return Double.NaN;
+    }
+
+    /**
+     * Rule 20: one NaN, {@code +∞} or {@code −∞} at a time in {@code q}, {@code k} or {@code v} (see
+     * {@link NonFiniteInjection#positions}), compared element by element with the oracle on the
+     * same inputs, output and (when declared) LSE, in every declared precision. One plan per case.
+     */
+    private double nonFiniteInputs(SparseAttention backend) {
+        Capabilities caps = backend.capabilities();
+        double worst = 0;
+        for (Precision p : caps.precisions()) {
+            for (AttentionCase c : supported(caps, Feature.NON_FINITE, p)) {
+                Tensor[] inputs = {c.q().copy(), c.k().copy(), c.v().copy()};
+                AttentionPlan plan = openPlan(backend, c, c.layout(), "");
+                try (plan) {
+                    // First the finite case itself, so that a backend wrong everywhere is not reported as a NaN problem.
+                    worst = Math.max(worst, injected(plan, c, inputs, null, caps.lse(), Tolerance.of(p)));
+                    for (NonFiniteInjection at : NonFiniteInjection.positions(c)) {
+                        float old = at.apply(inputs);
+                        worst = Math.max(worst, injected(plan, c, inputs, at, caps.lse(), Tolerance.of(p)));
+                        at.undo(inputs, old);
+                    }
+                }
+            }
+        }
+        return worst;
+    }
+
+    /** One forward of rule 20 on {@code inputs} (holding {@code at}, or nothing injected when null), against the oracle. */
+    private static double injected(AttentionPlan plan, AttentionCase c, Tensor[] inputs, NonFiniteInjection at,
+                                   boolean withLse, Tolerance tol) {
+        String what = "case " + c + (at == null ? " before any injection" : " with " + at);
+        // The oracle first: it sees exactly the inputs the backend is given, whatever the backend does to them.
+        DenseOracle.Result expected = DenseOracle.compute(c.problem(), c.layout(), inputs[0], inputs[1], inputs[2]);
+        Tensor out = c.newOutput();
+        float[] lse = withLse ? c.newLse() : null;
+        try {
+            plan.forward(inputs[0], inputs[1], inputs[2], out, lse);
+        } catch (RuntimeException e) {
+            throw new RuleFailure(what + " threw " + e, Double.NaN, c.seed());
+        }
+        Comparison.Outcome o = Comparison.compareElementByElement(c.problem(), expected, out, lse, tol);
+        if (!o.ok()) {
+            throw new RuleFailure(what + ": " + o.message(), o.worstRatio(), c.seed());
+        }
+        return o.worstRatio();
+    }
+
+    /**
+     * Rule 21: each case's layout split into two or three disjoint key-block sets ({@link KeySplit}),
+     * each set computed by the backend with LSE, the partials merged with {@link OnlineSoftmax#merge}
+     * in order and again in reverse order with the arguments swapped; both merges must match the
+     * oracle of the whole layout, and each other.
+     */
+    private double keySplitsMerge(SparseAttention backend) {
+        Capabilities caps = backend.capabilities();
+        double worst = 0;
+        for (Precision p : caps.precisions()) {
+            List<AttentionCase> cases = supported(caps, Feature.KEY_SPLITS, p);
+            for (int n = 0; n < cases.size(); n++) {
+                AttentionCase c = cases.get(n);
+                Tolerance tol = Tolerance.of(p);
+                int parts = 2 + n % 2;
+                BlockLayout[] split = KeySplit.split(c.layout(), parts, new Random(c.seed()));
+                Tensor[] outs = new Tensor[parts];
+                float[][] lses = new float[parts][];
+                for (int x = 0; x < parts; x++) {
+                    outs[x] = c.newOutput();
+                    lses[x] = c.newLse();
+                    try (AttentionPlan plan = openPlan(backend, c, split[x], " (key-block set " + x + " of " + parts + ")")) {
+                        plan.forward(c.q(), c.k(), c.v(), outs[x], lses[x]);
+                    } catch (RuleFailure e) {
+                        throw e;
+                    } catch (RuntimeException e) {
+                        throw new RuleFailure("case " + c + ", key-block set " + x + " of " + parts + ": forward threw " + e,
+                                Double.NaN, c.seed());
+                    }
+                }
+                String what = "case " + c + " split into " + parts + " disjoint key-block sets (seed " + c.seed() + ")";
+                // In order, folding each partial into the first: ((P0 + P1) + P2).
+                Tensor forward = outs[0].copy();
+                float[] forwardLse = lses[0].clone();
+                for (int x = 1; x < parts; x++) {
+                    OnlineSoftmax.merge(forward, forwardLse, outs[x], lses[x], forward, forwardLse);
+                }
+                // Reverse order, arguments swapped: (P0 + (P1 + P2)) with the running result second.
+                Tensor backward = outs[parts - 1].copy();
+                float[] backwardLse = lses[parts - 1].clone();
+                for (int x = parts - 2; x >= 0; x--) {
+                    OnlineSoftmax.merge(outs[x], lses[x], backward, backwardLse, backward, backwardLse);
+                }
+                DenseOracle.Result whole = c.expected();
+                worst = Math.max(worst, requireMatch(what + ", merged in order", c, whole, forward, forwardLse, tol));
+                worst = Math.max(worst, requireMatch(what + ", merged in reverse order", c, whole, backward, backwardLse,
+                        tol));
+                requireMatch(what + ": the reverse-order merge against the in-order merge", c,
+                        asResult(c.problem(), forward, forwardLse), backward, backwardLse, tol);
+            }
+        }
+        return worst;
+    }
+
+    /** Opens a plan for a case over {@code layout}, turning a refusal into a rule failure. */
+    private static AttentionPlan openPlan(SparseAttention backend, AttentionCase c, BlockLayout layout, String which) {
+        try {
+            return backend.plan(c.problem(), layout);
+        } catch (RuntimeException e) {
+            throw new RuleFailure("case " + c + which + ": plan threw " + e, Double.NaN, c.seed());
+        }
+    }
+
+    private static double requireMatch(String what, AttentionCase c, DenseOracle.Result expected, Tensor out, float[] lse,
+                                       Tolerance tol) {
+        Comparison.Outcome o = Comparison.compare(c.problem(), expected, out, lse, tol);
+        if (!o.ok()) {
+            throw new RuleFailure(what + ": " + o.message(), o.worstRatio(), c.seed());
+        }
+        return o.worstRatio();
+    }
+
+    /** A float32 result as an oracle result (BHSD order), to compare two results with each other. */
+    private static DenseOracle.Result asResult(AttentionProblem p, Tensor out, float[] lse) {
+        int vdim = p.valueDim();
+        double[] o = new double[p.batch() * p.queryHeads() * p.queryLength() * vdim];
+        for (int b = 0; b < p.batch(); b++) {
+            for (int h = 0; h < p.queryHeads(); h++) {
+                for (int i = 0; i < p.queryLength(); i++) {
+                    int row = (b * p.queryHeads() + h) * p.queryLength() + i;
+                    for (int d = 0; d < vdim; d++) {
+                        o[row * vdim + d] = out.get(b, h, i, d);
+                    }
+                }
+            }
+        }
+        double[] l = new double[lse.length];
+        for (int r = 0; r < lse.length; r++) {
+            l[r] = lse[r];
+        }
+        return new DenseOracle.Result(o, l);
     }
 
     private double linearMemory(SparseAttention backend) {

@@ -54,8 +54,10 @@ public final class DenseOracle {
                             continue;
                         }
                         double dot = 0;
+                        int qo = q.offset(b, h, i);
+                        int ko = k.offset(b, kvh, j);
                         for (int d = 0; d < dim; d++) {
-                            dot += (double) q.get(b, h, i, d) * k.get(b, kvh, j, d);
+                            dot += (double) q.data()[qo + d] * k.data()[ko + d];
                         }
                         scores[j] = p.scale() * dot;
                         max = any ? nanMax(max, scores[j]) : scores[j];
@@ -74,8 +76,9 @@ public final class DenseOracle {
                         }
                         double w = Math.exp(scores[j] - max);
                         sum += w;
+                        int vo = v.offset(b, kvh, j);
                         for (int d = 0; d < vdim; d++) {
-                            o[d] += w * v.get(b, kvh, j, d);
+                            o[d] += w * v.data()[vo + d];
                         }
                     }
                     for (int d = 0; d < vdim; d++) {

@@ -43,7 +43,11 @@ public enum Rule {
     /** BSHD tensors give the same answer as BHSD. */
     R18_TENSOR_LAYOUTS(18, "bothTensorLayouts", true, null),
     /** BigBird over 65,536 tokens runs in a 1 GB heap: memory is linear. */
-    R19_LINEAR_MEMORY(19, "linearMemory", true, null);
+    R19_LINEAR_MEMORY(19, "linearMemory", true, null),
+    /** One NaN or infinity in q, k or v gives exactly the oracle's NaN, infinities and numbers, element by element. */
+    R20_NON_FINITE_INPUTS(20, "nonFiniteInputsElementByElement", true, null),
+    /** A layout split into disjoint key-block sets, computed separately with LSE and merged, equals the whole. */
+    R21_KEY_SPLITS_MERGE(21, "keySplitsMergeToTheWhole", false, "LSE");
 
     private final int number;
     private final String id;

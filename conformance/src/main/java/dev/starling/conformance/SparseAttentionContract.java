@@ -155,4 +155,16 @@ public abstract class SparseAttentionContract {
     public void required_rule19_linearMemory() {
         check(Rule.R19_LINEAR_MEMORY);
     }
+
+    /** Rule 20. */
+    @Test
+    public void required_rule20_nonFiniteInputsElementByElement() {
+        check(Rule.R20_NON_FINITE_INPUTS);
+    }
+
+    /** Rule 21. */
+    @Test
+    public void optional_rule21_keySplitsMergeToTheWhole() {
+        check(Rule.R21_KEY_SPLITS_MERGE);
+    }
 }
