@@ -167,4 +167,52 @@ class StarlingCliTest {
         byte[] head = Arrays.copyOf(Files.readAllBytes(png), 8);
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }
+
+    // ---- issue 12, item 13: a huge pattern text is echoed as a clipped window
+
+    /** The echoed text and the caret line of a pattern error; the caret must sit under {@code expected}. */
+    private static void assertCaretUnder(String err, char expected) {
+        List<String> lines = err.lines().toList();
+        int caretLine = -1;
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).strip().equals("^")) {
+                caretLine = i;
+            }
+        }
+        assertTrue(caretLine > 0, err);
+        int column = lines.get(caretLine).indexOf('^');
+        assertEquals(expected, lines.get(caretLine - 1).charAt(column), err);
+    }
+
+    @Test
+    void aHugePatternErrorEchoesOnlyAWindowAroundThePosition() {
+        String junk = "x".repeat(1_000_000);
+        Result r = run("pattern", "dense(block=4) " + junk, "--seq", "16");
+        assertEquals(2, r.code());
+        assertTrue(r.err().length() < 400, r.err().length() + " characters");
+        assertTrue(r.err().contains("position 15") && r.err().contains("…"), r.err());
+        assertCaretUnder(r.err(), 'x');
+
+        String head = "union(" + "dense(block=4), ".repeat(50_000);
+        r = run("pattern", head + "frob(block=4), dense(block=4))" + " ".repeat(1000), "--seq", "16");
+        assertEquals(2, r.code());
+        assertTrue(r.err().length() < 600, r.err().length() + " characters");
+        assertTrue(r.err().contains("position " + head.length()), r.err());
+        assertCaretUnder(r.err(), 'f');
+        String echo = r.err().lines().filter(l -> l.startsWith("  …")).findFirst().orElse("");
+        assertTrue(echo.endsWith("…"), "cut at both ends: " + r.err());
+
+        // A problem that quotes the text (an unknown name of a million characters) is clipped too.
+        r = run("pattern", "union(dense(block=4), " + "q".repeat(1_000_000) + ")", "--seq", "16");
+        assertEquals(2, r.code());
+        assertTrue(r.err().length() < 1000, r.err().length() + " characters");
+        assertTrue(r.err().contains("known patterns"), r.err());
+        assertCaretUnder(r.err(), 'q');
+
+        // Short texts are echoed whole, as before; line breaks in the text do not move the caret.
+        r = run("pattern", "dense(block=4)\n junk", "--seq", "16");
+        assertTrue(r.err().contains("  dense(block=4)  junk\n"), r.err());
+        assertCaretUnder(r.err(), 'j');
+    }
+
 }
