@@ -168,6 +168,140 @@ class StarlingCliTest {
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }
 
+    // ---- issue 12, item 10: outputs written atomically, never over an input or each other
+
+    private record Inputs(Path q, Path k, Path v) {
+    }
+
+    private static Inputs inputs(Path dir) throws Exception {
+        Random rnd = new Random(3);
+        return new Inputs(save(dir, "q.npy", randn(rnd, 2 * 10 * 4), 1, 2, 10, 4),
+                save(dir, "k.npy", randn(rnd, 2 * 12 * 4), 1, 2, 12, 4), save(dir, "v.npy", randn(rnd, 2 * 12 * 4), 1, 2, 12, 4));
+    }
+
+    private static Result runWith(Inputs in, String... outputs) {
+        List<String> args = new java.util.ArrayList<>(List.of("run", "--q", in.q().toString(), "--k", in.k().toString(),
+                "--v", in.v().toString(), "--pattern", "dense(block=4)"));
+        args.addAll(List.of(outputs));
+        return run(args.toArray(String[]::new));
+    }
+
+    /** Every file in the directory with its bytes, to show that a refused run changed nothing. */
+    private static java.util.Map<String, String> snapshot(Path dir) throws Exception {
+        java.util.Map<String, String> files = new java.util.TreeMap<>();
+        try (var s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                files.put(p.getFileName().toString(), Files.isRegularFile(p) ? Arrays.toString(Files.readAllBytes(p)) : "?");
+            }
+        }
+        return files;
+    }
+
+    private static void assertOneLineBadInput(Result r, String... fragments) {
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        for (String f : fragments) {
+            assertTrue(r.err().contains(f), "missing '" + f + "' in: " + r.err());
+        }
+    }
+
+    @Test
+    void anOutputThatNamesAnInputIsRefusedAndTheInputKept(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path link = Files.createSymbolicLink(dir.resolve("link.npy"), in.v());
+        Path hard = Files.createLink(dir.resolve("hard.npy"), in.k());
+        Files.createDirectory(dir.resolve("sub"));
+        java.util.Map<String, String> before = snapshot(dir);
+        String[][] cases = {
+            {"--out", in.q().toString()},
+            {"--out", dir.resolve(".").resolve("q.npy").toString()},
+            {"--out", dir.resolve("sub").resolve("..").resolve("k.npy").toString()},
+            {"--out", link.toString()},
+            {"--out", hard.toString()},
+            {"--out", dir.resolve("o.npy").toString(), "--lse", in.v().toString()},
+        };
+        for (String[] c : cases) {
+            Result r = runWith(in, c);
+            assertOneLineBadInput(r, "is the same file as --", "never writes over an input");
+            assertEquals(before, snapshot(dir), String.join(" ", c));
+        }
+    }
+
+    @Test
+    void outAndLseNamingOneFileAreRefused(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        java.util.Map<String, String> before = snapshot(dir);
+        assertOneLineBadInput(runWith(in, "--out", o.toString(), "--lse", o.toString()), "are the same file");
+        assertOneLineBadInput(runWith(in, "--out", o.toString(), "--lse", dir.resolve(".").resolve("o.npy").toString()),
+                "are the same file");
+        assertEquals(before, snapshot(dir));
+        Files.writeString(o, "previous");
+        Path link = Files.createSymbolicLink(dir.resolve("olink.npy"), o);
+        before = snapshot(dir);
+        assertOneLineBadInput(runWith(in, "--out", o.toString(), "--lse", link.toString()), "are the same file");
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void aMissingOutputDirectoryIsNamedBeforeAnythingIsWritten(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        Files.writeString(o, "previous output");
+        java.util.Map<String, String> before = snapshot(dir);
+        Path missing = dir.resolve("nonexistent").resolve("dir").resolve("lse.npy");
+        Result r = runWith(in, "--out", o.toString(), "--lse", missing.toString());
+        assertOneLineBadInput(r);
+        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals(before, snapshot(dir));
+        r = runWith(in, "--out", missing.toString());
+        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void aFailedRunLeavesThePreviousOutputsAndNoTemporaryFile(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        Path lse = dir.resolve("lse.npy");
+        Files.writeString(o, "previous output");
+        Files.writeString(lse, "previous lse");
+        java.util.Map<String, String> before = snapshot(dir);
+        assertEquals(2, runWith(in, "--out", o.toString(), "--lse", lse.toString(), "--backend", "nope").code());
+        assertEquals(2, runWith(in, "--out", o.toString(), "--lse", lse.toString(), "--key-lengths", "99").code());
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void outputsAreReplacedWholeThroughLinksWithNoTemporaryLeft(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        Files.write(o, new byte[100_000]);
+        Path real = dir.resolve("real-lse.npy");
+        Files.writeString(real, "previous lse");
+        Path lseLink = Files.createSymbolicLink(dir.resolve("lse.npy"), real);
+        Result r = runWith(in, "--out", o.toString(), "--lse", lseLink.toString());
+        assertEquals(0, r.code(), r.err());
+        assertArrayEquals(new int[] {1, 2, 10, 4}, NpyArray.read(o).shape());
+        assertTrue(Files.isSymbolicLink(lseLink), "the link is kept and the file it points at replaced");
+        assertArrayEquals(new int[] {1, 2, 10}, NpyArray.read(real).shape());
+        assertEquals(java.util.Set.of("q.npy", "k.npy", "v.npy", "o.npy", "real-lse.npy", "lse.npy"), snapshot(dir).keySet());
+    }
+
+    @Test
+    void patternNpyIsCheckedFirstAndWrittenAtomically(@TempDir Path dir) throws Exception {
+        Path missing = dir.resolve("no").resolve("layout.npy");
+        Result r = run("pattern", "dense(block=4)", "--seq", "16", "--npy", missing.toString());
+        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals(2, r.code());
+        Path layout = dir.resolve("layout.npy");
+        assertEquals(0, run("pattern", "dense(block=4)", "--seq", "16", "--npy", layout.toString()).code());
+        java.util.Map<String, String> before = snapshot(dir);
+        r = run("pattern", "layout(file=" + layout + ", block=4)", "--seq", "16", "--npy", layout.toString());
+        assertOneLineBadInput(r, "is the same file as the layout file of --pattern");
+        assertEquals(before, snapshot(dir));
+    }
+
     // ---- issue 12, item 13: a huge pattern text is echoed as a clipped window
 
     /** The echoed text and the caret line of a pattern error; the caret must sit under {@code expected}. */
