@@ -35,12 +35,15 @@ public final class StarlingCli implements Runnable {
     }
 
     /**
-     * Builds the command line with Starling's exit-code and error mapping.
+     * Builds the command line with Starling's exit-code and error mapping. Arguments are taken
+     * literally: picocli's {@code @file} expansion is off, so an argument starting with {@code @}
+     * is never read as a file of arguments.
      *
      * @return the configured command line
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new StarlingCli());
+        cl.setExpandAtFiles(false);
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
             PrintWriter err = line.getErr();
             if (isBadInput(ex)) {

@@ -302,6 +302,29 @@ class StarlingCliTest {
         assertEquals(before, snapshot(dir));
     }
 
+    // ---- issue 12, item 11: no @file expansion
+
+    @Test
+    void anArgumentStartingWithAtIsTakenLiterally(@TempDir Path dir) throws Exception {
+        Path argFile = Files.writeString(dir.resolve("args.txt"), "backends\n");
+        Result r = run("@" + argFile);
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains("'@" + argFile + "'"), r.err());
+        assertFalse(r.out().contains("priority"), r.out());
+
+        Path specFile = Files.writeString(dir.resolve("spec.txt"), "dense(block=4)");
+        r = run("pattern", "@" + specFile, "--seq", "16");
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains("@" + specFile), r.err());
+
+        // A binary .npy behind an @ is never read into a message.
+        Inputs in = inputs(dir);
+        r = run("run", "--q", "@" + in.q(), "--k", in.k().toString(), "--v", in.v().toString(), "--pattern", "dense(block=4)",
+                "--out", dir.resolve("o.npy").toString());
+        assertOneLineBadInput(r, "@" + in.q() + ": no such file");
+        assertFalse(r.err().contains("NUMPY"), r.err());
+    }
+
     // ---- issue 12, item 13: a huge pattern text is echoed as a clipped window
 
     /** The echoed text and the caret line of a pattern error; the caret must sit under {@code expected}. */
