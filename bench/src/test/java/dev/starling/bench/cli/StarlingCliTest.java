@@ -325,6 +325,145 @@ class StarlingCliTest {
         assertFalse(r.err().contains("NUMPY"), r.err());
     }
 
+    // ---- issue 12, item 12: messages and exit codes
+
+    @Test
+    void anOptionErrorIsOneLinePlusAPointerToHelp() {
+        String[][] cases = {
+            {"run", "--q", "q.npy"},
+            {"pattern", "dense(block=4)", "--seq", "abc"},
+            {"pattern", "dense(block=4)", "--seq", "16", "--bogus"},
+            {"conformance", "--seed", "x"},
+            {"frobnicate"},
+            {"--nope"},
+        };
+        for (String[] c : cases) {
+            Result r = run(c);
+            assertEquals(2, r.code(), String.join(" ", c));
+            List<String> lines = r.err().strip().lines().toList();
+            assertEquals(2, lines.size(), r.err());
+            String command = c[0].startsWith("-") || c[0].equals("frobnicate") ? "starling" : "starling " + c[0];
+            assertTrue(lines.get(0).startsWith(command + ": "), r.err());
+            assertEquals("Try '" + command + " --help' for more information.", lines.get(1));
+            assertFalse(r.err().contains("Usage:"), r.err());
+        }
+        Result huge = run("pattern", "dense(block=4)", "--seq", "9".repeat(100_000));
+        assertEquals(2, huge.code());
+        assertTrue(huge.err().length() < 2 * StarlingCli.MAX_LINE, "clipped: " + huge.err().length());
+    }
+
+    @Test
+    void ioErrorsNameTheFileAndTheCause(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path sub = Files.createDirectory(dir.resolve("x"));
+        Path o = dir.resolve("o.npy");
+        Result r = run("run", "--q", in.q().toString(), "--k", sub.toString(), "--v", in.v().toString(),
+                "--pattern", "dense(block=4)", "--out", o.toString());
+        assertEquals(2, r.code());
+        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        r = runWith(in, "--out", sub.toString());
+        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        Path missing = dir.resolve("missing.npy");
+        r = run("run", "--q", in.q().toString(), "--k", missing.toString(), "--v", in.v().toString(),
+                "--pattern", "dense(block=4)", "--out", o.toString());
+        assertEquals("starling: " + missing + ": no such file", r.err().strip());
+        if (Files.exists(Path.of("/dev/null"))) {
+            r = runWith(in, "--out", "/dev/null");
+            assertEquals("starling: /dev/null: is a character device, not a regular file", r.err().strip());
+            assertTrue(Files.exists(Path.of("/dev/null")));
+        }
+        Path fifo = dir.resolve("fifo.npy");
+        boolean made;
+        try {
+            made = new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0;
+        } catch (java.io.IOException e) {
+            made = false;
+        }
+        if (made) {
+            // Never opened: reading a FIFO with no writer would block for ever.
+            r = run("run", "--q", in.q().toString(), "--k", fifo.toString(), "--v", in.v().toString(),
+                    "--pattern", "dense(block=4)", "--out", o.toString());
+            assertEquals("starling: " + fifo + ": is a FIFO, not a regular file", r.err().strip());
+            r = runWith(in, "--lse", fifo.toString(), "--out", o.toString());
+            assertEquals("starling: " + fifo + ": is a FIFO, not a regular file", r.err().strip());
+        }
+        assertFalse(Files.exists(o));
+    }
+
+    @Test
+    void anUnreadableInputIsNotAMissingOne(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Files.setPosixFilePermissions(in.k(), java.util.Set.of());
+        org.junit.jupiter.api.Assumptions.assumeFalse(Files.isReadable(in.k()), "running as root: every file is readable");
+        Result r = runWith(in, "--out", dir.resolve("o.npy").toString());
+        assertEquals("starling: " + in.k() + ": permission denied", r.err().strip());
+    }
+
+    /** A command that fails the way a bug does, to check the mapping of internal errors. */
+    @CommandLine.Command(name = "boom")
+    static final class Boom implements java.util.concurrent.Callable<Integer> {
+        @CommandLine.Option(names = "--kind")
+        String kind;
+
+        @Override
+        public Integer call() {
+            switch (kind) {
+                case "npe" -> throw new NullPointerException("something was null");
+                case "index" -> throw new IndexOutOfBoundsException("Index 7 out of bounds for length 3");
+                case "assert" -> throw new AssertionError("invariant broken");
+                case "state" -> throw new IllegalStateException("plan in an impossible state");
+                case "stack" -> throw new StackOverflowError();
+                default -> throw new IllegalArgumentException("bad kind " + kind);
+            }
+        }
+    }
+
+    private static Result runWithBoom(String... args) {
+        CommandLine cl = StarlingCli.commandLine();
+        cl.addSubcommand(new Boom());
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void internalErrorsExitThreeInOneLineWithTheTraceOnlyWhenVerbose() {
+        for (String kind : new String[] {"npe", "index", "assert", "state", "stack"}) {
+            Result r = runWithBoom("boom", "--kind", kind);
+            assertEquals(StarlingCli.INTERNAL_ERROR, r.code(), kind + ": " + r.err());
+            assertEquals(3, StarlingCli.INTERNAL_ERROR);
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+            assertTrue(r.err().startsWith("starling: internal error"), r.err());
+            assertTrue(r.err().contains("--verbose"), r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+            for (String[] verbose : new String[][] {{"--verbose", "boom", "--kind", kind}, {"boom", "--kind", kind, "--verbose"}}) {
+                Result v = runWithBoom(verbose);
+                assertEquals(3, v.code(), v.err());
+                assertTrue(v.err().contains("\tat "), v.err());
+            }
+        }
+        Result bad = runWithBoom("boom", "--kind", "x");
+        assertEquals(2, bad.code());
+        assertEquals("starling: bad kind x", bad.err().strip());
+    }
+
+    @Test
+    void onlyKnownKindsOfFailureAreBadInput() {
+        assertTrue(StarlingCli.isBadInput(new IllegalArgumentException("x")));
+        assertTrue(StarlingCli.isBadInput(new dev.starling.api.pattern.PatternSyntaxException("a", 0, "b", null)));
+        assertTrue(StarlingCli.isBadInput(new dev.starling.api.npy.NpyFormatException("f: truncated")));
+        assertTrue(StarlingCli.isBadInput(new java.nio.file.NoSuchFileException("f")));
+        assertTrue(StarlingCli.isBadInput(new dev.starling.api.selection.NoBackendException("none fits")));
+        assertTrue(StarlingCli.isBadInput(new UnsupportedOperationException("no causal")));
+        assertFalse(StarlingCli.isBadInput(new IllegalStateException("bug")));
+        assertFalse(StarlingCli.isBadInput(new NullPointerException()));
+        assertFalse(StarlingCli.isBadInput(new ArrayIndexOutOfBoundsException()));
+        assertFalse(StarlingCli.isBadInput(new AssertionError()));
+    }
+
     // ---- issue 12, item 13: a huge pattern text is echoed as a clipped window
 
     /** The echoed text and the caret line of a pattern error; the caret must sit under {@code expected}. */
