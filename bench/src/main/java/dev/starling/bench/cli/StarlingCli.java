@@ -23,14 +23,16 @@ import picocli.CommandLine.Option;
  * with the oracle or broke a conformance rule); {@value #BAD_INPUT} bad usage or input, including
  * files that cannot be read or written (one line on standard error, plus a pointer to
  * {@code --help} for an option error); {@value #INTERNAL_ERROR} an internal error, that is a bug
- * or a failure the tool did not expect (one line; the stack trace only with {@code --verbose}).
+ * or a failure the tool did not expect (one line; the stack trace only with {@code --verbose});
+ * {@value #NOT_RUN} not run: the backend named for a check cannot run on this machine, so it can
+ * neither pass nor fail.
  */
 @Command(name = "starling", mixinStandardHelpOptions = true, version = "starling 0.1.0-SNAPSHOT",
         description = "Block-sparse attention on the JVM: list backends, inspect patterns, run attention on .npy files.%n"
                 + "Without a command, runs a short demo on built-in defaults.",
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:a check failed", "2:bad usage or input (one line on standard error)",
-            "3:internal error (a bug; the stack trace with --verbose)"},
+            "3:internal error (a bug; the stack trace with --verbose)", "4:not run: the named backend cannot run here"},
         subcommands = {CompareCommand.class, BackendsCommand.class, PatternCommand.class, RunCommand.class, ConformanceCommand.class, DemoCommand.class,
             CommandLine.HelpCommand.class})
 public final class StarlingCli implements Callable<Integer> {
@@ -42,6 +44,8 @@ public final class StarlingCli implements Callable<Integer> {
     public static final int BAD_INPUT = 2;
     /** An internal error: a bug, or a failure the tool did not expect (a native error, out of memory). */
     public static final int INTERNAL_ERROR = 3;
+    /** Not run: the backend named for a check cannot run on this machine, so it neither passed nor failed. */
+    public static final int NOT_RUN = 4;
 
     /** Longest line of an error message; longer ones keep their start and end around a "…". */
     static final int MAX_LINE = 1000;

@@ -511,4 +511,87 @@ class StarlingCliTest {
         assertCaretUnder(r.err(), 'j');
     }
 
+    // ---- issue 12, item 14: a backend that cannot run here does not pass
+
+    /** A backend that never runs here, like cuda without a GPU. */
+    static final class NoDevice implements dev.starling.api.SparseAttention {
+        @Override
+        public String name() {
+            return "nodevice";
+        }
+
+        @Override
+        public int priority() {
+            return 90;
+        }
+
+        @Override
+        public dev.starling.api.Availability availability() {
+            return dev.starling.api.Availability.unavailable("no test device here");
+        }
+
+        @Override
+        public dev.starling.api.Capabilities capabilities() {
+            return dev.starling.api.Capabilities.full("test device", java.util.Set.of(dev.starling.api.Precision.FP32));
+        }
+
+        @Override
+        public dev.starling.api.AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+            throw new IllegalStateException("nodevice is unavailable");
+        }
+    }
+
+    private static Result conformance(List<?> backends, String... args) {
+        CommandLine cl = StarlingCli.commandLine();
+        ((ConformanceCommand) cl.getSubcommands().get("conformance").getCommand()).backends =
+                () -> dev.starling.api.selection.BackendSelector.of(backends, n -> null, n -> null);
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        List<String> all = new java.util.ArrayList<>(List.of("conformance"));
+        all.addAll(List.of(args));
+        int code = cl.execute(all.toArray(String[]::new));
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    private static long count(String text, String fragment) {
+        return text.lines().filter(l -> l.contains(fragment)).count();
+    }
+
+    @Test
+    void aNamedBackendThatCannotRunHereIsNotRunAndDoesNotPass() {
+        Result r = conformance(List.of(new NoDevice()), "--backend", "nodevice", "--quick");
+        assertEquals(StarlingCli.NOT_RUN, r.code(), r.out());
+        assertEquals(4, StarlingCli.NOT_RUN);
+        assertEquals(1, r.out().strip().lines().count(), r.out());
+        assertTrue(r.out().contains("nodevice") && r.out().contains("no test device here"), r.out());
+        assertFalse(r.out().contains("passed"), r.out());
+
+        r = conformance(List.of(new NoDevice()), "--backend", "all", "--quick");
+        assertEquals(StarlingCli.NOT_RUN, r.code(), r.out());
+        assertEquals(1, count(r.out(), "no test device here"), r.out());
+    }
+
+    @Test
+    void allPassesWhenEveryAvailableBackendPassesAndListsTheOthersOnce() {
+        dev.starling.api.SparseAttention reference = dev.starling.api.selection.BackendSelector.discover().byName("reference");
+        Result r = conformance(List.of(new NoDevice(), reference), "--quick");
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("18 passed, 0 failed, 1 skipped"), r.out());
+        assertEquals(1, count(r.out(), "no test device here"), r.out());
+        assertEquals(1, count(r.out(), "nodevice"), r.out());
+    }
+
+    /** The case of the report: cuda on a machine without a GPU. */
+    @Test
+    void conformanceOfCudaWithoutAGpuExitsNotRun() {
+        var cuda = dev.starling.api.selection.BackendSelector.discover().reports().stream()
+                .filter(x -> x.name().equals("cuda")).findFirst();
+        org.junit.jupiter.api.Assumptions.assumeTrue(cuda.isPresent() && !cuda.get().usable(), "cuda is usable here");
+        Result r = run("conformance", "--backend", "cuda", "--quick");
+        assertEquals(4, r.code(), r.out());
+        assertEquals(1, r.out().strip().lines().count(), r.out());
+        assertTrue(r.out().contains(cuda.get().availability().reason()), r.out());
+    }
 }
