@@ -11,10 +11,17 @@ import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.api.selection.BackendSelector;
+import dev.starling.api.pattern.CausalPattern;
+import dev.starling.api.pattern.ExplicitPattern;
+import dev.starling.api.pattern.UnionPattern;
+import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -57,6 +64,32 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter err = spec.commandLine().getErr();
+        // Every file check comes first, so nothing is read, computed or written for a run that cannot finish.
+        PatternSpec pattern = Patterns.parse(patternText);
+        List<Map.Entry<String, Path>> inputs = new ArrayList<>(List.of(Map.entry("--q", qFile), Map.entry("--k", kFile),
+                Map.entry("--v", vFile)));
+        layoutFiles(pattern, inputs);
+        for (Map.Entry<String, Path> input : inputs) {
+            FileChecks.requireReadable(input.getValue());
+        }
+        List<Map.Entry<String, Path>> outputs = new ArrayList<>(List.of(Map.entry("--out", outFile)));
+        if (lseFile != null) {
+            outputs.add(Map.entry("--lse", lseFile));
+        }
+        for (Map.Entry<String, Path> o : outputs) {
+            FileChecks.requireWritable(o.getValue());
+            for (Map.Entry<String, Path> i : inputs) {
+                if (FileChecks.sameFile(o.getValue(), i.getValue())) {
+                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + i.getKey()
+                            + " " + i.getValue() + "; run never writes over an input");
+                }
+            }
+        }
+        if (lseFile != null && FileChecks.sameFile(outFile, lseFile)) {
+            throw new IllegalArgumentException("--out " + outFile + " and --lse " + lseFile
+                    + " are the same file; give them different names");
+        }
+
         Tensor q = read("q", qFile, err);
         Tensor k = read("k", kFile, err);
         Tensor v = read("v", vFile, err);
@@ -72,7 +105,6 @@ final class RunCommand implements Callable<Integer> {
         Tensor out = Tensor.zeros(TensorLayout.BHSD, problem.batch(), problem.queryHeads(), problem.queryLength(),
                 problem.valueDim());
         problem.checkInputs(q, k, v, out, null);
-        PatternSpec pattern = Patterns.parse(patternText);
         BlockLayout layout = Starling.layout(problem, pattern);
         BackendSelector selector = BackendSelector.discover();
         SparseAttention chosen = backend != null ? selector.byName(backend.toLowerCase()) : selector.select(problem, lseFile != null);
@@ -82,10 +114,16 @@ final class RunCommand implements Callable<Integer> {
             plan.forward(q, k, v, out, lse);
         }
         double millis = (System.nanoTime() - t0) / 1e6;
-        NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(), problem.valueDim())
-                .write(outFile);
-        if (lse != null) {
-            NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength()).write(lseFile);
+        // Both files are written in full beside their targets first; only then are they renamed into place.
+        try (StagedFiles files = new StagedFiles()) {
+            NpyArray outArray = NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(),
+                    problem.valueDim());
+            files.stage(outFile, outArray::write);
+            if (lse != null) {
+                NpyArray lseArray = NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength());
+                files.stage(lseFile, lseArray::write);
+            }
+            files.commit();
         }
         PrintWriter out2 = spec.commandLine().getOut();
         out2.printf("%s on %s: %s, %.1f ms; wrote %s%s%n", pattern.text(), chosen.name(), problem, millis, outFile,
@@ -93,6 +131,27 @@ final class RunCommand implements Callable<Integer> {
         out2.flush();
         return 0;
     }
+
+    /**
+     * Adds the files that {@code layout(file=...)} parts of the pattern were read from, so an
+     * output cannot replace them either.
+     */
+    static void layoutFiles(PatternSpec pattern, List<Map.Entry<String, Path>> inputs) {
+        if (pattern instanceof UnionPattern u) {
+            u.parts().forEach(part -> layoutFiles(part, inputs));
+        } else if (pattern instanceof CausalPattern c) {
+            layoutFiles(c.inner(), inputs);
+        } else if (pattern instanceof ExplicitPattern e) {
+            // The file is only visible in the text: "layout(file=SOURCE, block=B)".
+            String text = e.text();
+            int end = text.lastIndexOf(", block=");
+            if (text.startsWith(LAYOUT_FILE) && end > LAYOUT_FILE.length()) {
+                inputs.add(Map.entry("the layout file of --pattern", Path.of(text.substring(LAYOUT_FILE.length(), end))));
+            }
+        }
+    }
+
+    private static final String LAYOUT_FILE = "layout(file=";
 
     private static Tensor read(String name, Path file, PrintWriter err) throws IOException {
         NpyArray a = NpyArray.read(file);
