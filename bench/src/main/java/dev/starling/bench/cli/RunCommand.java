@@ -142,16 +142,9 @@ final class RunCommand implements Callable<Integer> {
         } else if (pattern instanceof CausalPattern c) {
             layoutFiles(c.inner(), inputs);
         } else if (pattern instanceof ExplicitPattern e) {
-            // The file is only visible in the text: "layout(file=SOURCE, block=B)".
-            String text = e.text();
-            int end = text.lastIndexOf(", block=");
-            if (text.startsWith(LAYOUT_FILE) && end > LAYOUT_FILE.length()) {
-                inputs.add(Map.entry("the layout file of --pattern", Path.of(text.substring(LAYOUT_FILE.length(), end))));
-            }
+            e.file().ifPresent(file -> inputs.add(Map.entry("the layout file of --pattern", file)));
         }
     }
-
-    private static final String LAYOUT_FILE = "layout(file=";
 
     private static Tensor read(String name, Path file, PrintWriter err) throws IOException {
         NpyArray a = NpyArray.read(file);

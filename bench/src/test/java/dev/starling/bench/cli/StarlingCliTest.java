@@ -578,7 +578,7 @@ class StarlingCliTest {
         dev.starling.api.SparseAttention reference = dev.starling.api.selection.BackendSelector.discover().byName("reference");
         Result r = conformance(List.of(new NoDevice(), reference), "--quick");
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("18 passed, 0 failed, 1 skipped"), r.out());
+        assertTrue(r.out().contains("20 passed, 0 failed, 1 skipped"), r.out());
         assertEquals(1, count(r.out(), "no test device here"), r.out());
         assertEquals(1, count(r.out(), "nodevice"), r.out());
     }
