@@ -18,7 +18,8 @@ import java.util.Arrays;
  *       it ({@link LayoutColumns}), in a fixed order.</li>
  * </ol>
  * {@code Pᵢⱼ = exp(s·qᵢ·kⱼ − LSEᵢ)} is recomputed from the forward LSE, {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}.
- * Rows with {@code LSE = −∞} (empty or padded) contribute nothing. Sums in float64. Memory: one
+ * Rows with {@code LSE = −∞} (empty or padded) or {@code dO = 0} contribute nothing and are
+ * skipped (marked by a NaN {@code D}). Sums in float64. Memory: one
  * row's or one key block's accumulators per worker, plus {@code D} ({@code B·Hq·Nq} doubles) per call.
  * One instance per worker and call: not thread-safe.
  */
@@ -63,6 +64,15 @@ final class BackwardKernel {
         this.accV = new double[Math.multiplyExact(kRows, vdim)];
     }
 
+    private static boolean isZero(float[] a, int off, int n) {
+        for (int x = off; x < off + n; x++) {
+            if (a[x] != 0f) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Score {@code s·qᵢ·kⱼ} in float64. */
     private double score(int qOff, int kOff) {
         double dot = 0;
@@ -94,13 +104,14 @@ final class BackwardKernel {
             int row = mask.lseIndex(b, h, i);
             int dqOff = dq.offset(b, h, i);
             double l = lse[row];
-            if (i >= valid || l == Double.NEGATIVE_INFINITY) {
-                rowDelta[row] = 0;
+            int gOff = dOut.offset(b, h, i);
+            // A row with dO = 0 has D = 0 and dS = 0: it contributes nothing anywhere (a masked loss).
+            if (i >= valid || l == Double.NEGATIVE_INFINITY || isZero(dOut.data(), gOff, vdim)) {
+                rowDelta[row] = Double.NaN;
                 Arrays.fill(dqd, dqOff, dqOff + dim, 0f);
                 continue;
             }
             int oOff = out.offset(b, h, i);
-            int gOff = dOut.offset(b, h, i);
             double delta = 0;
             for (int d = 0; d < vdim; d++) {
                 delta += (double) dOut.data()[gOff + d] * out.data()[oOff + d];
@@ -139,7 +150,7 @@ final class BackwardKernel {
                     int row = mask.lseIndex(b, h, i);
                     double l = lse[row];
                     int end = mask.keyEnd(b, i, kb);
-                    if (l == Double.NEGATIVE_INFINITY || end <= j0) {
+                    if (Double.isNaN(rowDelta[row]) || end <= j0) {
                         continue;
                     }
                     int qOff = q.offset(b, h, i);
