@@ -81,7 +81,22 @@ public record Capabilities(Set<Precision> precisions, boolean causal, boolean gr
      * @return empty when supported, else every missing capability in one sentence
      */
     public Optional<String> unsupported(AttentionProblem problem, boolean wantsLse) {
+        return unsupported(problem, wantsLse, false);
+    }
+
+    /**
+     * Why this backend cannot run {@code problem}, if it cannot, also for gradients.
+     *
+     * @param problem the problem. Not modified.
+     * @param wantsLse whether the caller asks for the LSE output
+     * @param wantsBackward whether the caller will call {@link AttentionPlan#backward}
+     * @return empty when supported, else every missing capability in one sentence
+     */
+    public Optional<String> unsupported(AttentionProblem problem, boolean wantsLse, boolean wantsBackward) {
         List<String> missing = new ArrayList<>();
+        if (wantsBackward && !backward) {
+            missing.add("BACKWARD");
+        }
         if (!precisions.contains(problem.precision())) {
             missing.add("precision " + problem.precision() + " (runs " + precisions + ")");
         }

@@ -60,6 +60,15 @@ final class RunCommand implements Callable<Integer> {
     Path outFile;
     @Option(names = "--lse", paramLabel = "FILE", description = "also write the log-sum-exp [B, Hq, Nq], float32")
     Path lseFile;
+    @Option(names = "--dout", paramLabel = "FILE",
+            description = "gradient of a loss w.r.t. the output [B, Hq, Nq, Dv]: also run the backward pass")
+    Path doutFile;
+    @Option(names = "--dq", paramLabel = "FILE", description = "with --dout: write dL/dq [B, Hq, Nq, D], float32")
+    Path dqFile;
+    @Option(names = "--dk", paramLabel = "FILE", description = "with --dout: write dL/dk [B, Hkv, Nk, D], float32")
+    Path dkFile;
+    @Option(names = "--dv", paramLabel = "FILE", description = "with --dout: write dL/dv [B, Hkv, Nk, Dv], float32")
+    Path dvFile;
 
     @Override
     public Integer call() throws IOException {
@@ -68,6 +77,14 @@ final class RunCommand implements Callable<Integer> {
         PatternSpec pattern = Patterns.parse(patternText);
         List<Map.Entry<String, Path>> inputs = new ArrayList<>(List.of(Map.entry("--q", qFile), Map.entry("--k", kFile),
                 Map.entry("--v", vFile)));
+        boolean backward = doutFile != null;
+        if (backward != (dqFile != null) || backward != (dkFile != null) || backward != (dvFile != null)) {
+            throw new IllegalArgumentException("--dout, --dq, --dk and --dv go together: give all four to run the "
+                    + "backward pass, or none");
+        }
+        if (backward) {
+            inputs.add(Map.entry("--dout", doutFile));
+        }
         layoutFiles(pattern, inputs);
         for (Map.Entry<String, Path> input : inputs) {
             FileChecks.requireReadable(input.getValue());
@@ -75,6 +92,11 @@ final class RunCommand implements Callable<Integer> {
         List<Map.Entry<String, Path>> outputs = new ArrayList<>(List.of(Map.entry("--out", outFile)));
         if (lseFile != null) {
             outputs.add(Map.entry("--lse", lseFile));
+        }
+        if (backward) {
+            outputs.add(Map.entry("--dq", dqFile));
+            outputs.add(Map.entry("--dk", dkFile));
+            outputs.add(Map.entry("--dv", dvFile));
         }
         for (Map.Entry<String, Path> o : outputs) {
             FileChecks.requireWritable(o.getValue());
@@ -85,9 +107,14 @@ final class RunCommand implements Callable<Integer> {
                 }
             }
         }
-        if (lseFile != null && FileChecks.sameFile(outFile, lseFile)) {
-            throw new IllegalArgumentException("--out " + outFile + " and --lse " + lseFile
-                    + " are the same file; give them different names");
+        for (int a = 0; a < outputs.size(); a++) {
+            for (int c = 0; c < a; c++) {
+                if (FileChecks.sameFile(outputs.get(a).getValue(), outputs.get(c).getValue())) {
+                    throw new IllegalArgumentException(outputs.get(c).getKey() + " " + outputs.get(c).getValue() + " and "
+                            + outputs.get(a).getKey() + " " + outputs.get(a).getValue()
+                            + " are the same file; give them different names");
+                }
+            }
         }
 
         Tensor q = read("q", qFile, err);
@@ -105,13 +132,31 @@ final class RunCommand implements Callable<Integer> {
         Tensor out = Tensor.zeros(TensorLayout.BHSD, problem.batch(), problem.queryHeads(), problem.queryLength(),
                 problem.valueDim());
         problem.checkInputs(q, k, v, out, null);
+        Tensor dOut = backward ? read("dout", doutFile, err) : null;
+        Tensor dq = backward ? Tensor.zeros(TensorLayout.BHSD, q.batch(), q.heads(), q.length(), q.dim()) : null;
+        Tensor dk = backward ? Tensor.zeros(TensorLayout.BHSD, k.batch(), k.heads(), k.length(), k.dim()) : null;
+        Tensor dv = backward ? Tensor.zeros(TensorLayout.BHSD, v.batch(), v.heads(), v.length(), v.dim()) : null;
+        float[] lse = lseFile != null || backward ? new float[problem.lseSize()] : null;
+        if (backward) {
+            problem.checkGradients(q, k, v, out, lse, dOut, dq, dk, dv);
+        }
         BlockLayout layout = Starling.layout(problem, pattern);
         BackendSelector selector = BackendSelector.discover();
-        SparseAttention chosen = backend != null ? selector.byName(backend.toLowerCase()) : selector.select(problem, lseFile != null);
-        float[] lse = lseFile != null ? new float[problem.lseSize()] : null;
+        SparseAttention chosen;
+        if (backend != null) {
+            chosen = selector.byName(backend.toLowerCase());
+            chosen.capabilities().unsupported(problem, lse != null, backward).ifPresent(why -> {
+                throw new UnsupportedOperationException("backend '" + backend + "' " + why);
+            });
+        } else {
+            chosen = selector.select(problem, lse != null, backward);
+        }
         long t0 = System.nanoTime();
         try (AttentionPlan plan = chosen.plan(problem, layout)) {
             plan.forward(q, k, v, out, lse);
+            if (backward) {
+                plan.backward(q, k, v, out, lse, dOut, dq, dk, dv);
+            }
         }
         double millis = (System.nanoTime() - t0) / 1e6;
         // Both files are written in full beside their targets first; only then are they renamed into place.
@@ -119,15 +164,23 @@ final class RunCommand implements Callable<Integer> {
             NpyArray outArray = NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(),
                     problem.valueDim());
             files.stage(outFile, outArray::write);
-            if (lse != null) {
+            if (lseFile != null) {
                 NpyArray lseArray = NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength());
                 files.stage(lseFile, lseArray::write);
+            }
+            if (backward) {
+                for (Map.Entry<Path, Tensor> g : List.of(Map.entry(dqFile, dq), Map.entry(dkFile, dk), Map.entry(dvFile, dv))) {
+                    Tensor t = g.getValue();
+                    NpyArray a = NpyArray.ofFloats(t.data(), t.batch(), t.heads(), t.length(), t.dim());
+                    files.stage(g.getKey(), a::write);
+                }
             }
             files.commit();
         }
         PrintWriter out2 = spec.commandLine().getOut();
-        out2.printf("%s on %s: %s, %.1f ms; wrote %s%s%n", pattern.text(), chosen.name(), problem, millis, outFile,
-                lseFile != null ? " and " + lseFile : "");
+        out2.printf("%s on %s: %s, %.1f ms%s; wrote %s%s%s%n", pattern.text(), chosen.name(), problem, millis,
+                backward ? " (forward + backward)" : "", outFile, lseFile != null ? ", " + lseFile : "",
+                backward ? ", " + dqFile + ", " + dkFile + ", " + dvFile : "");
         out2.flush();
         return 0;
     }
