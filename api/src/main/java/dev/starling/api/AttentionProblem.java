@@ -31,6 +31,7 @@ public final class AttentionProblem {
     private final float scale;
     private final boolean scaleSet;
     private final boolean causal;
+    private final Integer causalShift;
     private final int[] keyLengths;
     private final int[] queryLengths;
     private final Precision precision;
@@ -46,6 +47,7 @@ public final class AttentionProblem {
         this.scaleSet = b.scaleSet;
         this.scale = b.scaleSet ? b.scale : (float) (1.0 / Math.sqrt(b.headDim));
         this.causal = b.causal;
+        this.causalShift = b.causalShift;
         this.keyLengths = b.keyLengths == null ? null : b.keyLengths.clone();
         this.queryLengths = b.queryLengths == null ? null : b.queryLengths.clone();
         this.precision = b.precision;
@@ -125,6 +127,7 @@ public final class AttentionProblem {
         b.scale = scale;
         b.scaleSet = scaleSet;
         b.causal = causal;
+        b.causalShift = causalShift;
         b.keyLengths = keyLengths;
         b.queryLengths = queryLengths;
         b.precision = precision;
@@ -151,6 +154,15 @@ public final class AttentionProblem {
     public boolean scaleSet() { return scaleSet; }
     /** @return whether the bottom-right aligned causal mask applies */
     public boolean causal() { return causal; }
+    /**
+     * @return {@code shift} of the causal rule {@code j <= i + shift}: {@code Nk − Nq} (aligned bottom-right)
+     *         unless set, as a key shard does for keys that start inside a longer sequence
+     */
+    public long causalShift() {
+        return causalShift != null ? causalShift : dev.starling.api.plan.TokenMask.bottomRightShift(queryLength, keyLength);
+    }
+    /** @return whether {@link #causalShift()} was set explicitly */
+    public boolean hasCausalShift() { return causalShift != null; }
     /** @return the precision the caller asks for */
     public Precision precision() { return precision; }
     /** @return {@code Hq / Hkv}: query heads per key/value head */
@@ -322,7 +334,7 @@ public final class AttentionProblem {
     public String toString() {
         return "AttentionProblem[B=" + batch + ", Hq=" + queryHeads + ", Hkv=" + kvHeads + ", Nq=" + queryLength
                 + ", Nk=" + keyLength + ", D=" + headDim + ", Dv=" + valueDim + ", scale=" + scale
-                + (causal ? ", causal" : "")
+                + (causal ? ", causal" : "") + (causalShift != null ? ", causalShift=" + causalShift : "")
                 + (keyLengths != null ? ", keyLengths=" + Arrays.toString(keyLengths) : "")
                 + (queryLengths != null ? ", queryLengths=" + Arrays.toString(queryLengths) : "")
                 + ", " + precision + "]";
@@ -340,6 +352,7 @@ public final class AttentionProblem {
         private float scale;
         private boolean scaleSet;
         private boolean causal;
+        private Integer causalShift;
         private int[] keyLengths;
         private int[] queryLengths;
         private Precision precision = Precision.FP32;
@@ -372,6 +385,13 @@ public final class AttentionProblem {
         public Builder scale(float scale) { this.scale = scale; this.scaleSet = true; return this; }
         /** @param causal whether the causal mask applies @return this */
         public Builder causal(boolean causal) { this.causal = causal; return this; }
+        /**
+         * @param shift with causal, key {@code j} is allowed for query {@code i} when {@code j <= i + shift}
+         *              (default {@code Nk − Nq}); a key shard holding keys {@code [start, start + Nk')} of a
+         *              sequence of {@code Nk} keys uses {@code Nk − Nq − start}
+         * @return this
+         */
+        public Builder causalShift(int shift) { this.causalShift = shift; return this; }
         /** @param lengths per-batch key lengths or {@code null}. Copied. @return this */
         public Builder keyLengths(int... lengths) { this.keyLengths = lengths == null ? null : lengths.clone(); return this; }
         /** @param lengths per-batch query lengths or {@code null}. Copied. @return this */
