@@ -67,19 +67,104 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
      * @throws IOException if the stream is not a readable {@code .npy} array
      */
     public static NpyArray read(InputStream in, String name) throws IOException {
+        Header header = readHeader(in, name);
+        long bytes = header.dataBytes();
+        byte[] data = in.readNBytes((int) bytes);
+        if (data.length < bytes) {
+            throw new NpyFormatException(name + ": truncated data: shape " + Arrays.toString(header.shape()) + " of "
+                    + header.dtype() + " needs " + bytes + " bytes but the file holds " + data.length);
+        }
+        return new NpyArray(header.dtype(), header.shape(), data);
+    }
+
+    /**
+     * What precedes the data of a {@code .npy} file: its dtype, shape and where the data starts, read
+     * without the data, so that a part of a large array can be read from a known offset (element
+     * {@code e} of the C-order data starts at byte {@code dataOffset + e·itemSize}).
+     *
+     * @param dtype the NumPy type string, one Starling reads ({@code <f4}, {@code <f8}, {@code |u1}, {@code |b1})
+     * @param shape the dimensions
+     * @param dataOffset bytes from the start of the file to the first element
+     */
+    public record Header(String dtype, int[] shape, long dataOffset) {
+
+        /** Copies the shape. */
+        public Header {
+            shape = shape.clone();
+        }
+
+        /** @return bytes per element */
+        public int itemSize() {
+            return switch (dtype) {
+                case "<f4" -> 4;
+                case "<f8" -> 8;
+                default -> 1;
+            };
+        }
+
+        /** @return number of elements, the product of the shape */
+        public long elements() {
+            long n = 1;
+            for (int s : shape) {
+                n *= s;
+            }
+            return n;
+        }
+
+        /** @return bytes of data after the header, {@code elements() · itemSize()} */
+        public long dataBytes() {
+            return elements() * itemSize();
+        }
+
+        /** @return a copy of the dimensions */
+        @Override
+        public int[] shape() {
+            return shape.clone();
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Header h && h.dtype.equals(dtype) && Arrays.equals(h.shape, shape)
+                    && h.dataOffset == dataOffset;
+        }
+
+        @Override
+        public int hashCode() {
+            return dtype.hashCode() * 31 + Arrays.hashCode(shape) * 17 + Long.hashCode(dataOffset);
+        }
+
+        @Override
+        public String toString() {
+            return "Header[" + dtype + " " + Arrays.toString(shape) + " at byte " + dataOffset + "]";
+        }
+    }
+
+    /**
+     * Reads the header of a {@code .npy} array and checks it as {@link #read(InputStream, String)}
+     * does (dtype, C order, size limit), leaving the stream at the first data byte.
+     *
+     * @param in the stream, positioned at the magic string. Read to the end of the header.
+     * @param name the name used in error messages
+     * @return the header
+     * @throws IOException if the stream does not start with a readable {@code .npy} header
+     */
+    public static Header readHeader(InputStream in, String name) throws IOException {
         byte[] prefix = in.readNBytes(8);
         if (prefix.length < 8 || !Arrays.equals(Arrays.copyOf(prefix, 6), MAGIC)) {
             throw new NpyFormatException(name + ": not a .npy file (missing the \\x93NUMPY magic string)");
         }
         int major = prefix[6];
         int headerLength;
+        int lengthBytes;
         if (major == 1) {
+            lengthBytes = 2;
             byte[] len = in.readNBytes(2);
             if (len.length < 2) {
                 throw new NpyFormatException(name + ": truncated header");
             }
             headerLength = (len[0] & 0xff) | (len[1] & 0xff) << 8;
         } else if (major == 2 || major == 3) {
+            lengthBytes = 4;
             byte[] len = in.readNBytes(4);
             if (len.length < 4) {
                 throw new NpyFormatException(name + ": truncated header");
@@ -111,13 +196,7 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
                 throw new NpyFormatException(name + ": array of shape " + Arrays.toString(shape) + " is too large");
             }
         }
-        int bytes = (int) (count * itemSize);
-        byte[] data = in.readNBytes(bytes);
-        if (data.length < bytes) {
-            throw new NpyFormatException(name + ": truncated data: shape " + Arrays.toString(shape) + " of " + dtype
-                    + " needs " + bytes + " bytes but the file holds " + data.length);
-        }
-        return new NpyArray(dtype, shape, data);
+        return new Header(dtype, shape, 8L + lengthBytes + headerLength);
     }
 
     private static int itemSize(String dtype, String name) throws NpyFormatException {
@@ -220,6 +299,19 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
      * @throws IOException if writing fails
      */
     public void write(OutputStream out) throws IOException {
+        out.write(headerBytes(dtype, shape));
+        out.write(data);
+    }
+
+    /**
+     * The version 1.0 header of an array, padded to a multiple of 64 bytes: what precedes the data
+     * in {@link #write(OutputStream)}, so that a large array can be streamed out piece by piece.
+     *
+     * @param dtype the NumPy type string, e.g. {@code "<f4"}
+     * @param shape the dimensions
+     * @return the header bytes
+     */
+    public static byte[] headerBytes(String dtype, int... shape) {
         StringBuilder shapeText = new StringBuilder("(");
         for (int s : shape) {
             shapeText.append(s).append(", ");
@@ -235,14 +327,14 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
         int pad = (64 - unpadded % 64) % 64;
         String header = dict + " ".repeat(pad) + "\n";
         ByteArrayOutputStream head = new ByteArrayOutputStream();
-        head.write(MAGIC);
+        head.write(MAGIC, 0, MAGIC.length);
         head.write(1);
         head.write(0);
         head.write(header.length() & 0xff);
         head.write(header.length() >> 8 & 0xff);
-        head.write(header.getBytes(StandardCharsets.ISO_8859_1));
-        out.write(head.toByteArray());
-        out.write(data);
+        byte[] text = header.getBytes(StandardCharsets.ISO_8859_1);
+        head.write(text, 0, text.length);
+        return head.toByteArray();
     }
 
     @Override

@@ -54,4 +54,21 @@ class NpyArrayTest {
                 () -> NpyArray.read(new ByteArrayInputStream("hello world".getBytes(StandardCharsets.US_ASCII)), "h"));
         assertTrue(e.getMessage().contains("not a .npy file"), e.getMessage());
     }
+
+    @Test
+    void theHeaderAloneSaysWhereEachElementIs() throws Exception {
+        float[] v = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        byte[] raw = bytes(NpyArray.ofFloats(v, 2, 3, 2));
+        ByteArrayInputStream in = new ByteArrayInputStream(raw);
+        NpyArray.Header h = NpyArray.readHeader(in, "x");
+        assertEquals("<f4", h.dtype());
+        assertArrayEquals(new int[] {2, 3, 2}, h.shape());
+        assertEquals(raw.length - 48, h.dataOffset());
+        assertEquals(raw.length - h.dataOffset(), in.available(), "the stream is left at the first data byte");
+        assertEquals(48, h.dataBytes());
+        // Element (1, 2, 0) = index 10 sits at dataOffset + 10 * 4.
+        int at = (int) h.dataOffset() + 10 * 4;
+        assertEquals(11f, java.nio.ByteBuffer.wrap(raw, at, 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).getFloat());
+        assertArrayEquals(java.util.Arrays.copyOf(raw, (int) h.dataOffset()), NpyArray.headerBytes("<f4", 2, 3, 2));
+    }
 }
