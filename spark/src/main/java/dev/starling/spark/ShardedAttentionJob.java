@@ -15,13 +15,14 @@ import org.apache.spark.sql.SparkSession;
  *
  * Options: {@code --manifest PATH} and {@code --pattern TEXT} (required), {@code --shards N}
  * (default 4), {@code --causal}, {@code --scale X}, {@code --query-blocks-per-chunk N},
- * {@code --output-partition-mb N}. The manifest format is {@link ShardedAttention#readManifest}'s.
+ * {@code --output-partition-mb N}, and {@code --master URL} for a run without {@code spark-submit}
+ * (as {@code spark/starling-spark} does; {@code spark-submit}'s own {@code --master} goes before the jar). The manifest format is {@link ShardedAttention#readManifest}'s.
  * Prints the {@link JobReport} on standard output. Exit status 0 on success, 2 on bad arguments
  * or inputs, 1 on any other failure.
  */
 public final class ShardedAttentionJob {
     private static final String USAGE = "usage: ShardedAttentionJob --manifest PATH --pattern TEXT [--shards N] "
-            + "[--causal] [--scale X] [--query-blocks-per-chunk N] [--output-partition-mb N]";
+            + "[--causal] [--scale X] [--query-blocks-per-chunk N] [--output-partition-mb N] [--master URL]";
 
     private ShardedAttentionJob() {
     }
@@ -32,7 +33,13 @@ public final class ShardedAttentionJob {
      * @param args the options above
      */
     public static void main(String[] args) {
-        SparkSession spark = SparkSession.builder().appName("starling-sharded-attention").getOrCreate();
+        SparkSession.Builder builder = SparkSession.builder().appName("starling-sharded-attention");
+        for (int i = 0; i + 1 < args.length; i++) {
+            if (args[i].equals("--master")) {
+                builder.master(args[i + 1]);
+            }
+        }
+        SparkSession spark = builder.getOrCreate();
         int status;
         try {
             status = run(spark, args, System.out);
@@ -61,6 +68,7 @@ public final class ShardedAttentionJob {
                 String a = args[i];
                 switch (a) {
                     case "--manifest" -> manifest = value(args, ++i, a);
+                    case "--master" -> value(args, ++i, a); // taken by main, before the session starts
                     case "--pattern" -> {
                         job.pattern(value(args, ++i, a));
                         hasPattern = true;

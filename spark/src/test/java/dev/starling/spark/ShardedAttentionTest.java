@@ -204,6 +204,29 @@ class ShardedAttentionTest {
     }
 
     @Test
+    void theBackendIsSelectedOnTheExecutorAndAFailedRunLeavesNothing() throws IOException {
+        String pattern = "window(block=16, blocks=3)";
+        AttentionProblem p = AttentionProblem.builder().heads(2).length(100).headDim(8).build();
+        AttentionCase c = AttentionCase.random("selection", 3, p, Patterns.parse(pattern), TensorLayout.BHSD,
+                AttentionCase.Values.NORMAL);
+        Sequence s = write(dir, "sel", c);
+        ShardedAttention job = ShardedAttention.builder().pattern(pattern).shards(2).build();
+        // local[N] runs its executor threads in this JVM, so the property reaches them as
+        // spark.executor.extraJavaOptions=-Dstarling.backend=... would on a cluster.
+        System.setProperty("starling.backend", "no-such-backend");
+        try {
+            Exception e = assertThrows(Exception.class, () -> job.run(spark, List.of(s)));
+            assertTrue(String.valueOf(e.getMessage()).contains("backend 'no-such-backend' is not on the class path"),
+                    e.getMessage());
+            System.setProperty("starling.backend", "reference");
+            assertEquals(List.of("reference"), job.run(spark, List.of(s)).backends());
+        } finally {
+            System.clearProperty("starling.backend");
+        }
+        assertNoLeftovers();
+    }
+
+    @Test
     void readsAManifest() throws IOException {
         String pattern = "bigbird(block=16, window=3, global=1, random=1)";
         List<String> lines = new ArrayList<>();
