@@ -38,7 +38,7 @@ final class SequencePlan implements Serializable {
     final long[] shardPartialBytes;
     final int queryBlock;
     final int queryBlocks;
-    /** Query blocks a task computes at once: bounds the queries and outputs it holds. */
+    /** Query blocks a task computes at once (0: {@link ShardPartials#defaultChunkBlocks}): bounds the queries and outputs it holds. */
     final int queryBlocksPerChunk;
     /** Output partitions of this sequence and the index of its first among all partitions. */
     final int outputPartitions;

@@ -20,7 +20,8 @@ import scala.Tuple2;
  * The work of one shard task, as the stream of partial results it sends to the shuffle.
  *
  * <p>The task reads only its shard's keys and values. It then walks the query blocks in chunks of
- * at most {@link SequencePlan#queryBlocksPerChunk}, skipping blocks no head of the shard's layout
+ * at most {@link SequencePlan#queryBlocksPerChunk} (by default {@link #defaultChunkBlocks}),
+ * skipping blocks no head of the shard's layout
  * touches: for each chunk it reads those query rows, computes their attention over the shard with
  * the backend selected on this executor ({@code -Dstarling.backend} applies), and yields one partial
  * {@code (O rows, LSE rows)} per (batch, head, query block) whose row in the shard's layout is not
@@ -104,8 +105,8 @@ final class ShardPartials implements Iterator<Tuple2<RowBlockKey, float[]>>, Clo
         }
         this.queries = NpyTensorFile.open(conf, plan.sequence.q(), "q of sequence '" + id + "'");
         readNanos += System.nanoTime() - t0;
-        int shardBlocks = shards.endBlock(shard) - shards.firstBlock(shard);
-        this.chunkBlocks = plan.queryBlocksPerChunk > 0 ? plan.queryBlocksPerChunk : Math.max(1, shardBlocks);
+        this.chunkBlocks = plan.queryBlocksPerChunk > 0 ? plan.queryBlocksPerChunk
+                : defaultChunkBlocks(plan, 4L * (keys.data().length + values.data().length));
         this.fixedBytes = 4L * (keys.data().length + values.data().length) + wholeLayoutBytes + shardLayout.memoryBytes();
         this.workingSet = fixedBytes;
     }
@@ -222,6 +223,21 @@ final class ShardPartials implements Iterator<Tuple2<RowBlockKey, float[]>>, Clo
             }
         }
         rowBlocks += pendingCount;
+    }
+
+    /** Bytes of queries and outputs a chunk may hold at least, so that a small shard is not cut into tiny chunks. */
+    static final long MIN_CHUNK_BYTES = 16L << 20;
+
+    /**
+     * The default chunk: query blocks whose queries, outputs and LSE take about as many bytes as
+     * the shard's keys and values, and at least {@link #MIN_CHUNK_BYTES} (each chunk costs a plan
+     * and {@code B·Hq} reads, which a shard of one global key block would otherwise pay once per
+     * query block).
+     */
+    static int defaultChunkBlocks(SequencePlan plan, long keyValueBytes) {
+        long perBlock = 4L * plan.batch * plan.queryBlock * plan.queryHeads * (plan.headDim + plan.valueDim + 1);
+        long blocks = Math.max(keyValueBytes, MIN_CHUNK_BYTES) / perBlock;
+        return (int) Math.max(1, Math.min(plan.queryBlocks, blocks));
     }
 
     /** Rows {@code [a, end)} of a layout, as a layout of {@code rows} queries. */

@@ -72,7 +72,7 @@ public final class ShardedAttention {
             throw new IllegalArgumentException("shards must be >= 1, got " + b.shards);
         }
         if (b.queryBlocksPerChunk < 0) {
-            throw new IllegalArgumentException("queryBlocksPerChunk must be >= 0 (0: as many as the shard has key blocks),"
+            throw new IllegalArgumentException("queryBlocksPerChunk must be >= 0 (0: the default),"
                     + " got " + b.queryBlocksPerChunk);
         }
         if (b.outputPartitionBytes < 1) {
@@ -330,7 +330,7 @@ public final class ShardedAttention {
         private boolean causal;
         private Float scale;
         private int queryBlocksPerChunk;
-        private long outputPartitionBytes = 64L << 20;
+        private long outputPartitionBytes = 16L << 20;
 
         private Builder() {
         }
@@ -364,8 +364,9 @@ public final class ShardedAttention {
         }
 
         /**
-         * @param blocks query blocks a shard task computes at once (default 0: as many as its shard has
-         *               key blocks, so the queries it holds are about as large as its keys)
+         * @param blocks query blocks a shard task computes at once (default 0: as many as make its
+         *               queries, outputs and LSE about as large as the shard's keys and values, and at
+         *               least 16 MiB)
          * @return this
          */
         public Builder queryBlocksPerChunk(int blocks) {
@@ -374,8 +375,10 @@ public final class ShardedAttention {
         }
 
         /**
-         * @param bytes output bytes per merge-and-write task (default 64 MiB); a sequence's output is
-         *              written by {@code ceil(output bytes / this)} tasks, then concatenated
+         * @param bytes output bytes per merge-and-write task (default 16 MiB); a sequence's output is
+         *              written by {@code ceil(output bytes / this)} tasks, then concatenated. Each sorts
+         *              the partials of its rows: about this many bytes times the shards a row reads
+         *              (Spark's sorter spills to disk when memory is short)
          * @return this
          */
         public Builder outputPartitionBytes(long bytes) {
