@@ -96,7 +96,8 @@ public record JobReport(double seconds, List<SequenceReport> sequences, List<Sha
             b.append(String.format(Locale.ROOT, "%-12s %5d %,10d %,9d %-9s %,9d %10s %10s %8s %10s %10s %8s%n",
                     t.sequence(), st.shard(), st.firstKey(), st.keyCount(), st.backend(), st.rowBlocks(),
                     mib(t.predictedShuffleBytes()), written < 0 ? "?" : mib(written),
-                    written < 0 ? "?" : String.format(Locale.ROOT, "%.4f", (double) written / t.predictedShuffleBytes()),
+                    written < 0 ? "?" : t.predictedShuffleBytes() == 0 ? "-"
+                            : String.format(Locale.ROOT, "%.4f", (double) written / t.predictedShuffleBytes()),
                     mib(st.workingSetBytes()), t.spark() == null ? "?" : mib(t.spark().peakExecutionMemory()),
                     t.spark() == null ? "?" : String.format(Locale.ROOT, "%.1f", t.spark().runMillis() / 1e3)));
         }

@@ -45,7 +45,8 @@ final class SequencePlan implements Serializable {
     final int firstOutputPartition;
 
     SequencePlan(int index, Sequence sequence, String pattern, boolean causal, Float scale, AttentionProblem problem,
-                 KeyShards shards, int queryBlocksPerChunk, int outputPartitions, int firstOutputPartition) {
+                 BlockLayout layout, KeyShards shards, int queryBlocksPerChunk, int outputPartitions,
+                 int firstOutputPartition) {
         this.index = index;
         this.sequence = sequence;
         this.pattern = pattern;
@@ -66,26 +67,35 @@ final class SequencePlan implements Serializable {
         this.shardNnz = new long[count];
         this.shardRowBlocks = new long[count];
         this.shardPartialBytes = new long[count];
-        BlockLayout first = shards.layout(0);
-        this.queryBlock = first.queryBlock();
-        this.queryBlocks = first.queryBlocks();
-        for (int s = 0; s < count; s++) {
-            BlockLayout l = s == 0 ? first : shards.layout(s);
-            for (int hl = 0; hl < l.heads(); hl++) {
-                shardNnz[s] += l.nnz(hl);
+        this.queryBlock = layout.queryBlock();
+        this.queryBlocks = layout.queryBlocks();
+        // One pass over the layout: a row's key blocks ascend, so the shards it touches ascend too.
+        for (int hl = 0; hl < layout.heads(); hl++) {
+            for (int qb = 0; qb < queryBlocks; qb++) {
+                int s = 0;
+                for (int p = layout.rowBegin(hl, qb); p < layout.rowEnd(hl, qb); p++) {
+                    while (layout.keyBlock(hl, p) >= shards.endBlock(s)) {
+                        s++;
+                    }
+                    shardNnz[s]++;
+                }
             }
-            long rows = 0;
-            long blocks = 0;
-            for (int h = 0; h < queryHeads; h++) {
-                for (int qb = 0; qb < queryBlocks; qb++) {
-                    if (l.rowSize(h, qb) > 0) {
-                        rows += rows(qb);
-                        blocks++;
+        }
+        for (int h = 0; h < queryHeads; h++) {
+            for (int qb = 0; qb < queryBlocks; qb++) {
+                int last = -1;
+                int s = 0;
+                for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
+                    while (layout.keyBlock(h, p) >= shards.endBlock(s)) {
+                        s++;
+                    }
+                    if (s != last) {
+                        shardRowBlocks[s] += batch;
+                        shardPartialBytes[s] += 4L * batch * rows(qb) * (valueDim + 1);
+                        last = s;
                     }
                 }
             }
-            shardRowBlocks[s] = blocks * batch;
-            shardPartialBytes[s] = 4L * batch * rows * (valueDim + 1);
         }
         this.queryBlocksPerChunk = queryBlocksPerChunk;
         this.outputPartitions = outputPartitions;

@@ -251,8 +251,8 @@ public final class ShardedAttention {
             long rowBlocks = (long) problem.batch() * problem.queryHeads() * layout.queryBlocks();
             int parts = (int) Math.max(1, Math.min(Math.min(rowBlocks, 100_000),
                     (outputBytes + outputPartitionBytes - 1) / outputPartitionBytes));
-            plans.add(new SequencePlan(i, s, pattern, causal, scale, problem, keyShards, queryBlocksPerChunk, parts,
-                    firstPartition));
+            plans.add(new SequencePlan(i, s, pattern, causal, scale, problem, layout, keyShards, queryBlocksPerChunk,
+                    parts, firstPartition));
             firstPartition += parts;
         }
         return List.copyOf(plans);

@@ -170,6 +170,21 @@ class ShardedAttentionTest {
     }
 
     @Test
+    void aShardNoRowReadsSendsNothing() throws IOException {
+        // A window over 4 query blocks never reaches the keys past block 4: those shards send no partial.
+        String pattern = "window(block=16, blocks=3)";
+        AttentionProblem p = AttentionProblem.builder().heads(2).queryLength(64).keyLength(320).headDim(8).build();
+        AttentionCase c = AttentionCase.random("unread keys", 8, p, Patterns.parse(pattern), TensorLayout.BHSD,
+                AttentionCase.Values.NORMAL);
+        Sequence s = write(dir, "unread", c);
+        JobReport report = ShardedAttention.builder().pattern(pattern).shards(6).build().run(spark, List.of(s));
+        Comparison.Outcome o = Comparison.compare(p, c.expected(), output(s, p), lse(s), Tolerance.FP32);
+        assertTrue(o.ok(), o.message());
+        assertTrue(report.shardTasks().stream().anyMatch(t -> t.stats().rowBlocks() == 0), report.format());
+        assertTrue(report.format().contains(" - "), report.format());
+    }
+
+    @Test
     void refusesBadOutputsAndShapesBeforeRunning() throws IOException {
         AttentionProblem p = AttentionProblem.builder().heads(2).length(100).headDim(8).build();
         AttentionCase c = AttentionCase.random("bad", 1, p, Patterns.parse("window(block=16, blocks=3)"),

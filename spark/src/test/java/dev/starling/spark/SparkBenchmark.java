@@ -173,8 +173,8 @@ public final class SparkBenchmark {
         System.out.printf(Locale.ROOT, "predict: %s, %s; output %.1f MiB%n", p, pattern, output / 1048576.0);
         for (int s : shardCounts) {
             KeyShards shards = KeyShards.balanced(p, layout, s);
-            SequencePlan plan = new SequencePlan(0, Sequence.of("p", "q", "k", "v", "o"), pattern, false, null, p, shards,
-                    0, 1, 0);
+            SequencePlan plan = new SequencePlan(0, Sequence.of("p", "q", "k", "v", "o"), pattern, false, null, p, layout,
+                    shards, 0, 1, 0);
             long maxShard = 0;
             long maxKeys = 0;
             for (int x = 0; x < s; x++) {
