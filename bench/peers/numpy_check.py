@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks `starling run` against NumPy: dense masked attention in float64 over the block layout
-that `starling pattern --npy` writes, with causal, key/query lengths, GQA, Nq != Nk and Dv != D.
+that `starling pattern --npy` writes, with causal, key/query lengths, GQA, Nq != Nk and Dv != D;
+and the backward pass (`run --dout ... --dq --dk --dv`) against NumPy's gradients of the same.
 
 Usage: python3 bench/peers/numpy_check.py [path/to/starling]   (exit 0 = all agree, 1 = a mismatch)
 Needs only NumPy. Tolerances are DESIGN section 6, fp32.
@@ -14,6 +15,7 @@ import numpy as np
 
 STARLING = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "starling")
 ATOL, RTOL, REL_NORM, LSE_ATOL, LSE_RTOL = 2e-5, 1e-4, 1e-5, 1e-4, 1e-6
+GRAD_ATOL, GRAD_RTOL = 1e-4, 5e-4  # the fp32 gradient row of docs/design.md section 6
 
 CASES = [
     dict(name="bigbird", spec="bigbird(block=16, window=3, global=2, random=2, seed=4)", B=1, Hq=2, Hkv=2, Nq=160, Nk=160, D=32, Dv=32),
@@ -31,12 +33,13 @@ def run(*args):
     return r.stdout
 
 
-def dense_masked(q, k, v, layout, block, causal, scale, key_lengths, query_lengths):
+def dense_masked(q, k, v, layout, block, causal, scale, key_lengths, query_lengths, dout=None):
     B, Hq, Nq, D = q.shape
     Hkv, Nk = k.shape[1], k.shape[2]
     group = Hq // Hkv
     out = np.zeros((B, Hq, Nq, v.shape[3]))
     lse = np.full((B, Hq, Nq), -np.inf)
+    dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
     i = np.arange(Nq)[:, None]
     j = np.arange(Nk)[None, :]
     for b in range(B):
@@ -54,6 +57,16 @@ def dense_masked(q, k, v, layout, block, causal, scale, key_lengths, query_lengt
             l = p.sum(axis=1)
             out[b, h][rows] = (p[rows] @ v[b, h // group].astype(np.float64)) / l[rows, None]
             lse[b, h][rows] = m[rows] + np.log(l[rows])
+            if dout is not None:
+                prob = np.where(rows[:, None], p / np.where(l > 0, l, 1)[:, None], 0.0)
+                g = dout[b, h].astype(np.float64)
+                delta = (g * out[b, h]).sum(axis=1)
+                ds = prob * (g @ v[b, h // group].astype(np.float64).T - delta[:, None])
+                dq[b, h] = scale * ds @ k[b, h // group].astype(np.float64)
+                dk[b, h // group] += scale * ds.T @ q[b, h].astype(np.float64)
+                dv[b, h // group] += prob.T @ g
+    if dout is not None:
+        return out, lse, (dq, dk, dv)
     return out, lse
 
 
@@ -65,7 +78,8 @@ def main():
             q = rng.standard_normal((c["B"], c["Hq"], c["Nq"], c["D"]), dtype=np.float32)
             k = rng.standard_normal((c["B"], c["Hkv"], c["Nk"], c["D"]), dtype=np.float32)
             v = rng.standard_normal((c["B"], c["Hkv"], c["Nk"], c["Dv"]), dtype=np.float32)
-            for n, a in (("q", q), ("k", k), ("v", v)):
+            dout = rng.standard_normal((c["B"], c["Hq"], c["Nq"], c["Dv"]), dtype=np.float32)
+            for n, a in (("q", q), ("k", k), ("v", v), ("dout", dout)):
                 np.save(os.path.join(tmp, n + ".npy"), a)
             causal = c.get("causal", False)
             extra = ["--causal"] if causal else []
@@ -83,9 +97,11 @@ def main():
             if "scale" in c:
                 args += ["--scale", c["scale"]]
             run(*args)
+            run(*[a if a != f"{tmp}/out.npy" else f"{tmp}/out2.npy" for a in args if a not in ("--lse", f"{tmp}/lse.npy")],
+                "--dout", f"{tmp}/dout.npy", "--dq", f"{tmp}/dq.npy", "--dk", f"{tmp}/dk.npy", "--dv", f"{tmp}/dv.npy")
             layout = np.load(layout_file)
             block = int(c["spec"].split("block=")[1].split(",")[0].split(")")[0])
-            ref, ref_lse = dense_masked(q, k, v, layout, block, causal, np.float32(scale), kl, ql)
+            ref, ref_lse, grads = dense_masked(q, k, v, layout, block, causal, np.float32(scale), kl, ql, dout)
             got = np.load(f"{tmp}/out.npy").astype(np.float64)
             got_lse = np.load(f"{tmp}/lse.npy").astype(np.float64)
             elem = np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)
@@ -94,9 +110,14 @@ def main():
             lse_ok = np.array_equal(np.isfinite(got_lse), fin) and np.all(
                 np.abs(got_lse[fin] - ref_lse[fin]) <= LSE_ATOL + LSE_RTOL * np.abs(ref_lse[fin]))
             ok = bool(elem.all()) and rel <= REL_NORM and lse_ok and layout.shape == (c["Hq"], -(-c["Nq"] // block), -(-c["Nk"] // block))
+            grad_worst = 0.0
+            for name, want in zip(("dq", "dk", "dv"), grads):
+                have = np.load(f"{tmp}/{name}.npy").astype(np.float64)
+                ok = ok and have.shape == want.shape and bool(np.all(np.abs(have - want) <= GRAD_ATOL + GRAD_RTOL * np.abs(want)))
+                grad_worst = max(grad_worst, float(np.abs(have - want).max()))
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {c['name']}: max |diff| {np.abs(got - ref).max():.2e}, relative norm {rel:.2e}, "
-                  f"layout {layout.shape} density {layout.mean():.3f}")
+                  f"gradients max |diff| {grad_worst:.2e}, layout {layout.shape} density {layout.mean():.3f}")
     print(f"{len(CASES) - failures} passed, {failures} failed")
     return 1 if failures else 0
 

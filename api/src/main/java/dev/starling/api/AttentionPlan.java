@@ -37,6 +37,33 @@ public interface AttentionPlan extends AutoCloseable {
         forward(q, k, v, out, null);
     }
 
+    /**
+     * Gradients of a loss through attention (DESIGN section 4, capability {@code backward}), given
+     * the output and LSE of a forward call on the same inputs. With {@code P} the softmax over the
+     * allowed set {@code A}, {@code s} the scale:
+     * {@code Dᵢ = Σ_d dOᵢd·Oᵢd}, {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)} for {@code j ∈ A(i)},
+     * {@code dQᵢ = s·Σⱼ dSᵢⱼ·kⱼ}, {@code dKⱼ = s·Σᵢ dSᵢⱼ·qᵢ}, {@code dVⱼ = Σᵢ Pᵢⱼ·dOᵢ}; with GQA a
+     * key/value head's gradients sum over the query heads that read it. Keys no row reads, padded
+     * positions and empty rows get zeros. Deterministic; may run from several threads at once.
+     *
+     * @param q queries {@code [B, Hq, Nq, D]}. Not modified.
+     * @param k keys {@code [B, Hkv, Nk, D]}. Not modified.
+     * @param v values {@code [B, Hkv, Nk, Dv]}. Not modified.
+     * @param out the forward output {@code [B, Hq, Nq, Dv]}. Not modified.
+     * @param lse the forward LSE, {@code B·Hq·Nq} floats. Not modified.
+     * @param dOut the loss gradient of the output, {@code [B, Hq, Nq, Dv]}. Not modified.
+     * @param dq receives {@code dL/dQ}, shaped as {@code q}. Modified: every element is written.
+     * @param dk receives {@code dL/dK}, shaped as {@code k}. Modified: every element is written.
+     * @param dv receives {@code dL/dV}, shaped as {@code v}. Modified: every element is written.
+     * @throws UnsupportedOperationException when the backend does not declare {@code backward}
+     * @throws IllegalArgumentException on a shape mismatch or aliasing, before anything is written
+     * @throws IllegalStateException after {@link #close()}
+     */
+    default void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, Tensor dk,
+                          Tensor dv) {
+        throw new UnsupportedOperationException("this plan does not compute gradients (capability BACKWARD)");
+    }
+
     /** Releases threads and native memory. Idempotent. */
     @Override
     void close();

@@ -31,6 +31,7 @@ public final class AttentionProblem {
     private final float scale;
     private final boolean scaleSet;
     private final boolean causal;
+    private final Integer causalShift;
     private final int[] keyLengths;
     private final int[] queryLengths;
     private final Precision precision;
@@ -46,6 +47,7 @@ public final class AttentionProblem {
         this.scaleSet = b.scaleSet;
         this.scale = b.scaleSet ? b.scale : (float) (1.0 / Math.sqrt(b.headDim));
         this.causal = b.causal;
+        this.causalShift = b.causalShift;
         this.keyLengths = b.keyLengths == null ? null : b.keyLengths.clone();
         this.queryLengths = b.queryLengths == null ? null : b.queryLengths.clone();
         this.precision = b.precision;
@@ -125,6 +127,7 @@ public final class AttentionProblem {
         b.scale = scale;
         b.scaleSet = scaleSet;
         b.causal = causal;
+        b.causalShift = causalShift;
         b.keyLengths = keyLengths;
         b.queryLengths = queryLengths;
         b.precision = precision;
@@ -151,6 +154,15 @@ public final class AttentionProblem {
     public boolean scaleSet() { return scaleSet; }
     /** @return whether the bottom-right aligned causal mask applies */
     public boolean causal() { return causal; }
+    /**
+     * @return {@code shift} of the causal rule {@code j <= i + shift}: {@code Nk − Nq} (aligned bottom-right)
+     *         unless set, as a key shard does for keys that start inside a longer sequence
+     */
+    public long causalShift() {
+        return causalShift != null ? causalShift : dev.starling.api.plan.TokenMask.bottomRightShift(queryLength, keyLength);
+    }
+    /** @return whether {@link #causalShift()} was set explicitly */
+    public boolean hasCausalShift() { return causalShift != null; }
     /** @return the precision the caller asks for */
     public Precision precision() { return precision; }
     /** @return {@code Hq / Hkv}: query heads per key/value head */
@@ -215,6 +227,65 @@ public final class AttentionProblem {
         }
     }
 
+    /**
+     * Checks every tensor of one {@code backward} call against this problem, before anything is
+     * written: the forward tensors as {@link #checkInputs} does, {@code lse} present, {@code dOut}
+     * shaped as {@code out}, and each gradient shaped as its input; no gradient shares its array with
+     * any input or with another gradient.
+     *
+     * @param q queries. Not modified.
+     * @param k keys. Not modified.
+     * @param v values. Not modified.
+     * @param out the forward output. Not modified.
+     * @param lse the forward LSE, {@code B·Hq·Nq} floats. Not modified.
+     * @param dOut gradient of the output. Not modified.
+     * @param dq gradient of q
+     * @param dk gradient of k
+     * @param dv gradient of v
+     * @throws IllegalArgumentException naming the offending tensor and both shapes, or the aliasing
+     */
+    public void checkGradients(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, Tensor dk,
+                               Tensor dv) {
+        if (q == null || k == null || v == null || out == null) {
+            throw new IllegalArgumentException("q, k, v and out must not be null (got q=" + q + ", k=" + k
+                    + ", v=" + v + ", out=" + out + ")");
+        }
+        if (lse == null || dOut == null || dq == null || dk == null || dv == null) {
+            throw new IllegalArgumentException("backward needs lse, dOut, dq, dk and dv (got lse="
+                    + (lse == null ? "null" : lse.length + " floats") + ", dOut=" + dOut + ", dq=" + dq + ", dk=" + dk
+                    + ", dv=" + dv + ")");
+        }
+        checkTensor("q", q, batch, queryHeads, queryLength, headDim);
+        checkTensor("k", k, batch, kvHeads, keyLength, headDim);
+        checkTensor("v", v, batch, kvHeads, keyLength, valueDim);
+        checkTensor("out", out, batch, queryHeads, queryLength, valueDim);
+        checkTensor("dOut", dOut, batch, queryHeads, queryLength, valueDim);
+        checkTensor("dq", dq, batch, queryHeads, queryLength, headDim);
+        checkTensor("dk", dk, batch, kvHeads, keyLength, headDim);
+        checkTensor("dv", dv, batch, kvHeads, keyLength, valueDim);
+        if (lse.length != lseSize()) {
+            throw new IllegalArgumentException("lse has " + lse.length + " floats but the problem needs [B, Hq, Nq] = "
+                    + Arrays.toString(new int[] {batch, queryHeads, queryLength}) + " = " + lseSize());
+        }
+        Object[] inputs = {q.data(), k.data(), v.data(), out.data(), lse, dOut.data()};
+        String[] inputNames = {"q", "k", "v", "out", "lse", "dOut"};
+        Tensor[] grads = {dq, dk, dv};
+        String[] gradNames = {"dq", "dk", "dv"};
+        for (int g = 0; g < grads.length; g++) {
+            for (int i = 0; i < inputs.length; i++) {
+                if (grads[g].data() == inputs[i]) {
+                    throw new IllegalArgumentException(gradNames[g] + " must not share its array with " + inputNames[i]
+                            + " (inputs are never modified)");
+                }
+            }
+            for (int o = 0; o < g; o++) {
+                if (grads[g].data() == grads[o].data()) {
+                    throw new IllegalArgumentException(gradNames[g] + " must not share its array with " + gradNames[o]);
+                }
+            }
+        }
+    }
+
     private void checkTensor(String name, Tensor t, int b, int h, int n, int d) {
         if (t.batch() == b && t.heads() == h && t.length() == n && t.dim() == d) {
             return;
@@ -224,11 +295,11 @@ public final class AttentionProblem {
         if (t.batch() != b) {
             why = "batch " + b;
         } else if (t.heads() != h) {
-            why = (name.equals("k") || name.equals("v") ? "kvHeads " : "queryHeads ") + h;
+            why = (name.matches("d?[kv]") ? "kvHeads " : "queryHeads ") + h;
         } else if (t.length() != n) {
-            why = (name.equals("k") || name.equals("v") ? "keyLength " : "queryLength ") + n;
+            why = (name.matches("d?[kv]") ? "keyLength " : "queryLength ") + n;
         } else {
-            why = (name.equals("v") || name.equals("out") ? "value dim " : "head dim ") + d;
+            why = (name.matches("d?v|out|dOut") ? "value dim " : "head dim ") + d;
         }
         throw new IllegalArgumentException(name + " is " + t.describe() + " but the problem expects " + expected
                 + " (" + why + ")");
@@ -263,7 +334,7 @@ public final class AttentionProblem {
     public String toString() {
         return "AttentionProblem[B=" + batch + ", Hq=" + queryHeads + ", Hkv=" + kvHeads + ", Nq=" + queryLength
                 + ", Nk=" + keyLength + ", D=" + headDim + ", Dv=" + valueDim + ", scale=" + scale
-                + (causal ? ", causal" : "")
+                + (causal ? ", causal" : "") + (causalShift != null ? ", causalShift=" + causalShift : "")
                 + (keyLengths != null ? ", keyLengths=" + Arrays.toString(keyLengths) : "")
                 + (queryLengths != null ? ", queryLengths=" + Arrays.toString(queryLengths) : "")
                 + ", " + precision + "]";
@@ -281,6 +352,7 @@ public final class AttentionProblem {
         private float scale;
         private boolean scaleSet;
         private boolean causal;
+        private Integer causalShift;
         private int[] keyLengths;
         private int[] queryLengths;
         private Precision precision = Precision.FP32;
@@ -313,6 +385,13 @@ public final class AttentionProblem {
         public Builder scale(float scale) { this.scale = scale; this.scaleSet = true; return this; }
         /** @param causal whether the causal mask applies @return this */
         public Builder causal(boolean causal) { this.causal = causal; return this; }
+        /**
+         * @param shift with causal, key {@code j} is allowed for query {@code i} when {@code j <= i + shift}
+         *              (default {@code Nk − Nq}); a key shard holding keys {@code [start, start + Nk')} of a
+         *              sequence of {@code Nk} keys uses {@code Nk − Nq − start}
+         * @return this
+         */
+        public Builder causalShift(int shift) { this.causalShift = shift; return this; }
         /** @param lengths per-batch key lengths or {@code null}. Copied. @return this */
         public Builder keyLengths(int... lengths) { this.keyLengths = lengths == null ? null : lengths.clone(); return this; }
         /** @param lengths per-batch query lengths or {@code null}. Copied. @return this */

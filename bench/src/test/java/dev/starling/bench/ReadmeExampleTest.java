@@ -54,4 +54,34 @@ class ReadmeExampleTest {
         assertTrue(lines.stream().anyMatch(l -> l.matches("backend [a-z0-9]+: out\\[0, 0, 0, 0\\] = -?\\d+\\.\\d{4}")),
                 "example output: " + lines);
     }
+
+    /**
+     * The consumer project that module {@code it-consumer} builds is the README's words: its pom holds
+     * every XML block of "Using it from Java" verbatim (the version filtered in), and its Example.java is
+     * the README's Java block.
+     */
+    @Test
+    void consumerProjectIsWrittenFromTheReadme() throws Exception {
+        String text = Files.readString(Path.of("..", "README.md"));
+        int section = text.indexOf("## Using it from Java");
+        String using = text.substring(section, text.indexOf("\n## ", section + 1));
+        Path project = Path.of("..", "it-consumer", "src", "it", "readme-consumer");
+        String pom = squeeze(Files.readString(project.resolve("pom.xml")));
+        Matcher xml = Pattern.compile("```xml\n(.*?)```", Pattern.DOTALL).matcher(using);
+        int blocks = 0;
+        while (xml.find()) {
+            blocks++;
+            String block = squeeze(xml.group(1).replace("0.1.0-SNAPSHOT", "@project.version@"));
+            assertTrue(pom.contains(block), "the consumer pom lacks the README block:\n" + xml.group(1));
+        }
+        assertTrue(blocks >= 1, "README's 'Using it from Java' has an ```xml block");
+        Matcher java = Pattern.compile("```java\n(.*?)```", Pattern.DOTALL).matcher(text);
+        assertTrue(java.find());
+        assertEquals(java.group(1), Files.readString(project.resolve("src/main/java/Example.java")),
+                "it-consumer's Example.java is the README's example");
+    }
+
+    private static String squeeze(String s) {
+        return s.replaceAll("\\s+", " ").strip();
+    }
 }

@@ -50,7 +50,8 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
      */
     public static NpyArray read(Path file) throws IOException {
         if (!Files.isRegularFile(file)) {
-            throw new NpyFormatException(file + ": no such file");
+            throw new NpyFormatException(file + (Files.isDirectory(file) ? ": is a directory"
+                    : Files.exists(file) ? ": not a regular file" : ": no such file"));
         }
         try (InputStream in = Files.newInputStream(file)) {
             return read(in, file.toString());

@@ -45,7 +45,7 @@ public record BlockGrid(int queryLength, int keyLength, int block, int queryBloc
             return keyBlocks - 1;
         }
         int lastRow = (int) Math.min(queryLength, ((long) qb + 1) * block) - 1;
-        int keyEnd = TokenMask.causalKeyEnd(lastRow, queryLength, keyLength);
+        int keyEnd = TokenMask.causalKeyEnd(lastRow, TokenMask.bottomRightShift(queryLength, keyLength), keyLength);
         return keyEnd <= 0 ? -1 : (keyEnd - 1) / block;
     }
 }

@@ -76,6 +76,19 @@ public final class BlockLayout {
      */
     public static BlockLayout ofCsr(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
                                     int[][] rowStart, int[][] keyBlocks) {
+        return ofCsr(queryLength, keyLength, queryBlock, keyBlock, causal, rowStart, keyBlocks, 0);
+    }
+
+    /**
+     * Same as {@link #ofCsr(int, int, int, int, boolean, int[][], int[][])} for rows cut from a layout
+     * whose random blocks were drawn for {@code drawnForHeads} query heads (0: rows independent of the
+     * head), so that a problem with another head count is still refused ({@link #drawnForHeads()}).
+     *
+     * @param drawnForHeads see {@link #drawnForHeads()}
+     * @return the layout
+     */
+    public static BlockLayout ofCsr(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                                    int[][] rowStart, int[][] keyBlocks, int drawnForHeads) {
         if (queryLength < 1 || keyLength < 1) {
             throw new IllegalArgumentException("lengths must be >= 1, got Nq=" + queryLength + ", Nk=" + keyLength);
         }
@@ -118,7 +131,7 @@ public final class BlockLayout {
                 }
             }
         }
-        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, 0, rs, kb);
+        return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, drawnForHeads, rs, kb);
     }
 
     /**

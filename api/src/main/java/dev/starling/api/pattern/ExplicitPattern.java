@@ -79,6 +79,13 @@ public final class ExplicitPattern implements PatternSpec {
     }
 
     /**
+     * @return the file this pattern was read from ({@link #fromFile}), or empty for a mask built in code
+     */
+    public java.util.Optional<Path> file() {
+        return source == null ? java.util.Optional.empty() : java.util.Optional.of(Path.of(source));
+    }
+
+    /**
      * Reads a {@code .npy} block mask (bool or uint8, rank 2 or 3).
      *
      * @param file the file

@@ -25,6 +25,7 @@ import java.util.function.Supplier;
  */
 public abstract class BasePlan implements AttentionPlan {
     private final String backendName;
+    private final boolean declaresBackward;
     private final AttentionProblem problem;
     private final BlockLayout layout;
     private final TokenMask mask;
@@ -46,6 +47,7 @@ public abstract class BasePlan implements AttentionPlan {
         }
         backend.checkPlan(problem, layout);
         this.backendName = backend.name();
+        this.declaresBackward = backend.capabilities().backward();
         this.problem = problem;
         this.layout = layout;
         this.mask = TokenMask.of(problem, layout);
@@ -92,6 +94,41 @@ public abstract class BasePlan implements AttentionPlan {
      * @param lse {@code [B, Hq, Nq]} or {@code null}, checked. Modified.
      */
     protected abstract void compute(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse);
+
+    @Override
+    public final void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, Tensor dk,
+                               Tensor dv) {
+        whileOpen(() -> {
+            if (!declaresBackward) {
+                throw new UnsupportedOperationException(backendName + " backend does not declare BACKWARD");
+            }
+            problem.checkGradients(q, k, v, out, lse, dOut, dq, dk, dv);
+            computeBackward(q, k, v, out, lse, dOut, dq, dk, dv);
+            return null;
+        });
+    }
+
+    /**
+     * The backend's gradient arithmetic (see {@link dev.starling.api.AttentionPlan#backward}), called
+     * only when the backend declares {@code backward} and every check passed, while the plan is open.
+     * Must write every element of {@code dq}, {@code dk} and {@code dv}, never modify an input, give
+     * the same bits on every call, and be safe on several threads at once.
+     *
+     * @param q queries, checked. Not modified.
+     * @param k keys, checked. Not modified.
+     * @param v values, checked. Not modified.
+     * @param out forward output, checked. Not modified.
+     * @param lse forward LSE, checked. Not modified.
+     * @param dOut output gradient, checked. Not modified.
+     * @param dq receives {@code dL/dQ}. Modified.
+     * @param dk receives {@code dL/dK}. Modified.
+     * @param dv receives {@code dL/dV}. Modified.
+     */
+    protected void computeBackward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                   Tensor dk, Tensor dv) {
+        throw new UnsupportedOperationException(backendName + " backend declares BACKWARD but its plan does not "
+                + "implement computeBackward");
+    }
 
     /**
      * Runs {@code call} while the plan is open, so {@link #close()} waits for it: for a backend's

@@ -13,7 +13,8 @@ import dev.starling.api.pattern.BlockLayout;
  *   <li>{@code i < queryLength(b)} (padded query rows read nothing and get {@code O = 0},
  *       {@code LSE = −∞});</li>
  *   <li>{@code j < keyLength(b)} (padded keys are never read);</li>
- *   <li>with causal, {@code j <= i + (Nk − Nq)} ({@link #causalKeyEnd}, aligned bottom-right);</li>
+ *   <li>with causal, {@code j <= i + shift}, {@code shift = Nk − Nq} unless set ({@link #causalKeyEnd},
+ *       aligned bottom-right);</li>
  *   <li>the layout allows key block {@code j / keyBlock} for query block {@code i / queryBlock}.</li>
  * </ul>
  * The first three depend on {@code (b, i)} only and cut every key block to a prefix, so hot loops
@@ -76,18 +77,30 @@ public final class TokenMask {
     }
 
     /**
-     * The causal rule, written once: query row {@code i} may read keys {@code j <= i + (Nk − Nq)}
-     * (aligned bottom-right, as FlashAttention does when {@code Nq != Nk}).
+     * The causal rule, written once: query row {@code i} may read keys {@code j <= i + shift}.
      *
      * @param i query row
+     * @param shift the problem's {@link AttentionProblem#causalShift()}: {@link #bottomRightShift} unless a key
+     *              shard moved it
+     * @param keyLength {@code Nk}
+     * @return the exclusive end of the keys row {@code i} may read by the causal rule alone, clamped to
+     *         {@code [0, Nk]}
+     */
+    public static int causalKeyEnd(int i, long shift, int keyLength) {
+        long end = (long) i + shift + 1;
+        return (int) Math.max(0, Math.min(keyLength, end));
+    }
+
+    /**
+     * The default shift of the causal rule: {@code Nk − Nq}, aligning the last query with the last
+     * key (bottom-right, as FlashAttention does when {@code Nq != Nk}).
+     *
      * @param queryLength {@code Nq}
      * @param keyLength {@code Nk}
-     * @return the exclusive end of the keys row {@code i} may read by the causal rule alone,
-     *         clamped to {@code [0, Nk]}
+     * @return {@code Nk − Nq}
      */
-    public static int causalKeyEnd(int i, int queryLength, int keyLength) {
-        long end = (long) i + ((long) keyLength - queryLength) + 1;
-        return (int) Math.max(0, Math.min(keyLength, end));
+    public static long bottomRightShift(int queryLength, int keyLength) {
+        return (long) keyLength - queryLength;
     }
 
     /** @return the problem */
@@ -135,7 +148,7 @@ public final class TokenMask {
      */
     public int rowKeyEnd(int b, int i) {
         int end = problem.keyLength(b);
-        return causal ? Math.min(end, causalKeyEnd(i, queryLength, keyLength)) : end;
+        return causal ? Math.min(end, causalKeyEnd(i, problem.causalShift(), keyLength)) : end;
     }
 
     /**

@@ -174,12 +174,12 @@ public final class BackendSelector {
         for (BackendReport r : reports) {
             if (r.name().equals(name)) {
                 if (!r.usable()) {
-                    throw new NoBackendException("backend '" + name + "' is " + r.availability() + "\n" + listing(null));
+                    throw new NoBackendException("backend '" + name + "' is " + r.availability() + "\n" + listing(null, false));
                 }
                 return r;
             }
         }
-        throw new NoBackendException("backend '" + name + "' is not on the class path\n" + listing(null));
+        throw new NoBackendException("backend '" + name + "' is not on the class path\n" + listing(null, false));
     }
 
     /**
@@ -192,10 +192,24 @@ public final class BackendSelector {
      * @throws UnsupportedOperationException when the named backend lacks a capability the problem needs
      */
     public SparseAttention select(AttentionProblem problem, boolean wantsLse) {
+        return select(problem, wantsLse, false);
+    }
+
+    /**
+     * Chooses the backend for a problem, also for gradients.
+     *
+     * @param problem the problem. Not modified.
+     * @param wantsLse whether the caller will ask for the LSE output
+     * @param wantsBackward whether the caller will call {@code backward}
+     * @return the chosen backend
+     * @throws NoBackendException when the named backend is missing or unavailable, or nothing fits
+     * @throws UnsupportedOperationException when the named backend lacks a capability the problem needs
+     */
+    public SparseAttention select(AttentionProblem problem, boolean wantsLse, boolean wantsBackward) {
         Optional<String> requested = requestedName();
         if (requested.isPresent()) {
             BackendReport named = usableNamed(requested.get());
-            Optional<String> why = named.capabilities().unsupported(problem, wantsLse);
+            Optional<String> why = named.capabilities().unsupported(problem, wantsLse, wantsBackward);
             if (why.isPresent()) {
                 throw new UnsupportedOperationException("backend '" + requested.get() + "' (set by -D" + PROPERTY
                         + " or " + ENVIRONMENT + ") " + why.get() + " needed by " + problem);
@@ -203,15 +217,16 @@ public final class BackendSelector {
             return named.backend();
         }
         for (BackendReport r : reports) {
-            if (r.usable() && r.capabilities().unsupported(problem, wantsLse).isEmpty()) {
+            if (r.usable() && r.capabilities().unsupported(problem, wantsLse, wantsBackward).isEmpty()) {
                 return r.backend();
             }
         }
-        throw new NoBackendException("no backend can run " + problem + "\n" + listing(problem)
+        throw new NoBackendException("no backend can run " + problem + (wantsBackward ? " with gradients" : "") + "\n"
+                + listing(problem, wantsBackward)
                 + (reports.isEmpty() ? "\nput a Starling backend jar (e.g. starling-backend-reference) on the class path" : ""));
     }
 
-    private String listing(AttentionProblem problem) {
+    private String listing(AttentionProblem problem, boolean wantsBackward) {
         StringBuilder sb = new StringBuilder("backends found:");
         if (reports.isEmpty()) {
             sb.append(" none");
@@ -225,7 +240,7 @@ public final class BackendSelector {
             if (!r.usable()) {
                 sb.append(r.availability());
             } else if (problem != null) {
-                sb.append(r.capabilities().unsupported(problem, false).orElse("available"));
+                sb.append(r.capabilities().unsupported(problem, false, wantsBackward).orElse("available"));
             } else {
                 sb.append("available");
             }

@@ -16,15 +16,15 @@ class TokenMaskTest {
     @Test
     void causalRuleIsAlignedBottomRight() {
         // Nq = 4, Nk = 6: row 0 reads keys 0..2, row 3 reads 0..5.
-        assertEquals(3, TokenMask.causalKeyEnd(0, 4, 6));
-        assertEquals(6, TokenMask.causalKeyEnd(3, 4, 6));
+        assertEquals(3, TokenMask.causalKeyEnd(0, TokenMask.bottomRightShift(4, 6), 6));
+        assertEquals(6, TokenMask.causalKeyEnd(3, TokenMask.bottomRightShift(4, 6), 6));
         // Nq = 6, Nk = 4: rows 0 and 1 read nothing, row 2 reads key 0.
-        assertEquals(0, TokenMask.causalKeyEnd(0, 6, 4));
-        assertEquals(0, TokenMask.causalKeyEnd(1, 6, 4));
-        assertEquals(1, TokenMask.causalKeyEnd(2, 6, 4));
+        assertEquals(0, TokenMask.causalKeyEnd(0, TokenMask.bottomRightShift(6, 4), 4));
+        assertEquals(0, TokenMask.causalKeyEnd(1, TokenMask.bottomRightShift(6, 4), 4));
+        assertEquals(1, TokenMask.causalKeyEnd(2, TokenMask.bottomRightShift(6, 4), 4));
         // No overflow at the extremes.
-        assertEquals(Integer.MAX_VALUE, TokenMask.causalKeyEnd(Integer.MAX_VALUE - 1, Integer.MAX_VALUE, Integer.MAX_VALUE));
-        assertEquals(0, TokenMask.causalKeyEnd(0, Integer.MAX_VALUE, 1));
+        assertEquals(Integer.MAX_VALUE, TokenMask.causalKeyEnd(Integer.MAX_VALUE - 1, TokenMask.bottomRightShift(Integer.MAX_VALUE, Integer.MAX_VALUE), Integer.MAX_VALUE));
+        assertEquals(0, TokenMask.causalKeyEnd(0, TokenMask.bottomRightShift(Integer.MAX_VALUE, 1), 1));
     }
 
     @Test

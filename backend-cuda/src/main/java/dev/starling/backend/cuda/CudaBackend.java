@@ -54,6 +54,11 @@ public final class CudaBackend implements SparseAttention {
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
         checkPlan(problem, layout);
+        if (problem.hasCausalShift() && (problem.causal() || layout.causal())) {
+            // The kernels apply the default bottom-right rule (causal_key_end); a key shard's shift is not passed yet.
+            throw new UnsupportedOperationException("cuda backend does not support a causal shift other than Nk - Nq "
+                    + "(key shards of a causal problem); got " + problem.causalShift());
+        }
         int maxBlocksPerUnit = SplitRows.maxBlocksPerUnit();
         return new CudaPlan(this, CudaDevice.get(), problem, layout, maxBlocksPerUnit);
     }

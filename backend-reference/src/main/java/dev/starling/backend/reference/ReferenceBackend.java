@@ -89,7 +89,7 @@ public final class ReferenceBackend implements SparseAttention {
 
     @Override
     public Capabilities capabilities() {
-        return Capabilities.full("cpu (pure Java)", EnumSet.of(Precision.FP32));
+        return Capabilities.full("cpu (pure Java)", EnumSet.of(Precision.FP32)).withBackward(true);
     }
 
     @Override

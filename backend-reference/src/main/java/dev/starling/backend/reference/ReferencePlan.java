@@ -5,6 +5,7 @@ import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.BasePlan;
+import dev.starling.api.plan.LayoutColumns;
 import dev.starling.api.plan.TokenMask;
 import dev.starling.api.plan.WorkPlan;
 import java.util.ArrayList;
@@ -18,6 +19,8 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 
 /**
  * A reference plan: work items are {@code (batch, head, query block)} triples taken from the
@@ -34,6 +37,7 @@ final class ReferencePlan extends BasePlan {
     private final ExecutorService pool;
     /** Per head layout: the query blocks, longest row first. */
     private final int[][] order;
+    private volatile LayoutColumns columns;
 
     ReferencePlan(SparseAttention backend, AttentionProblem problem, BlockLayout layout, int threads) {
         super(backend, problem, layout);
@@ -59,22 +63,71 @@ final class ReferencePlan extends BasePlan {
 
     @Override
     protected void compute(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
-        AttentionProblem problem = problem();
         TokenMask mask = mask();
-        int heads = problem.queryHeads();
-        int rows = problem.batch() * heads;
-        int items = rows * layout().queryBlocks();
+        int heads = problem().queryHeads();
+        int rows = problem().batch() * heads;
+        parallel(rows * layout().queryBlocks(), () -> {
+            BlockKernel kernel = new BlockKernel(mask, q, k, v, out, lse);
+            return item -> {
+                // Unit-major: every (batch, head) does its longest rows first.
+                int bh = item % rows;
+                int h = bh % heads;
+                kernel.run(bh / heads, h, order[layout().headIndex(h)][item / rows]);
+            };
+        });
+    }
+
+    @Override
+    protected void computeBackward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                   Tensor dk, Tensor dv) {
+        AttentionProblem p = problem();
+        double[] delta = new double[p.lseSize()];
+        LayoutColumns cols = columns();
+        int qBlocks = layout().queryBlocks();
+        parallel(p.batch() * p.queryHeads() * qBlocks, () -> {
+            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta);
+            return item -> {
+                int bh = item / qBlocks;
+                kernel.queryBlock(bh / p.queryHeads(), bh % p.queryHeads(), item % qBlocks, dq);
+            };
+        });
+        int kBlocks = layout().keyBlocks();
+        parallel(p.batch() * p.kvHeads() * kBlocks, () -> {
+            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta);
+            return item -> {
+                int bh = item / kBlocks;
+                kernel.keyBlock(bh / p.kvHeads(), bh % p.kvHeads(), item % kBlocks, dk, dv);
+            };
+        });
+    }
+
+    /** The layout's columns, built on the first backward call. */
+    private LayoutColumns columns() {
+        LayoutColumns c = columns;
+        if (c == null) {
+            synchronized (this) {
+                if (columns == null) {
+                    columns = LayoutColumns.of(layout());
+                }
+                c = columns;
+            }
+        }
+        return c;
+    }
+
+    /**
+     * Runs items {@code [0, items)} on the pool: each worker makes its own scratch through
+     * {@code worker} and claims items in order.
+     */
+    private void parallel(int items, Supplier<IntConsumer> worker) {
         AtomicInteger next = new AtomicInteger();
         int workers = Math.min(threads, items);
         List<Callable<Void>> tasks = new ArrayList<>(workers);
         for (int w = 0; w < workers; w++) {
             tasks.add(() -> {
-                BlockKernel kernel = new BlockKernel(mask, q, k, v, out, lse);
+                IntConsumer run = worker.get();
                 for (int item = next.getAndIncrement(); item < items; item = next.getAndIncrement()) {
-                    // Unit-major: every (batch, head) does its longest rows first.
-                    int bh = item % rows;
-                    int h = bh % heads;
-                    kernel.run(bh / heads, h, order[layout().headIndex(h)][item / rows]);
+                    run.accept(item);
                 }
                 return null;
             });
@@ -85,7 +138,7 @@ final class ReferencePlan extends BasePlan {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted during forward", e);
+            throw new IllegalStateException("interrupted during a reference plan call", e);
         } catch (ExecutionException e) {
             Throwable cause = e.getCause();
             if (cause instanceof RuntimeException re) {

@@ -5,9 +5,13 @@ import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.TokenMask;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
+import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -52,6 +56,17 @@ final class PatternCommand implements Callable<Integer> {
         }
         int nk = kvSeq == null ? seq : kvSeq;
         PatternSpec pattern = Patterns.parse(patternText);
+        if (npy != null) {
+            FileChecks.requireWritable(npy);
+            List<Map.Entry<String, Path>> layoutFiles = new ArrayList<>();
+            RunCommand.layoutFiles(pattern, layoutFiles);
+            for (Map.Entry<String, Path> input : layoutFiles) {
+                if (FileChecks.sameFile(npy, input.getValue())) {
+                    throw new IllegalArgumentException("--npy " + npy + " is the same file as " + input.getKey() + " "
+                            + input.getValue() + "; pattern never writes over an input");
+                }
+            }
+        }
         long t0 = System.nanoTime();
         BlockLayout layout = pattern.layout(seq, nk, heads, causal);
         double millis = (System.nanoTime() - t0) / 1e6;
@@ -61,7 +76,11 @@ final class PatternCommand implements Callable<Integer> {
             draw(out, layout);
         }
         if (npy != null) {
-            toNpy(layout, heads).write(npy);
+            NpyArray array = toNpy(layout, heads);
+            try (StagedFiles files = new StagedFiles()) {
+                files.stage(npy, array::write);
+                files.commit();
+            }
             out.printf("wrote %s: uint8 [%d, %d, %d]%n", npy, heads, layout.queryBlocks(), layout.keyBlocks());
         }
         out.flush();

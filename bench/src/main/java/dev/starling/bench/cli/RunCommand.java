@@ -11,10 +11,17 @@ import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.api.selection.BackendSelector;
+import dev.starling.api.pattern.CausalPattern;
+import dev.starling.api.pattern.ExplicitPattern;
+import dev.starling.api.pattern.UnionPattern;
+import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -53,10 +60,63 @@ final class RunCommand implements Callable<Integer> {
     Path outFile;
     @Option(names = "--lse", paramLabel = "FILE", description = "also write the log-sum-exp [B, Hq, Nq], float32")
     Path lseFile;
+    @Option(names = "--dout", paramLabel = "FILE",
+            description = "gradient of a loss w.r.t. the output [B, Hq, Nq, Dv]: also run the backward pass")
+    Path doutFile;
+    @Option(names = "--dq", paramLabel = "FILE", description = "with --dout: write dL/dq [B, Hq, Nq, D], float32")
+    Path dqFile;
+    @Option(names = "--dk", paramLabel = "FILE", description = "with --dout: write dL/dk [B, Hkv, Nk, D], float32")
+    Path dkFile;
+    @Option(names = "--dv", paramLabel = "FILE", description = "with --dout: write dL/dv [B, Hkv, Nk, Dv], float32")
+    Path dvFile;
 
     @Override
     public Integer call() throws IOException {
         PrintWriter err = spec.commandLine().getErr();
+        // Every file check comes first, so nothing is read, computed or written for a run that cannot finish.
+        PatternSpec pattern = Patterns.parse(patternText);
+        List<Map.Entry<String, Path>> inputs = new ArrayList<>(List.of(Map.entry("--q", qFile), Map.entry("--k", kFile),
+                Map.entry("--v", vFile)));
+        boolean backward = doutFile != null;
+        if (backward != (dqFile != null) || backward != (dkFile != null) || backward != (dvFile != null)) {
+            throw new IllegalArgumentException("--dout, --dq, --dk and --dv go together: give all four to run the "
+                    + "backward pass, or none");
+        }
+        if (backward) {
+            inputs.add(Map.entry("--dout", doutFile));
+        }
+        layoutFiles(pattern, inputs);
+        for (Map.Entry<String, Path> input : inputs) {
+            FileChecks.requireReadable(input.getValue());
+        }
+        List<Map.Entry<String, Path>> outputs = new ArrayList<>(List.of(Map.entry("--out", outFile)));
+        if (lseFile != null) {
+            outputs.add(Map.entry("--lse", lseFile));
+        }
+        if (backward) {
+            outputs.add(Map.entry("--dq", dqFile));
+            outputs.add(Map.entry("--dk", dkFile));
+            outputs.add(Map.entry("--dv", dvFile));
+        }
+        for (Map.Entry<String, Path> o : outputs) {
+            FileChecks.requireWritable(o.getValue());
+            for (Map.Entry<String, Path> i : inputs) {
+                if (FileChecks.sameFile(o.getValue(), i.getValue())) {
+                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + i.getKey()
+                            + " " + i.getValue() + "; run never writes over an input");
+                }
+            }
+        }
+        for (int a = 0; a < outputs.size(); a++) {
+            for (int c = 0; c < a; c++) {
+                if (FileChecks.sameFile(outputs.get(a).getValue(), outputs.get(c).getValue())) {
+                    throw new IllegalArgumentException(outputs.get(c).getKey() + " " + outputs.get(c).getValue() + " and "
+                            + outputs.get(a).getKey() + " " + outputs.get(a).getValue()
+                            + " are the same file; give them different names");
+                }
+            }
+        }
+
         Tensor q = read("q", qFile, err);
         Tensor k = read("k", kFile, err);
         Tensor v = read("v", vFile, err);
@@ -72,26 +132,71 @@ final class RunCommand implements Callable<Integer> {
         Tensor out = Tensor.zeros(TensorLayout.BHSD, problem.batch(), problem.queryHeads(), problem.queryLength(),
                 problem.valueDim());
         problem.checkInputs(q, k, v, out, null);
-        PatternSpec pattern = Patterns.parse(patternText);
+        Tensor dOut = backward ? read("dout", doutFile, err) : null;
+        Tensor dq = backward ? Tensor.zeros(TensorLayout.BHSD, q.batch(), q.heads(), q.length(), q.dim()) : null;
+        Tensor dk = backward ? Tensor.zeros(TensorLayout.BHSD, k.batch(), k.heads(), k.length(), k.dim()) : null;
+        Tensor dv = backward ? Tensor.zeros(TensorLayout.BHSD, v.batch(), v.heads(), v.length(), v.dim()) : null;
+        float[] lse = lseFile != null || backward ? new float[problem.lseSize()] : null;
+        if (backward) {
+            problem.checkGradients(q, k, v, out, lse, dOut, dq, dk, dv);
+        }
         BlockLayout layout = Starling.layout(problem, pattern);
         BackendSelector selector = BackendSelector.discover();
-        SparseAttention chosen = backend != null ? selector.byName(backend.toLowerCase()) : selector.select(problem, lseFile != null);
-        float[] lse = lseFile != null ? new float[problem.lseSize()] : null;
+        SparseAttention chosen;
+        if (backend != null) {
+            chosen = selector.byName(backend.toLowerCase());
+            chosen.capabilities().unsupported(problem, lse != null, backward).ifPresent(why -> {
+                throw new UnsupportedOperationException("backend '" + backend + "' " + why);
+            });
+        } else {
+            chosen = selector.select(problem, lse != null, backward);
+        }
         long t0 = System.nanoTime();
         try (AttentionPlan plan = chosen.plan(problem, layout)) {
             plan.forward(q, k, v, out, lse);
+            if (backward) {
+                plan.backward(q, k, v, out, lse, dOut, dq, dk, dv);
+            }
         }
         double millis = (System.nanoTime() - t0) / 1e6;
-        NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(), problem.valueDim())
-                .write(outFile);
-        if (lse != null) {
-            NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength()).write(lseFile);
+        // Both files are written in full beside their targets first; only then are they renamed into place.
+        try (StagedFiles files = new StagedFiles()) {
+            NpyArray outArray = NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(),
+                    problem.valueDim());
+            files.stage(outFile, outArray::write);
+            if (lseFile != null) {
+                NpyArray lseArray = NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength());
+                files.stage(lseFile, lseArray::write);
+            }
+            if (backward) {
+                for (Map.Entry<Path, Tensor> g : List.of(Map.entry(dqFile, dq), Map.entry(dkFile, dk), Map.entry(dvFile, dv))) {
+                    Tensor t = g.getValue();
+                    NpyArray a = NpyArray.ofFloats(t.data(), t.batch(), t.heads(), t.length(), t.dim());
+                    files.stage(g.getKey(), a::write);
+                }
+            }
+            files.commit();
         }
         PrintWriter out2 = spec.commandLine().getOut();
-        out2.printf("%s on %s: %s, %.1f ms; wrote %s%s%n", pattern.text(), chosen.name(), problem, millis, outFile,
-                lseFile != null ? " and " + lseFile : "");
+        out2.printf("%s on %s: %s, %.1f ms%s; wrote %s%s%s%n", pattern.text(), chosen.name(), problem, millis,
+                backward ? " (forward + backward)" : "", outFile, lseFile != null ? ", " + lseFile : "",
+                backward ? ", " + dqFile + ", " + dkFile + ", " + dvFile : "");
         out2.flush();
         return 0;
+    }
+
+    /**
+     * Adds the files that {@code layout(file=...)} parts of the pattern were read from, so an
+     * output cannot replace them either.
+     */
+    static void layoutFiles(PatternSpec pattern, List<Map.Entry<String, Path>> inputs) {
+        if (pattern instanceof UnionPattern u) {
+            u.parts().forEach(part -> layoutFiles(part, inputs));
+        } else if (pattern instanceof CausalPattern c) {
+            layoutFiles(c.inner(), inputs);
+        } else if (pattern instanceof ExplicitPattern e) {
+            e.file().ifPresent(file -> inputs.add(Map.entry("the layout file of --pattern", file)));
+        }
     }
 
     private static Tensor read(String name, Path file, PrintWriter err) throws IOException {

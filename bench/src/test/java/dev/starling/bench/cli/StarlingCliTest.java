@@ -167,4 +167,431 @@ class StarlingCliTest {
         byte[] head = Arrays.copyOf(Files.readAllBytes(png), 8);
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }
+
+    // ---- issue 12, item 10: outputs written atomically, never over an input or each other
+
+    private record Inputs(Path q, Path k, Path v) {
+    }
+
+    private static Inputs inputs(Path dir) throws Exception {
+        Random rnd = new Random(3);
+        return new Inputs(save(dir, "q.npy", randn(rnd, 2 * 10 * 4), 1, 2, 10, 4),
+                save(dir, "k.npy", randn(rnd, 2 * 12 * 4), 1, 2, 12, 4), save(dir, "v.npy", randn(rnd, 2 * 12 * 4), 1, 2, 12, 4));
+    }
+
+    private static Result runWith(Inputs in, String... outputs) {
+        List<String> args = new java.util.ArrayList<>(List.of("run", "--q", in.q().toString(), "--k", in.k().toString(),
+                "--v", in.v().toString(), "--pattern", "dense(block=4)"));
+        args.addAll(List.of(outputs));
+        return run(args.toArray(String[]::new));
+    }
+
+    /** Every file in the directory with its bytes, to show that a refused run changed nothing. */
+    private static java.util.Map<String, String> snapshot(Path dir) throws Exception {
+        java.util.Map<String, String> files = new java.util.TreeMap<>();
+        try (var s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                files.put(p.getFileName().toString(), Files.isRegularFile(p) ? Arrays.toString(Files.readAllBytes(p)) : "?");
+            }
+        }
+        return files;
+    }
+
+    private static void assertOneLineBadInput(Result r, String... fragments) {
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        for (String f : fragments) {
+            assertTrue(r.err().contains(f), "missing '" + f + "' in: " + r.err());
+        }
+    }
+
+    @Test
+    void anOutputThatNamesAnInputIsRefusedAndTheInputKept(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path link = Files.createSymbolicLink(dir.resolve("link.npy"), in.v());
+        Path hard = Files.createLink(dir.resolve("hard.npy"), in.k());
+        Files.createDirectory(dir.resolve("sub"));
+        java.util.Map<String, String> before = snapshot(dir);
+        String[][] cases = {
+            {"--out", in.q().toString()},
+            {"--out", dir.resolve(".").resolve("q.npy").toString()},
+            {"--out", dir.resolve("sub").resolve("..").resolve("k.npy").toString()},
+            {"--out", link.toString()},
+            {"--out", hard.toString()},
+            {"--out", dir.resolve("o.npy").toString(), "--lse", in.v().toString()},
+        };
+        for (String[] c : cases) {
+            Result r = runWith(in, c);
+            assertOneLineBadInput(r, "is the same file as --", "never writes over an input");
+            assertEquals(before, snapshot(dir), String.join(" ", c));
+        }
+    }
+
+    @Test
+    void outAndLseNamingOneFileAreRefused(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        java.util.Map<String, String> before = snapshot(dir);
+        assertOneLineBadInput(runWith(in, "--out", o.toString(), "--lse", o.toString()), "are the same file");
+        assertOneLineBadInput(runWith(in, "--out", o.toString(), "--lse", dir.resolve(".").resolve("o.npy").toString()),
+                "are the same file");
+        assertEquals(before, snapshot(dir));
+        Files.writeString(o, "previous");
+        Path link = Files.createSymbolicLink(dir.resolve("olink.npy"), o);
+        before = snapshot(dir);
+        assertOneLineBadInput(runWith(in, "--out", o.toString(), "--lse", link.toString()), "are the same file");
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void aMissingOutputDirectoryIsNamedBeforeAnythingIsWritten(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        Files.writeString(o, "previous output");
+        java.util.Map<String, String> before = snapshot(dir);
+        Path missing = dir.resolve("nonexistent").resolve("dir").resolve("lse.npy");
+        Result r = runWith(in, "--out", o.toString(), "--lse", missing.toString());
+        assertOneLineBadInput(r);
+        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals(before, snapshot(dir));
+        r = runWith(in, "--out", missing.toString());
+        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void aFailedRunLeavesThePreviousOutputsAndNoTemporaryFile(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        Path lse = dir.resolve("lse.npy");
+        Files.writeString(o, "previous output");
+        Files.writeString(lse, "previous lse");
+        java.util.Map<String, String> before = snapshot(dir);
+        assertEquals(2, runWith(in, "--out", o.toString(), "--lse", lse.toString(), "--backend", "nope").code());
+        assertEquals(2, runWith(in, "--out", o.toString(), "--lse", lse.toString(), "--key-lengths", "99").code());
+        assertEquals(before, snapshot(dir));
+    }
+
+    @Test
+    void outputsAreReplacedWholeThroughLinksWithNoTemporaryLeft(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o.npy");
+        Files.write(o, new byte[100_000]);
+        Path real = dir.resolve("real-lse.npy");
+        Files.writeString(real, "previous lse");
+        Path lseLink = Files.createSymbolicLink(dir.resolve("lse.npy"), real);
+        Result r = runWith(in, "--out", o.toString(), "--lse", lseLink.toString());
+        assertEquals(0, r.code(), r.err());
+        assertArrayEquals(new int[] {1, 2, 10, 4}, NpyArray.read(o).shape());
+        assertTrue(Files.isSymbolicLink(lseLink), "the link is kept and the file it points at replaced");
+        assertArrayEquals(new int[] {1, 2, 10}, NpyArray.read(real).shape());
+        assertEquals(java.util.Set.of("q.npy", "k.npy", "v.npy", "o.npy", "real-lse.npy", "lse.npy"), snapshot(dir).keySet());
+    }
+
+    @Test
+    void patternNpyIsCheckedFirstAndWrittenAtomically(@TempDir Path dir) throws Exception {
+        Path missing = dir.resolve("no").resolve("layout.npy");
+        Result r = run("pattern", "dense(block=4)", "--seq", "16", "--npy", missing.toString());
+        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals(2, r.code());
+        Path layout = dir.resolve("layout.npy");
+        assertEquals(0, run("pattern", "dense(block=4)", "--seq", "16", "--npy", layout.toString()).code());
+        java.util.Map<String, String> before = snapshot(dir);
+        r = run("pattern", "layout(file=" + layout + ", block=4)", "--seq", "16", "--npy", layout.toString());
+        assertOneLineBadInput(r, "is the same file as the layout file of --pattern");
+        assertEquals(before, snapshot(dir));
+    }
+
+    // ---- issue 12, item 11: no @file expansion
+
+    @Test
+    void anArgumentStartingWithAtIsTakenLiterally(@TempDir Path dir) throws Exception {
+        Path argFile = Files.writeString(dir.resolve("args.txt"), "backends\n");
+        Result r = run("@" + argFile);
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains("'@" + argFile + "'"), r.err());
+        assertFalse(r.out().contains("priority"), r.out());
+
+        Path specFile = Files.writeString(dir.resolve("spec.txt"), "dense(block=4)");
+        r = run("pattern", "@" + specFile, "--seq", "16");
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains("@" + specFile), r.err());
+
+        // A binary .npy behind an @ is never read into a message.
+        Inputs in = inputs(dir);
+        r = run("run", "--q", "@" + in.q(), "--k", in.k().toString(), "--v", in.v().toString(), "--pattern", "dense(block=4)",
+                "--out", dir.resolve("o.npy").toString());
+        assertOneLineBadInput(r, "@" + in.q() + ": no such file");
+        assertFalse(r.err().contains("NUMPY"), r.err());
+    }
+
+    // ---- issue 12, item 12: messages and exit codes
+
+    @Test
+    void anOptionErrorIsOneLinePlusAPointerToHelp() {
+        String[][] cases = {
+            {"run", "--q", "q.npy"},
+            {"pattern", "dense(block=4)", "--seq", "abc"},
+            {"pattern", "dense(block=4)", "--seq", "16", "--bogus"},
+            {"conformance", "--seed", "x"},
+            {"frobnicate"},
+            {"--nope"},
+        };
+        for (String[] c : cases) {
+            Result r = run(c);
+            assertEquals(2, r.code(), String.join(" ", c));
+            List<String> lines = r.err().strip().lines().toList();
+            assertEquals(2, lines.size(), r.err());
+            String command = c[0].startsWith("-") || c[0].equals("frobnicate") ? "starling" : "starling " + c[0];
+            assertTrue(lines.get(0).startsWith(command + ": "), r.err());
+            assertEquals("Try '" + command + " --help' for more information.", lines.get(1));
+            assertFalse(r.err().contains("Usage:"), r.err());
+        }
+        Result huge = run("pattern", "dense(block=4)", "--seq", "9".repeat(100_000));
+        assertEquals(2, huge.code());
+        assertTrue(huge.err().length() < 2 * StarlingCli.MAX_LINE, "clipped: " + huge.err().length());
+    }
+
+    @Test
+    void ioErrorsNameTheFileAndTheCause(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path sub = Files.createDirectory(dir.resolve("x"));
+        Path o = dir.resolve("o.npy");
+        Result r = run("run", "--q", in.q().toString(), "--k", sub.toString(), "--v", in.v().toString(),
+                "--pattern", "dense(block=4)", "--out", o.toString());
+        assertEquals(2, r.code());
+        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        r = runWith(in, "--out", sub.toString());
+        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        Path missing = dir.resolve("missing.npy");
+        r = run("run", "--q", in.q().toString(), "--k", missing.toString(), "--v", in.v().toString(),
+                "--pattern", "dense(block=4)", "--out", o.toString());
+        assertEquals("starling: " + missing + ": no such file", r.err().strip());
+        if (Files.exists(Path.of("/dev/null"))) {
+            r = runWith(in, "--out", "/dev/null");
+            assertEquals("starling: /dev/null: is a character device, not a regular file", r.err().strip());
+            assertTrue(Files.exists(Path.of("/dev/null")));
+        }
+        Path fifo = dir.resolve("fifo.npy");
+        boolean made;
+        try {
+            made = new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0;
+        } catch (java.io.IOException e) {
+            made = false;
+        }
+        if (made) {
+            // Never opened: reading a FIFO with no writer would block for ever.
+            r = run("run", "--q", in.q().toString(), "--k", fifo.toString(), "--v", in.v().toString(),
+                    "--pattern", "dense(block=4)", "--out", o.toString());
+            assertEquals("starling: " + fifo + ": is a FIFO, not a regular file", r.err().strip());
+            r = runWith(in, "--lse", fifo.toString(), "--out", o.toString());
+            assertEquals("starling: " + fifo + ": is a FIFO, not a regular file", r.err().strip());
+        }
+        assertFalse(Files.exists(o));
+    }
+
+    @Test
+    void anUnreadableInputIsNotAMissingOne(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Files.setPosixFilePermissions(in.k(), java.util.Set.of());
+        org.junit.jupiter.api.Assumptions.assumeFalse(Files.isReadable(in.k()), "running as root: every file is readable");
+        Result r = runWith(in, "--out", dir.resolve("o.npy").toString());
+        assertEquals("starling: " + in.k() + ": permission denied", r.err().strip());
+    }
+
+    /** A command that fails the way a bug does, to check the mapping of internal errors. */
+    @CommandLine.Command(name = "boom")
+    static final class Boom implements java.util.concurrent.Callable<Integer> {
+        @CommandLine.Option(names = "--kind")
+        String kind;
+
+        @Override
+        public Integer call() {
+            switch (kind) {
+                case "npe" -> throw new NullPointerException("something was null");
+                case "index" -> throw new IndexOutOfBoundsException("Index 7 out of bounds for length 3");
+                case "assert" -> throw new AssertionError("invariant broken");
+                case "state" -> throw new IllegalStateException("plan in an impossible state");
+                case "stack" -> throw new StackOverflowError();
+                default -> throw new IllegalArgumentException("bad kind " + kind);
+            }
+        }
+    }
+
+    private static Result runWithBoom(String... args) {
+        CommandLine cl = StarlingCli.commandLine();
+        cl.addSubcommand(new Boom());
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void internalErrorsExitThreeInOneLineWithTheTraceOnlyWhenVerbose() {
+        for (String kind : new String[] {"npe", "index", "assert", "state", "stack"}) {
+            Result r = runWithBoom("boom", "--kind", kind);
+            assertEquals(StarlingCli.INTERNAL_ERROR, r.code(), kind + ": " + r.err());
+            assertEquals(3, StarlingCli.INTERNAL_ERROR);
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+            assertTrue(r.err().startsWith("starling: internal error"), r.err());
+            assertTrue(r.err().contains("--verbose"), r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+            for (String[] verbose : new String[][] {{"--verbose", "boom", "--kind", kind}, {"boom", "--kind", kind, "--verbose"}}) {
+                Result v = runWithBoom(verbose);
+                assertEquals(3, v.code(), v.err());
+                assertTrue(v.err().contains("\tat "), v.err());
+            }
+        }
+        Result bad = runWithBoom("boom", "--kind", "x");
+        assertEquals(2, bad.code());
+        assertEquals("starling: bad kind x", bad.err().strip());
+    }
+
+    @Test
+    void onlyKnownKindsOfFailureAreBadInput() {
+        assertTrue(StarlingCli.isBadInput(new IllegalArgumentException("x")));
+        assertTrue(StarlingCli.isBadInput(new dev.starling.api.pattern.PatternSyntaxException("a", 0, "b", null)));
+        assertTrue(StarlingCli.isBadInput(new dev.starling.api.npy.NpyFormatException("f: truncated")));
+        assertTrue(StarlingCli.isBadInput(new java.nio.file.NoSuchFileException("f")));
+        assertTrue(StarlingCli.isBadInput(new dev.starling.api.selection.NoBackendException("none fits")));
+        assertTrue(StarlingCli.isBadInput(new UnsupportedOperationException("no causal")));
+        assertFalse(StarlingCli.isBadInput(new IllegalStateException("bug")));
+        assertFalse(StarlingCli.isBadInput(new NullPointerException()));
+        assertFalse(StarlingCli.isBadInput(new ArrayIndexOutOfBoundsException()));
+        assertFalse(StarlingCli.isBadInput(new AssertionError()));
+    }
+
+    // ---- issue 12, item 13: a huge pattern text is echoed as a clipped window
+
+    /** The echoed text and the caret line of a pattern error; the caret must sit under {@code expected}. */
+    private static void assertCaretUnder(String err, char expected) {
+        List<String> lines = err.lines().toList();
+        int caretLine = -1;
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).strip().equals("^")) {
+                caretLine = i;
+            }
+        }
+        assertTrue(caretLine > 0, err);
+        int column = lines.get(caretLine).indexOf('^');
+        assertEquals(expected, lines.get(caretLine - 1).charAt(column), err);
+    }
+
+    @Test
+    void aHugePatternErrorEchoesOnlyAWindowAroundThePosition() {
+        String junk = "x".repeat(1_000_000);
+        Result r = run("pattern", "dense(block=4) " + junk, "--seq", "16");
+        assertEquals(2, r.code());
+        assertTrue(r.err().length() < 400, r.err().length() + " characters");
+        assertTrue(r.err().contains("position 15") && r.err().contains("…"), r.err());
+        assertCaretUnder(r.err(), 'x');
+
+        String head = "union(" + "dense(block=4), ".repeat(50_000);
+        r = run("pattern", head + "frob(block=4), dense(block=4))" + " ".repeat(1000), "--seq", "16");
+        assertEquals(2, r.code());
+        assertTrue(r.err().length() < 600, r.err().length() + " characters");
+        assertTrue(r.err().contains("position " + head.length()), r.err());
+        assertCaretUnder(r.err(), 'f');
+        String echo = r.err().lines().filter(l -> l.startsWith("  …")).findFirst().orElse("");
+        assertTrue(echo.endsWith("…"), "cut at both ends: " + r.err());
+
+        // A problem that quotes the text (an unknown name of a million characters) is clipped too.
+        r = run("pattern", "union(dense(block=4), " + "q".repeat(1_000_000) + ")", "--seq", "16");
+        assertEquals(2, r.code());
+        assertTrue(r.err().length() < 1000, r.err().length() + " characters");
+        assertTrue(r.err().contains("known patterns"), r.err());
+        assertCaretUnder(r.err(), 'q');
+
+        // Short texts are echoed whole, as before; line breaks in the text do not move the caret.
+        r = run("pattern", "dense(block=4)\n junk", "--seq", "16");
+        assertTrue(r.err().contains("  dense(block=4)  junk\n"), r.err());
+        assertCaretUnder(r.err(), 'j');
+    }
+
+    // ---- issue 12, item 14: a backend that cannot run here does not pass
+
+    /** A backend that never runs here, like cuda without a GPU. */
+    static final class NoDevice implements dev.starling.api.SparseAttention {
+        @Override
+        public String name() {
+            return "nodevice";
+        }
+
+        @Override
+        public int priority() {
+            return 90;
+        }
+
+        @Override
+        public dev.starling.api.Availability availability() {
+            return dev.starling.api.Availability.unavailable("no test device here");
+        }
+
+        @Override
+        public dev.starling.api.Capabilities capabilities() {
+            return dev.starling.api.Capabilities.full("test device", java.util.Set.of(dev.starling.api.Precision.FP32));
+        }
+
+        @Override
+        public dev.starling.api.AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+            throw new IllegalStateException("nodevice is unavailable");
+        }
+    }
+
+    private static Result conformance(List<?> backends, String... args) {
+        CommandLine cl = StarlingCli.commandLine();
+        ((ConformanceCommand) cl.getSubcommands().get("conformance").getCommand()).backends =
+                () -> dev.starling.api.selection.BackendSelector.of(backends, n -> null, n -> null);
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        List<String> all = new java.util.ArrayList<>(List.of("conformance"));
+        all.addAll(List.of(args));
+        int code = cl.execute(all.toArray(String[]::new));
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    private static long count(String text, String fragment) {
+        return text.lines().filter(l -> l.contains(fragment)).count();
+    }
+
+    @Test
+    void aNamedBackendThatCannotRunHereIsNotRunAndDoesNotPass() {
+        Result r = conformance(List.of(new NoDevice()), "--backend", "nodevice", "--quick");
+        assertEquals(StarlingCli.NOT_RUN, r.code(), r.out());
+        assertEquals(4, StarlingCli.NOT_RUN);
+        assertEquals(1, r.out().strip().lines().count(), r.out());
+        assertTrue(r.out().contains("nodevice") && r.out().contains("no test device here"), r.out());
+        assertFalse(r.out().contains("passed"), r.out());
+
+        r = conformance(List.of(new NoDevice()), "--backend", "all", "--quick");
+        assertEquals(StarlingCli.NOT_RUN, r.code(), r.out());
+        assertEquals(1, count(r.out(), "no test device here"), r.out());
+    }
+
+    @Test
+    void allPassesWhenEveryAvailableBackendPassesAndListsTheOthersOnce() {
+        dev.starling.api.SparseAttention reference = dev.starling.api.selection.BackendSelector.discover().byName("reference");
+        Result r = conformance(List.of(new NoDevice(), reference), "--quick");
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("20 passed, 0 failed, 1 skipped"), r.out());
+        assertEquals(1, count(r.out(), "no test device here"), r.out());
+        assertEquals(1, count(r.out(), "nodevice"), r.out());
+    }
+
+    /** The case of the report: cuda on a machine without a GPU. */
+    @Test
+    void conformanceOfCudaWithoutAGpuExitsNotRun() {
+        var cuda = dev.starling.api.selection.BackendSelector.discover().reports().stream()
+                .filter(x -> x.name().equals("cuda")).findFirst();
+        org.junit.jupiter.api.Assumptions.assumeTrue(cuda.isPresent() && !cuda.get().usable(), "cuda is usable here");
+        Result r = run("conformance", "--backend", "cuda", "--quick");
+        assertEquals(4, r.code(), r.out());
+        assertEquals(1, r.out().strip().lines().count(), r.out());
+        assertTrue(r.out().contains(cuda.get().availability().reason()), r.out());
+    }
 }

@@ -1,0 +1,177 @@
+package dev.starling.conformance;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Tensor;
+import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.plan.TokenMask;
+
+/**
+ * The definition of the backward pass: gradients of dense masked attention in float64 over exactly
+ * the allowed sets of DESIGN section 2 ({@link TokenMask#allowed}), written plainly from the
+ * formulas of DESIGN section 4 — {@code P} the softmax over {@code A(i)}, {@code Dᵢ = Σ dOᵢ·Oᵢ},
+ * {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}, {@code dQᵢ = s·Σⱼ dSᵢⱼ·kⱼ}, {@code dKⱼ = s·Σᵢ dSᵢⱼ·qᵢ},
+ * {@code dVⱼ = Σᵢ Pᵢⱼ·dOᵢ}, summed over the query heads of a key/value head. Empty rows contribute
+ * nothing. Its cost is {@code O(B·Hq·Nq·Nk·(D + Dv))}: for test sizes only. The kit's self-test
+ * checks it against central finite differences of {@link #forward}.
+ */
+public final class GradientOracle {
+
+    private GradientOracle() {
+    }
+
+    /**
+     * Gradients in BHSD order.
+     *
+     * @param dq {@code [B, Hq, Nq, D]}
+     * @param dk {@code [B, Hkv, Nk, D]}
+     * @param dv {@code [B, Hkv, Nk, Dv]}
+     */
+    public record Result(double[] dq, double[] dk, double[] dv) {
+    }
+
+    /**
+     * Computes {@code dL/dQ}, {@code dL/dK}, {@code dL/dV} for a loss whose output gradient is {@code dOut}.
+     *
+     * @param p the problem. Not modified.
+     * @param layout the layout. Not modified.
+     * @param q queries. Not modified.
+     * @param k keys. Not modified.
+     * @param v values. Not modified.
+     * @param dOut output gradient {@code [B, Hq, Nq, Dv]}. Not modified.
+     * @return the float64 gradients
+     */
+    public static Result compute(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v, Tensor dOut) {
+        return compute(p, layout, bhsd(q), bhsd(k), bhsd(v), bhsd(dOut));
+    }
+
+    /** The same on BHSD float64 arrays (for finite differences). */
+    static Result compute(AttentionProblem p, BlockLayout layout, double[] q, double[] k, double[] v, double[] dOut) {
+        TokenMask mask = TokenMask.of(p, layout);
+        int nq = p.queryLength();
+        int nk = p.keyLength();
+        int dim = p.headDim();
+        int vdim = p.valueDim();
+        double s = p.scale();
+        double[] dq = new double[q.length];
+        double[] dk = new double[k.length];
+        double[] dv = new double[v.length];
+        double[] prob = new double[nk];
+        for (int b = 0; b < p.batch(); b++) {
+            for (int h = 0; h < p.queryHeads(); h++) {
+                int kvh = p.kvHeadOf(h);
+                int kBase = (b * p.kvHeads() + kvh) * nk;
+                for (int i = 0; i < nq; i++) {
+                    int row = (b * p.queryHeads() + h) * nq + i;
+                    if (!softmax(mask, b, h, i, q, row * dim, k, kBase, dim, s, prob)) {
+                        continue;
+                    }
+                    double[] o = new double[vdim];
+                    for (int j = 0; j < nk; j++) {
+                        for (int d = 0; d < vdim; d++) {
+                            o[d] += prob[j] * v[(kBase + j) * vdim + d];
+                        }
+                    }
+                    double delta = 0;
+                    for (int d = 0; d < vdim; d++) {
+                        delta += dOut[row * vdim + d] * o[d];
+                    }
+                    for (int j = 0; j < nk; j++) {
+                        if (!mask.allowed(b, h, i, j)) {
+                            continue;
+                        }
+                        double dp = 0;
+                        for (int d = 0; d < vdim; d++) {
+                            dp += dOut[row * vdim + d] * v[(kBase + j) * vdim + d];
+                            dv[(kBase + j) * vdim + d] += prob[j] * dOut[row * vdim + d];
+                        }
+                        double ds = prob[j] * (dp - delta);
+                        for (int d = 0; d < dim; d++) {
+                            dq[row * dim + d] += s * ds * k[(kBase + j) * dim + d];
+                            dk[(kBase + j) * dim + d] += s * ds * q[row * dim + d];
+                        }
+                    }
+                }
+            }
+        }
+        return new Result(dq, dk, dv);
+    }
+
+    /**
+     * The forward output {@code O} in BHSD float64 from BHSD float64 inputs, the function whose
+     * derivatives {@link #compute} gives (for finite differences).
+     */
+    static double[] forward(AttentionProblem p, BlockLayout layout, double[] q, double[] k, double[] v) {
+        TokenMask mask = TokenMask.of(p, layout);
+        int nq = p.queryLength();
+        int nk = p.keyLength();
+        int dim = p.headDim();
+        int vdim = p.valueDim();
+        double[] out = new double[p.batch() * p.queryHeads() * nq * vdim];
+        double[] prob = new double[nk];
+        for (int b = 0; b < p.batch(); b++) {
+            for (int h = 0; h < p.queryHeads(); h++) {
+                int kBase = (b * p.kvHeads() + p.kvHeadOf(h)) * nk;
+                for (int i = 0; i < nq; i++) {
+                    int row = (b * p.queryHeads() + h) * nq + i;
+                    if (!softmax(mask, b, h, i, q, row * dim, k, kBase, dim, p.scale(), prob)) {
+                        continue;
+                    }
+                    for (int j = 0; j < nk; j++) {
+                        for (int d = 0; d < vdim; d++) {
+                            out[row * vdim + d] += prob[j] * v[(kBase + j) * vdim + d];
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Fills {@code prob} with row {@code i}'s softmax over its allowed keys (0 elsewhere); false for an empty row. */
+    private static boolean softmax(TokenMask mask, int b, int h, int i, double[] q, int qOff, double[] k, int kBase,
+                                   int dim, double scale, double[] prob) {
+        double max = Double.NEGATIVE_INFINITY;
+        boolean any = false;
+        for (int j = 0; j < prob.length; j++) {
+            if (!mask.allowed(b, h, i, j)) {
+                continue;
+            }
+            double dot = 0;
+            for (int d = 0; d < dim; d++) {
+                dot += q[qOff + d] * k[(kBase + j) * dim + d];
+            }
+            prob[j] = scale * dot;
+            max = any ? Math.max(max, prob[j]) : prob[j];
+            any = true;
+        }
+        if (!any) {
+            return false;
+        }
+        double sum = 0;
+        for (int j = 0; j < prob.length; j++) {
+            prob[j] = mask.allowed(b, h, i, j) ? Math.exp(prob[j] - max) : 0;
+            sum += prob[j];
+        }
+        for (int j = 0; j < prob.length; j++) {
+            prob[j] /= sum;
+        }
+        return true;
+    }
+
+    /** A tensor's values in BHSD order as float64. */
+    static double[] bhsd(Tensor t) {
+        double[] out = new double[t.data().length];
+        int at = 0;
+        for (int b = 0; b < t.batch(); b++) {
+            for (int h = 0; h < t.heads(); h++) {
+                for (int n = 0; n < t.length(); n++) {
+                    int off = t.offset(b, h, n);
+                    for (int d = 0; d < t.dim(); d++) {
+                        out[at++] = t.data()[off + d];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+}
