@@ -333,7 +333,7 @@ public class FlawedBackend implements SparseAttention {
                 case CAUSAL_PER_ENTRY_LENGTHS -> mask.causal()
                         ? Math.max(0, Math.min(p.keyLength(b), i + p.keyLength(b) - p.queryLength(b) + 1))
                         : mask.rowKeyEnd(b, i);
-                case KEY_LENGTHS_IGNORED -> mask.causal() ? TokenMask.causalKeyEnd(i, p.queryLength(), p.keyLength())
+                case KEY_LENGTHS_IGNORED -> mask.causal() ? TokenMask.causalKeyEnd(i, p.causalShift(), p.keyLength())
                         : p.keyLength();
                 case UNDECLARED_CAUSAL_IGNORED -> p.keyLength(b);
                 default -> mask.rowKeyEnd(b, i);
