@@ -125,7 +125,8 @@ class KitSelfTest {
 
     /**
      * The flaws of the combination classes, long sequences, concurrency, work and the SPI fail exactly
-     * the rules listed, no fewer and no more (rule 19, a child JVM, aside). Most are caught by their
+     * the rules listed, no fewer and no more (rule 19, a child JVM, and rule 24, a timing, aside: none
+     * of these flaws changes the work, and a timing should not make this test flaky). Most are caught by their
      * rule alone: rules 1 to 21 never combine batch &gt; 1 with GQA, a head dim that is not a multiple
      * of 4 or above 64, tensors of different layouts, unequal block sizes, or causal with lengths.
      * Where another rule sees a flaw too, it is for the same reason: rules 20, 21 and 23 compare LSE
@@ -156,7 +157,8 @@ class KitSelfTest {
         Set<Integer> expected = Arrays.stream(rules.split(" ")).map(Integer::valueOf).collect(Collectors.toCollection(TreeSet::new));
         Set<Integer> failed = new TreeSet<>();
         for (Rule rule : Rule.values()) {
-            if (rule != Rule.R19_LINEAR_MEMORY && check(flaw, rule).status() == RuleResult.Status.FAIL) {
+            if (rule != Rule.R19_LINEAR_MEMORY && rule != Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS
+                    && check(flaw, rule).status() == RuleResult.Status.FAIL) {
                 failed.add(rule.number());
             }
         }
