@@ -56,32 +56,41 @@ class ReadmeExampleTest {
     }
 
     /**
-     * The consumer project that module {@code it-consumer} builds is the README's words: its pom holds
-     * every XML block of "Using it from Java" verbatim (the version filtered in), and its Example.java is
-     * the README's Java block.
+     * The consumer project that module {@code it-consumer} builds is the README's words: every
+     * dependency, plugin and property of the README's Maven XML blocks ("Using it from Java" and the
+     * conformance kit's third-party fragment) is in its pom (the version filtered in, comments
+     * aside), and its Example.java is the README's Java block.
      */
     @Test
     void consumerProjectIsWrittenFromTheReadme() throws Exception {
         String text = Files.readString(Path.of("..", "README.md"));
-        int section = text.indexOf("## Using it from Java");
-        String using = text.substring(section, text.indexOf("\n## ", section + 1));
         Path project = Path.of("..", "it-consumer", "src", "it", "readme-consumer");
         String pom = squeeze(Files.readString(project.resolve("pom.xml")));
-        Matcher xml = Pattern.compile("```xml\n(.*?)```", Pattern.DOTALL).matcher(using);
-        int blocks = 0;
+        Matcher xml = Pattern.compile("```xml\n(.*?)```", Pattern.DOTALL).matcher(text);
+        int elements = 0;
         while (xml.find()) {
-            blocks++;
             String block = squeeze(xml.group(1).replace("0.1.0-SNAPSHOT", "@project.version@"));
-            assertTrue(pom.contains(block), "the consumer pom lacks the README block:\n" + xml.group(1));
+            Matcher element = Pattern.compile("<(dependency|plugin)>.*?</\\1>|<properties>(.*?)</properties>")
+                    .matcher(block);
+            while (element.find()) {
+                List<String> parts = element.group(2) == null ? List.of(element.group())
+                        : Pattern.compile("<([\\w.-]+)>[^<]*</\\1>").matcher(element.group(2)).results()
+                                .map(java.util.regex.MatchResult::group).toList();
+                for (String part : parts) {
+                    elements++;
+                    assertTrue(pom.contains(part), "it-consumer's pom lacks the README's " + part);
+                }
+            }
         }
-        assertTrue(blocks >= 1, "README's 'Using it from Java' has an ```xml block");
+        assertTrue(elements >= 8, "the README's XML blocks name the BOM, dependencies and plugins: " + elements);
         Matcher java = Pattern.compile("```java\n(.*?)```", Pattern.DOTALL).matcher(text);
         assertTrue(java.find());
         assertEquals(java.group(1), Files.readString(project.resolve("src/main/java/Example.java")),
                 "it-consumer's Example.java is the README's example");
     }
 
+    /** Whitespace collapsed, XML comments removed. */
     private static String squeeze(String s) {
-        return s.replaceAll("\\s+", " ").strip();
+        return s.replaceAll("(?s)<!--.*?-->", " ").replaceAll("\\s+", " ").replace("> <", "><").strip();
     }
 }

@@ -20,9 +20,27 @@ import java.util.Random;
  * @param q queries
  * @param k keys
  * @param v values
+ * @param outLayout memory order of the output {@link #newOutput()} allocates (q, k and v carry their own)
  */
 public record AttentionCase(String name, long seed, AttentionProblem problem, PatternSpec pattern, BlockLayout layout,
-                            Tensor q, Tensor k, Tensor v) {
+                            Tensor q, Tensor k, Tensor v, TensorLayout outLayout) {
+
+    /**
+     * A case whose output has the queries' layout.
+     *
+     * @param name what the case exercises
+     * @param seed the seed of the inputs
+     * @param problem the problem
+     * @param pattern the pattern the layout was materialised from
+     * @param layout the layout
+     * @param q queries
+     * @param k keys
+     * @param v values
+     */
+    public AttentionCase(String name, long seed, AttentionProblem problem, PatternSpec pattern, BlockLayout layout,
+                         Tensor q, Tensor k, Tensor v) {
+        this(name, seed, problem, pattern, layout, q, k, v, q.layout());
+    }
 
     /** How input values are drawn. */
     public enum Values {
@@ -56,6 +74,43 @@ public record AttentionCase(String name, long seed, AttentionProblem problem, Pa
         return new AttentionCase(name, seed, problem, pattern, blocks, q, k, v);
     }
 
+    /**
+     * Builds a case with random normal inputs, each tensor in its own memory order, over a given layout.
+     *
+     * @param name what it exercises
+     * @param seed seed of the inputs
+     * @param problem the problem
+     * @param pattern the pattern {@code layout} was materialised from
+     * @param layout the layout, built for the problem
+     * @param layouts memory order of {@code q}, {@code k}, {@code v} and the output, in that order
+     * @return the case
+     */
+    public static AttentionCase random(String name, long seed, AttentionProblem problem, PatternSpec pattern,
+                                       BlockLayout layout, TensorLayout... layouts) {
+        if (layouts.length != 4) {
+            throw new IllegalArgumentException("need the layouts of q, k, v and out, got " + layouts.length);
+        }
+        Random rnd = new Random(seed);
+        Tensor q = fill(Tensor.zeros(layouts[0], problem.batch(), problem.queryHeads(), problem.queryLength(),
+                problem.headDim()), rnd, Values.NORMAL);
+        Tensor k = fill(Tensor.zeros(layouts[1], problem.batch(), problem.kvHeads(), problem.keyLength(),
+                problem.headDim()), rnd, Values.NORMAL);
+        Tensor v = fill(Tensor.zeros(layouts[2], problem.batch(), problem.kvHeads(), problem.keyLength(),
+                problem.valueDim()), rnd, Values.NORMAL);
+        return new AttentionCase(name, seed, problem, pattern, layout, q, k, v, layouts[3]);
+    }
+
+    /**
+     * The same problem and layout with other random normal inputs (same tensor layouts), for calls
+     * that must not share inputs.
+     *
+     * @param inputSeed seed of the new inputs
+     * @return the case
+     */
+    public AttentionCase withInputs(long inputSeed) {
+        return random(name, inputSeed, problem, pattern, layout, q.layout(), k.layout(), v.layout(), outLayout);
+    }
+
     private static Tensor fill(Tensor t, Random rnd, Values values) {
         float[] d = t.data();
         for (int i = 0; i < d.length; i++) {
@@ -64,9 +119,9 @@ public record AttentionCase(String name, long seed, AttentionProblem problem, Pa
         return t;
     }
 
-    /** @return a zero output tensor of the right shape, in the inputs' layout */
+    /** @return a zero output tensor of the right shape, in {@link #outLayout()} */
     public Tensor newOutput() {
-        return Tensor.zeros(q.layout(), problem.batch(), problem.queryHeads(), problem.queryLength(), problem.valueDim());
+        return Tensor.zeros(outLayout, problem.batch(), problem.queryHeads(), problem.queryLength(), problem.valueDim());
     }
 
     /** @return a new LSE array of the right size */
@@ -81,6 +136,14 @@ public record AttentionCase(String name, long seed, AttentionProblem problem, Pa
 
     @Override
     public String toString() {
-        return name + " [seed " + seed + ", " + pattern.text() + ", " + problem + ", " + q.layout() + "]";
+        return name + " [case seed " + seed + ", " + pattern.text() + ", " + problem + ", " + layouts() + "]";
+    }
+
+    /** @return the tensor layouts: one word when all four agree, else each tensor's */
+    public String layouts() {
+        if (k.layout() == q.layout() && v.layout() == q.layout() && outLayout == q.layout()) {
+            return q.layout().toString();
+        }
+        return "q " + q.layout() + ", k " + k.layout() + ", v " + v.layout() + ", out " + outLayout;
     }
 }

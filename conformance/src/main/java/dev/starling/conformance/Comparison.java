@@ -80,6 +80,106 @@ public final class Comparison {
     }
 
     /**
+     * Compares sampled rows of output (and LSE when given) with the oracle's rows, per element and as
+     * the relative norm over those rows: for problems too long for the whole oracle.
+     *
+     * @param p the problem
+     * @param rows the sampled rows, each {@code {b, h, i}}. Not modified.
+     * @param expectedOut the oracle's {@code O[b, h, i, :]} of each sampled row. Not modified.
+     * @param expectedLse the oracle's {@code LSE[b, h, i]} of each sampled row. Not modified.
+     * @param out the backend's whole output. Not modified.
+     * @param lse the backend's whole LSE or {@code null}. Not modified.
+     * @param tol the tolerance
+     * @return the outcome; the message names the worst element as {@code (b, h, i, d)}
+     */
+    public static Outcome compareRows(AttentionProblem p, int[][] rows, double[][] expectedOut, double[] expectedLse,
+                                      Tensor out, float[] lse, Tolerance tol) {
+        double worst = 0;
+        int worstRow = -1;
+        int worstD = -1;
+        double diffNorm = 0;
+        double refNorm = 0;
+        for (int r = 0; r < rows.length; r++) {
+            int o = out.offset(rows[r][0], rows[r][1], rows[r][2]);
+            for (int d = 0; d < p.valueDim(); d++) {
+                double ref = expectedOut[r][d];
+                double got = out.data()[o + d];
+                double ratio = ratio(got, ref, tol.atol(), tol.rtol());
+                if (worstRow < 0 || ratio > worst) {
+                    worst = ratio;
+                    worstRow = r;
+                    worstD = d;
+                }
+                if (!Double.isNaN(ref) && !Double.isNaN(got)) {
+                    diffNorm += (got - ref) * (got - ref);
+                    refNorm += ref * ref;
+                }
+            }
+        }
+        double relNorm = refNorm == 0 ? Math.sqrt(diffNorm) : Math.sqrt(diffNorm / refNorm);
+        if (worst > 1) {
+            int[] at = rows[worstRow];
+            double ref = expectedOut[worstRow][worstD];
+            double got = out.get(at[0], at[1], at[2], worstD);
+            return new Outcome(false, worst, relNorm, String.format(
+                    "output at (b=%d, h=%d, i=%d, d=%d): %s vs expected %s (|diff| %.3g, allowed %.3g)", at[0], at[1], at[2],
+                    worstD, got, ref, Math.abs(got - ref), tol.atol() + tol.rtol() * Math.abs(ref)));
+        }
+        if (relNorm > tol.relativeNorm()) {
+            return new Outcome(false, worst, relNorm, "output relative norm error over the sampled rows " + relNorm
+                    + " exceeds " + tol.relativeNorm());
+        }
+        if (lse != null) {
+            for (int r = 0; r < rows.length; r++) {
+                int[] at = rows[r];
+                float got = lse[(at[0] * p.queryHeads() + at[1]) * p.queryLength() + at[2]];
+                double ratio = ratio(got, expectedLse[r], tol.lseAtol(), tol.lseRtol());
+                if (ratio > 1) {
+                    return new Outcome(false, worst, relNorm, String.format(
+                            "lse at (b=%d, h=%d, i=%d): %s vs expected %s (%.3g times the tolerance)", at[0], at[1], at[2],
+                            got, expectedLse[r], ratio));
+                }
+            }
+        }
+        return new Outcome(true, worst, relNorm, String.format(
+                "%d sampled rows: worst element at %.3f of tolerance, relative norm %.2e", rows.length, worst, relNorm));
+    }
+
+    /**
+     * Compares two outputs of one problem bit for bit.
+     *
+     * @param expected the output taken as right. Not modified.
+     * @param got the output to check. Not modified.
+     * @return empty when every element has the same bits; else the first differing element as
+     *         {@code (b, h, i, d)} with both values, and how many elements differ
+     */
+    public static Optional<String> bitDifference(Tensor expected, Tensor got) {
+        String first = null;
+        long differing = 0;
+        for (int b = 0; b < expected.batch(); b++) {
+            for (int h = 0; h < expected.heads(); h++) {
+                for (int i = 0; i < expected.length(); i++) {
+                    int e = expected.offset(b, h, i);
+                    int g = got.offset(b, h, i);
+                    for (int d = 0; d < expected.dim(); d++) {
+                        float x = expected.data()[e + d];
+                        float y = got.data()[g + d];
+                        if (Float.floatToRawIntBits(x) != Float.floatToRawIntBits(y)) {
+                            if (differing++ == 0) {
+                                first = String.format("at (b=%d, h=%d, i=%d, d=%d): %s where %s", b, h, i, d, y, x);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if (first == null) {
+            return Optional.empty();
+        }
+        return Optional.of(first + " (" + differing + " of " + expected.data().length + " elements differ)");
+    }
+
+    /**
      * Compares output (and LSE when both are given) element by element where the inputs may hold
      * NaN or infinities (DESIGN section 2, "Non-finite inputs"): exactly the elements that are NaN
      * in the oracle must be NaN, exactly those that are {@code +∞} must be {@code +∞} and those that

@@ -2,33 +2,53 @@ package dev.starling.conformance;
 
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.api.plan.OnlineSoftmax;
 import dev.starling.conformance.CaseGenerator.Feature;
 import java.io.IOException;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.InvocationTargetException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
 import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.DoubleSupplier;
 import java.util.function.Function;
 import java.util.function.Supplier;
+import java.util.stream.Collectors;
 
 /**
  * The rules of {@code RULES.md}, without any test framework: {@link #check(Rule)} runs one rule
  * against the backend and returns its result. {@link SparseAttentionContract} (JUnit) and
  * {@link ConformanceRunner} ({@code starling conformance}) both call this.
+ *
+ * <p>Every case of every rule is drawn from the run seed given here, so the same seed replays the
+ * same cases in the same order whichever rules run ({@link #only}); a failure carries the run seed
+ * ({@link RuleResult#seed()}). {@link #requireAvailable} turns "unavailable here" from a skip into a
+ * failure; {@link #memoryRuleBackend} says how rule 19's child JVM builds the backend.
  */
 public final class ConformanceRules {
     /** The default base seed of every generated case. */
@@ -39,75 +59,173 @@ public final class ConformanceRules {
 
     private final Supplier<SparseAttention> factory;
     private final long seed;
+    private final boolean requireAvailable;
+    private final Set<Rule> only;
+    private final LinearMemoryProbe.BackendSource memorySource;
 
     /**
+     * Rules for a backend, with every rule selected, an unavailable backend skipped, and rule 19's
+     * child JVM building the backend through its class's public no-argument constructor.
+     *
      * @param factory creates the backend under test (called once per rule)
-     * @param seed base seed of the generated cases
+     * @param seed the run seed: the base seed of every generated case
      */
     public ConformanceRules(Supplier<SparseAttention> factory, long seed) {
+        this(factory, seed, false, EnumSet.allOf(Rule.class), null);
+    }
+
+    private ConformanceRules(Supplier<SparseAttention> factory, long seed, boolean requireAvailable, Set<Rule> only,
+                             LinearMemoryProbe.BackendSource memorySource) {
         this.factory = factory;
         this.seed = seed;
+        this.requireAvailable = requireAvailable;
+        this.only = only.isEmpty() ? EnumSet.noneOf(Rule.class) : EnumSet.copyOf(only);
+        this.memorySource = memorySource;
+    }
+
+    /**
+     * @param require whether a backend that cannot run here (unavailable, or its {@code availability()} throws or
+     *                returns null) fails every rule instead of skipping it
+     * @return rules like these with that setting
+     */
+    public ConformanceRules requireAvailable(boolean require) {
+        return new ConformanceRules(factory, seed, require, only, memorySource);
+    }
+
+    /**
+     * @param rules the rules {@link #check} runs; every other rule is skipped, saying so
+     * @return rules like these with that selection
+     */
+    public ConformanceRules only(Set<Rule> rules) {
+        return new ConformanceRules(factory, seed, requireAvailable, rules, memorySource);
+    }
+
+    /**
+     * @param source how rule 19's child JVM builds the backend; {@code null} for the backend class's public
+     *               no-argument constructor
+     * @return rules like these with that source
+     */
+    public ConformanceRules memoryRuleBackend(LinearMemoryProbe.BackendSource source) {
+        return new ConformanceRules(factory, seed, requireAvailable, only, source);
+    }
+
+    /** @return the run seed */
+    public long seed() {
+        return seed;
     }
 
     /** Thrown inside a rule to end it with a failure. */
     private static final class RuleFailure extends RuntimeException {
         private static final long serialVersionUID = 1L;
         final double worst;
-        final long caseSeed;
 
-        RuleFailure(String message, double worst, long caseSeed) {
+        RuleFailure(String message, double worst) {
             super(message, null, false, false);
             this.worst = worst;
-            this.caseSeed = caseSeed;
         }
     }
 
     /**
-     * Runs one rule.
+     * Runs one rule. A rule not selected ({@link #only}) is skipped. Rule 25 (the SPI contract)
+     * runs whether or not the backend is available; every other rule skips, with the backend's
+     * reason, when it is not (or fails, with {@link #requireAvailable}).
      *
      * @param rule the rule
-     * @return pass, fail (with the worst element and the seed) or skipped (with the reason)
+     * @return pass, fail (with the case, the worst element and the run seed) or skipped (with the reason)
      */
     public RuleResult check(Rule rule) {
-        SparseAttention backend = factory.get();
-        if (!backend.availability().isAvailable()) {
-            return RuleResult.skip(rule, "backend '" + backend.name() + "' is " + backend.availability());
+        if (!only.contains(rule)) {
+            return RuleResult.skip(rule, "not selected (only rule" + (only.size() == 1 ? " " : "s ")
+                    + only.stream().map(r -> String.valueOf(r.number())).collect(Collectors.joining(", ")) + " run)");
         }
-        Capabilities caps = backend.capabilities();
+        SparseAttention backend;
+        try {
+            backend = factory.get();
+        } catch (RuntimeException | Error e) {
+            return RuleResult.fail(rule, "creating the backend threw " + e, Double.NaN, seed);
+        }
+        if (backend == null) {
+            return RuleResult.fail(rule, "the backend factory returned null", Double.NaN, seed);
+        }
+        if (rule == Rule.R25_SERVICE_CONTRACT) {
+            return guarded(rule, () -> serviceContract(backend));
+        }
+        Availability availability;
+        try {
+            availability = backend.availability();
+        } catch (RuntimeException | Error e) {
+            availability = Availability.unavailable("its availability() threw " + e);
+        }
+        if (availability == null) {
+            availability = Availability.unavailable("its availability() returned null");
+        }
+        if (!availability.isAvailable()) {
+            String why = "backend '" + safeName(backend) + "' is " + availability;
+            return requireAvailable
+                    ? RuleResult.fail(rule, why + "; a backend that cannot run cannot pass (availability is required: "
+                            + "--require-available, -D" + SparseAttentionContract.REQUIRE_AVAILABLE_PROPERTY + "=true)",
+                            Double.NaN, seed)
+                    : RuleResult.skip(rule, why);
+        }
+        Capabilities caps;
+        try {
+            caps = backend.capabilities();
+        } catch (RuntimeException | Error e) {
+            return RuleResult.fail(rule, "capabilities() threw " + e, Double.NaN, seed);
+        }
+        if (caps == null) {
+            return RuleResult.fail(rule, "capabilities() returned null", Double.NaN, seed);
+        }
         String missing = missingCapability(rule, caps);
         if (missing != null) {
             return RuleResult.skip(rule, "backend does not declare " + missing + "; declare it to run this rule");
         }
+        return guarded(rule, () -> switch (rule) {
+            case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, Feature.CORE, false);
+            case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, Feature.TAILS, false);
+            case R03_CAUSAL -> feature(backend, Feature.CAUSAL, false);
+            case R04_GROUPED_QUERY -> feature(backend, Feature.GROUPED_QUERY, false);
+            case R05_KEY_AND_QUERY_LENGTHS -> feature(backend, Feature.LENGTHS, false);
+            case R06_LSE -> Math.max(feature(backend, Feature.CORE, true), feature(backend, Feature.TAILS, true));
+            case R07_HUGE_LOGITS -> feature(backend, Feature.HUGE_LOGITS, false);
+            case R08_EMPTY_ROWS -> emptyRows(backend);
+            case R09_EVERY_ELEMENT_WRITTEN -> everyElementWritten(backend);
+            case R10_INPUTS_NOT_MODIFIED -> inputsNotModified(backend);
+            case R11_DETERMINISTIC -> deterministic(backend);
+            case R12_THREAD_SAFE -> threadSafe(backend);
+            case R13_MASKED_NAN_NEVER_LEAKS -> maskedNan(backend);
+            case R14_ALLOWED_NAN_REACHES_ITS_ROWS -> allowedNan(backend);
+            case R15_BAD_INPUT_REFUSED -> badInput(backend);
+            case R16_FORWARD_AFTER_CLOSE -> forwardAfterClose(backend);
+            case R17_UNDECLARED_FEATURES_THROW -> undeclaredFeatures(backend);
+            case R18_TENSOR_LAYOUTS -> feature(backend, Feature.TENSOR_LAYOUTS, false);
+            case R19_LINEAR_MEMORY -> linearMemory(backend);
+            case R20_NON_FINITE_INPUTS -> nonFiniteInputs(backend);
+            case R21_KEY_SPLITS_MERGE -> keySplitsMerge(backend);
+            case R22_FEATURE_COMBINATIONS -> featureCombinations(backend);
+            case R23_LONG_SEQUENCES -> longSequences(backend);
+            case R24_WORK_FOLLOWS_ALLOWED_BLOCKS -> workFollowsAllowedBlocks(backend);
+            case R25_SERVICE_CONTRACT -> serviceContract(backend);
+        });
+    }
+
+    /** Runs a rule body, turning a {@link RuleFailure} or anything unexpected into a failure with the run seed. */
+    private RuleResult guarded(Rule rule, DoubleSupplier body) {
         try {
-            double worst = switch (rule) {
-                case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, Feature.CORE, false);
-                case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, Feature.TAILS, false);
-                case R03_CAUSAL -> feature(backend, Feature.CAUSAL, false);
-                case R04_GROUPED_QUERY -> feature(backend, Feature.GROUPED_QUERY, false);
-                case R05_KEY_AND_QUERY_LENGTHS -> feature(backend, Feature.LENGTHS, false);
-                case R06_LSE -> Math.max(feature(backend, Feature.CORE, true), feature(backend, Feature.TAILS, true));
-                case R07_HUGE_LOGITS -> feature(backend, Feature.HUGE_LOGITS, false);
-                case R08_EMPTY_ROWS -> emptyRows(backend);
-                case R09_EVERY_ELEMENT_WRITTEN -> everyElementWritten(backend);
-                case R10_INPUTS_NOT_MODIFIED -> inputsNotModified(backend);
-                case R11_DETERMINISTIC -> deterministic(backend);
-                case R12_THREAD_SAFE -> threadSafe(backend);
-                case R13_MASKED_NAN_NEVER_LEAKS -> maskedNan(backend);
-                case R14_ALLOWED_NAN_REACHES_ITS_ROWS -> allowedNan(backend);
-                case R15_BAD_INPUT_REFUSED -> badInput(backend);
-                case R16_FORWARD_AFTER_CLOSE -> forwardAfterClose(backend);
-                case R17_UNDECLARED_FEATURES_THROW -> undeclaredFeatures(backend);
-                case R18_TENSOR_LAYOUTS -> feature(backend, Feature.TENSOR_LAYOUTS, false);
-                case R19_LINEAR_MEMORY -> linearMemory(backend);
-                case R20_NON_FINITE_INPUTS -> nonFiniteInputs(backend);
-                case R21_KEY_SPLITS_MERGE -> keySplitsMerge(backend);
-            };
-            return RuleResult.pass(rule, worst);
+            return RuleResult.pass(rule, body.getAsDouble());
         } catch (RuleFailure f) {
-            return RuleResult.fail(rule, f.getMessage(), f.worst, f.caseSeed);
+            return RuleResult.fail(rule, f.getMessage(), f.worst, seed);
         } catch (RuntimeException | Error e) {
             StackTraceElement[] at = e.getStackTrace();
-            return RuleResult.fail(rule, "unexpected " + e + (at.length > 0 ? " at " + at[0] : ""), Double.NaN, 0);
+            return RuleResult.fail(rule, "unexpected " + e + (at.length > 0 ? " at " + at[0] : ""), Double.NaN, seed);
+        }
+    }
+
+    private static String safeName(SparseAttention backend) {
+        try {
+            return String.valueOf(backend.name());
+        } catch (RuntimeException | Error e) {
+            return backend.getClass().getName();
         }
     }
 
@@ -137,14 +255,14 @@ public final class ConformanceRules {
         try (AttentionPlan plan = backend.plan(c.problem(), c.layout())) {
             plan.forward(c.q(), c.k(), c.v(), out, lse);
         } catch (RuntimeException e) {
-            throw new RuleFailure("case " + c + " threw " + e, Double.NaN, c.seed());
+            throw new RuleFailure("case " + c + " threw " + e, Double.NaN);
         }
     }
 
     private static double compare(AttentionCase c, DenseOracle.Result expected, Tensor out, float[] lse) {
         Comparison.Outcome o = Comparison.compare(c.problem(), expected, out, lse, Tolerance.of(c.problem().precision()));
         if (!o.ok()) {
-            throw new RuleFailure("case " + c + ": " + o.message(), o.worstRatio(), c.seed());
+            throw new RuleFailure("case " + c + ": " + o.message(), o.worstRatio());
         }
         return o.worstRatio();
     }
@@ -191,12 +309,12 @@ public final class ConformanceRules {
                         float got = out.get(b, h, i, d);
                         if (Float.floatToRawIntBits(got) != 0) {
                             throw new RuleFailure("case " + c + ": row (b=" + b + ", h=" + h + ", i=" + i
-                                    + ") has no allowed key, so O must be +0.0, but d=" + d + " is " + got, Double.NaN, c.seed());
+                                    + ") has no allowed key, so O must be +0.0, but d=" + d + " is " + got, Double.NaN);
                         }
                     }
                     if (lse != null && lse[row] != Float.NEGATIVE_INFINITY) {
                         throw new RuleFailure("case " + c + ": row (b=" + b + ", h=" + h + ", i=" + i
-                                + ") has no allowed key, so LSE must be -Infinity, but is " + lse[row], Double.NaN, c.seed());
+                                + ") has no allowed key, so LSE must be -Infinity, but is " + lse[row], Double.NaN);
                     }
                 }
                 worst = Math.max(worst, compare(c, expected, out, lse));
@@ -230,12 +348,12 @@ public final class ConformanceRules {
                         for (int d = 0; d < pr.valueDim(); d++) {
                             if (out.get(b, h, i, d) == POISON) {
                                 throw new RuleFailure("case " + c + ": output (b=" + b + ", h=" + h + ", i=" + i + ", d=" + d
-                                        + ") was never written (still holds the poison " + POISON + ")", Double.NaN, c.seed());
+                                        + ") was never written (still holds the poison " + POISON + ")", Double.NaN);
                             }
                         }
                         if (lse != null && lse[(b * pr.queryHeads() + h) * pr.queryLength() + i] == POISON) {
                             throw new RuleFailure("case " + c + ": lse (b=" + b + ", h=" + h + ", i=" + i
-                                    + ") was never written", Double.NaN, c.seed());
+                                    + ") was never written", Double.NaN);
                         }
                     }
                 }
@@ -251,15 +369,15 @@ public final class ConformanceRules {
             cases.addAll(supported(caps, Feature.TENSOR_LAYOUTS, p));
             cases.addAll(supported(caps, Feature.TAILS, p));
             for (AttentionCase c : cases) {
-                float[][] before = {c.q().data().clone(), c.k().data().clone(), c.v().data().clone()};
+                Tensor[] before = {c.q().copy(), c.k().copy(), c.v().copy()};
                 run(backend, c, c.newOutput(), caps.lse() ? c.newLse() : null);
                 String[] names = {"q", "k", "v"};
-                float[][] after = {c.q().data(), c.k().data(), c.v().data()};
+                Tensor[] after = {c.q(), c.k(), c.v()};
                 for (int t = 0; t < 3; t++) {
-                    int at = Arrays.mismatch(before[t], after[t]);
-                    if (at >= 0) {
-                        throw new RuleFailure("case " + c + ": input " + names[t] + " was modified at flat index " + at + ": "
-                                + before[t][at] + " became " + after[t][at], Double.NaN, c.seed());
+                    Optional<String> changed = Comparison.bitDifference(before[t], after[t]);
+                    if (changed.isPresent()) {
+                        throw new RuleFailure("case " + c + ": input " + names[t] + " was modified "
+                                + changed.get().replace(" where ", " where it held ").replace(", i=", ", n="), Double.NaN);
                     }
                 }
             }
@@ -274,56 +392,125 @@ public final class ConformanceRules {
     }
 
     private double deterministic(SparseAttention backend) {
-        AttentionCase c = mediumCase(backend.capabilities());
-        Tensor first = c.newOutput();
-        Tensor second = c.newOutput();
-        Tensor third = c.newOutput();
-        try (AttentionPlan plan = backend.plan(c.problem(), c.layout())) {
-            plan.forward(c.q(), c.k(), c.v(), first);
-            plan.forward(c.q(), c.k(), c.v(), second);
+        Capabilities caps = backend.capabilities();
+        AttentionCase c = mediumCase(caps);
+        Tensor[] outs = {c.newOutput(), c.newOutput(), c.newOutput()};
+        float[][] lses = new float[3][];
+        for (int x = 0; x < 3; x++) {
+            lses[x] = caps.lse() ? c.newLse() : null;
         }
-        run(backend, c, third, null);
-        requireBitIdentical(c, first, second, "a second call on the same plan");
-        requireBitIdentical(c, first, third, "a call on a new plan");
+        try (AttentionPlan plan = openPlan(backend, c, c.layout(), "")) {
+            plan.forward(c.q(), c.k(), c.v(), outs[0], lses[0]);
+            plan.forward(c.q(), c.k(), c.v(), outs[1], lses[1]);
+        }
+        run(backend, c, outs[2], lses[2]);
+        String[] what = {null, "a second call on the same plan", "a call on a new plan"};
+        for (int x = 1; x < 3; x++) {
+            Optional<String> d = difference(c.problem(), outs[0], lses[0], outs[x], lses[x]);
+            if (d.isPresent()) {
+                throw new RuleFailure("case " + c + ": " + what[x] + " differs bit for bit from the first call, "
+                        + d.get(), Double.NaN);
+            }
+        }
         return Double.NaN;
     }
 
-    private static void requireBitIdentical(AttentionCase c, Tensor expected, Tensor got, String what) {
-        for (int i = 0; i < expected.data().length; i++) {
-            if (Float.floatToRawIntBits(expected.data()[i]) != Float.floatToRawIntBits(got.data()[i])) {
-                throw new RuleFailure("case " + c + ": " + what + " gave " + got.data()[i] + " at flat index " + i
-                        + " where the first call gave " + expected.data()[i], Double.NaN, c.seed());
+    /**
+     * The first bit-level difference between two results of one problem, output before LSE, as
+     * {@code output at (b, h, i, d): x where y (n of m elements differ)}, or empty.
+     */
+    private static Optional<String> difference(AttentionProblem p, Tensor expected, float[] expectedLse, Tensor got,
+                                               float[] gotLse) {
+        Optional<String> d = Comparison.bitDifference(expected, got);
+        if (d.isPresent()) {
+            return Optional.of("output " + d.get());
+        }
+        if (expectedLse == null) {
+            return Optional.empty();
+        }
+        int differing = 0;
+        int first = -1;
+        for (int r = 0; r < expectedLse.length; r++) {
+            if (Float.floatToRawIntBits(expectedLse[r]) != Float.floatToRawIntBits(gotLse[r])) {
+                first = differing++ == 0 ? r : first;
             }
         }
+        if (first < 0) {
+            return Optional.empty();
+        }
+        int i = first % p.queryLength();
+        int h = first / p.queryLength() % p.queryHeads();
+        int b = first / p.queryLength() / p.queryHeads();
+        return Optional.of(String.format("lse at (b=%d, h=%d, i=%d): %s where %s (%d of %d elements differ)", b, h, i,
+                gotLse[first], expectedLse[first], differing, expectedLse.length));
     }
 
+    /** Threads of rule 12. */
+    static final int THREADS = 4;
+    /** Calls each thread of rule 12 makes. */
+    static final int CALLS_PER_THREAD = 6;
+
+    /**
+     * Rule 12: {@value #THREADS} threads call {@code forward} on one plan at once, each with its own
+     * inputs, {@value #CALLS_PER_THREAD} times; each result must equal, bit for bit, the result of a
+     * serial call on the same inputs. Different inputs per thread are what show an output or
+     * scratch buffer the plan owns: with the same inputs every thread writes the same values.
+     */
     private double threadSafe(SparseAttention backend) {
-        AttentionCase c = mediumCase(backend.capabilities());
-        Tensor reference = c.newOutput();
-        ExecutorService callers = Executors.newFixedThreadPool(4);
-        try (AttentionPlan plan = backend.plan(c.problem(), c.layout())) {
-            plan.forward(c.q(), c.k(), c.v(), reference);
-            List<Future<List<Tensor>>> futures = new ArrayList<>();
-            for (int t = 0; t < 4; t++) {
+        Capabilities caps = backend.capabilities();
+        AttentionCase base = mediumCase(caps);
+        boolean withLse = caps.lse();
+        AttentionCase[] inputs = new AttentionCase[THREADS];
+        Tensor[] serial = new Tensor[THREADS];
+        float[][] serialLse = new float[THREADS][];
+        ExecutorService callers = Executors.newFixedThreadPool(THREADS);
+        try (AttentionPlan plan = openPlan(backend, base, base.layout(), "")) {
+            for (int t = 0; t < THREADS; t++) {
+                inputs[t] = base.withInputs(base.seed() + 1 + t);
+                serial[t] = base.newOutput();
+                serialLse[t] = withLse ? base.newLse() : null;
+                plan.forward(inputs[t].q(), inputs[t].k(), inputs[t].v(), serial[t], serialLse[t]);
+            }
+            CountDownLatch start = new CountDownLatch(1);
+            List<Future<List<Object[]>>> futures = new ArrayList<>();
+            for (int t = 0; t < THREADS; t++) {
+                AttentionCase mine = inputs[t];
                 futures.add(callers.submit(() -> {
-                    List<Tensor> outs = new ArrayList<>();
-                    for (int rep = 0; rep < 6; rep++) {
-                        Tensor out = c.newOutput();
-                        plan.forward(c.q(), c.k(), c.v(), out);
-                        outs.add(out);
+                    start.await();
+                    List<Object[]> results = new ArrayList<>();
+                    for (int call = 0; call < CALLS_PER_THREAD; call++) {
+                        Tensor out = base.newOutput();
+                        float[] lse = withLse ? base.newLse() : null;
+                        plan.forward(mine.q(), mine.k(), mine.v(), out, lse);
+                        results.add(new Object[] {out, lse});
                     }
-                    return outs;
+                    return results;
                 }));
             }
-            for (Future<List<Tensor>> f : futures) {
-                for (Tensor out : f.get(10, TimeUnit.MINUTES)) {
-                    requireBitIdentical(c, reference, out, "a call from one of four concurrent threads");
+            start.countDown();
+            int differing = 0;
+            String first = null;
+            for (int t = 0; t < THREADS; t++) {
+                List<Object[]> results = futures.get(t).get(10, TimeUnit.MINUTES);
+                for (int call = 0; call < results.size(); call++) {
+                    Optional<String> d = difference(base.problem(), serial[t], serialLse[t], (Tensor) results.get(call)[0],
+                            (float[]) results.get(call)[1]);
+                    if (d.isPresent() && differing++ == 0) {
+                        first = "thread " + t + ", call " + call + ": " + d.get();
+                    }
                 }
+            }
+            if (differing > 0) {
+                throw new RuleFailure("case " + base + ", each of " + THREADS + " threads with its own inputs: " + differing
+                        + " of " + THREADS * CALLS_PER_THREAD + " concurrent calls differed bit for bit from a serial call on"
+                        + " the same inputs; first " + first, Double.NaN);
             }
         } catch (RuleFailure e) {
             throw e;
+        } catch (ExecutionException e) {
+            throw new RuleFailure("case " + base + ": a concurrent forward threw " + e.getCause(), Double.NaN);
         } catch (Exception e) {
-            throw new RuleFailure("case " + c + ": concurrent forward failed: " + e, Double.NaN, c.seed());
+            throw new RuleFailure("case " + base + ": concurrent forward failed: " + e, Double.NaN);
         } finally {
             callers.shutdownNow();
         }
@@ -346,7 +533,7 @@ public final class ConformanceRules {
         if (!o.ok()) {
             throw new RuleFailure("case " + c + " with NaN in " + where + ": " + o.message()
                     + " (a NaN row where the oracle has a number means NaN leaked into a row that may not see it)",
-                    o.worstRatio(), c.seed());
+                    o.worstRatio());
         }
         return o.worstRatio();
     }
@@ -496,12 +683,12 @@ public final class ConformanceRules {
                 String what = "forward with " + call[0];
                 if (!(thrown instanceof IllegalArgumentException)) {
                     throw new RuleFailure(what + " must throw IllegalArgumentException but "
-                            + (thrown == null ? "returned normally" : "threw " + thrown), Double.NaN, c.seed());
+                            + (thrown == null ? "returned normally" : "threw " + thrown), Double.NaN);
                 }
                 if (target != null) {
                     for (float f : target.data()) {
                         if (f != POISON) {
-                            throw new RuleFailure(what + " wrote into the output before refusing", Double.NaN, c.seed());
+                            throw new RuleFailure(what + " wrote into the output before refusing", Double.NaN);
                         }
                     }
                 }
@@ -519,7 +706,7 @@ public final class ConformanceRules {
             }
             if (!(thrown instanceof IllegalArgumentException)) {
                 throw new RuleFailure("plan with " + layoutNames[i] + " must throw IllegalArgumentException but "
-                        + (thrown == null ? "returned a plan" : "threw " + thrown), Double.NaN, c.seed());
+                        + (thrown == null ? "returned a plan" : "threw " + thrown), Double.NaN);
             }
         }
         BlockLayout perHeadForMore = Patterns.parse("random(block=16, blocks=2)").layout(nq, nk, hq + 2);
@@ -532,7 +719,7 @@ public final class ConformanceRules {
         if (!(thrown instanceof IllegalArgumentException)) {
             throw new RuleFailure("plan with a per-head layout for " + (hq + 2) + " heads (problem has " + hq
                     + ") must throw IllegalArgumentException but " + (thrown == null ? "returned a plan" : "threw " + thrown),
-                    Double.NaN, c.seed());
+                    Double.NaN);
         }
         return Double.NaN;
     }
@@ -546,17 +733,16 @@ public final class ConformanceRules {
         try {
             plan.close();
         } catch (RuntimeException e) {
-            throw new RuleFailure("a second close() threw " + e + "; close must be idempotent", Double.NaN, c.seed());
+            throw new RuleFailure("a second close() threw " + e + "; close must be idempotent", Double.NaN);
         }
         try {
             plan.forward(c.q(), c.k(), c.v(), c.newOutput());
         } catch (IllegalStateException expected) {
             return Double.NaN;
         } catch (RuntimeException e) {
-            throw new RuleFailure("forward after close must throw IllegalStateException but threw " + e, Double.NaN, c.seed());
+            throw new RuleFailure("forward after close must throw IllegalStateException but threw " + e, Double.NaN);
         }
-        throw new RuleFailure("forward after close must throw IllegalStateException but returned normally", Double.NaN,
-                c.seed());
+        throw new RuleFailure("forward after close must throw IllegalStateException but returned normally", Double.NaN);
     }
 
     private double undeclaredFeatures(SparseAttention backend) {
@@ -604,11 +790,11 @@ public final class ConformanceRules {
             if (!(thrown instanceof UnsupportedOperationException)) {
                 throw new RuleFailure("the backend does not declare " + probe[0] + ", so a problem that needs it must throw "
                         + "UnsupportedOperationException but " + (thrown == null ? "it ran" : "it threw " + thrown)
-                        + "; either declare the capability or refuse it", Double.NaN, 0);
+                        + "; either declare the capability or refuse it", Double.NaN);
             }
             if (thrown.getMessage() == null || thrown.getMessage().isBlank()) {
                 throw new RuleFailure("UnsupportedOperationException for " + probe[0] + " must name the capability",
-                        Double.NaN, 0);
+                        Double.NaN);
             }
         }
         return Double.NaN;
@@ -651,11 +837,11 @@ public final class ConformanceRules {
         try {
             plan.forward(inputs[0], inputs[1], inputs[2], out, lse);
         } catch (RuntimeException e) {
-            throw new RuleFailure(what + " threw " + e, Double.NaN, c.seed());
+            throw new RuleFailure(what + " threw " + e, Double.NaN);
         }
         Comparison.Outcome o = Comparison.compareElementByElement(c.problem(), expected, out, lse, tol);
         if (!o.ok()) {
-            throw new RuleFailure(what + ": " + o.message(), o.worstRatio(), c.seed());
+            throw new RuleFailure(what + ": " + o.message(), o.worstRatio());
         }
         return o.worstRatio();
     }
@@ -687,7 +873,7 @@ public final class ConformanceRules {
                         throw e;
                     } catch (RuntimeException e) {
                         throw new RuleFailure("case " + c + ", key-block set " + x + " of " + parts + ": forward threw " + e,
-                                Double.NaN, c.seed());
+                                Double.NaN);
                     }
                 }
                 String what = "case " + c + " split into " + parts + " disjoint key-block sets (seed " + c.seed() + ")";
@@ -719,7 +905,7 @@ public final class ConformanceRules {
         try {
             return backend.plan(c.problem(), layout);
         } catch (RuntimeException e) {
-            throw new RuleFailure("case " + c + which + ": plan threw " + e, Double.NaN, c.seed());
+            throw new RuleFailure("case " + c + which + ": plan threw " + e, Double.NaN);
         }
     }
 
@@ -727,7 +913,7 @@ public final class ConformanceRules {
                                        Tolerance tol) {
         Comparison.Outcome o = Comparison.compare(c.problem(), expected, out, lse, tol);
         if (!o.ok()) {
-            throw new RuleFailure(what + ": " + o.message(), o.worstRatio(), c.seed());
+            throw new RuleFailure(what + ": " + o.message(), o.worstRatio());
         }
         return o.worstRatio();
     }
@@ -754,9 +940,21 @@ public final class ConformanceRules {
     }
 
     private double linearMemory(SparseAttention backend) {
+        LinearMemoryProbe.BackendSource source = memorySource;
+        if (source == null) {
+            if (!LinearMemoryProbe.BackendSource.usable(backend.getClass(), LinearMemoryProbe.BackendSource.Kind.BACKEND)) {
+                throw new RuleFailure("rule 19 builds the backend again in a child JVM started with " + MEMORY_RULE_HEAP
+                        + ", but " + backend.getClass().getName() + " is not a public class with a public no-argument "
+                        + "constructor (which ServiceLoader needs too); in the JUnit contract give your test class a "
+                        + "no-argument constructor or override memoryRuleBackendSupplier() (conformance/RULES.md, rule 19)",
+                        Double.NaN);
+            }
+            source = LinearMemoryProbe.BackendSource.backendClass(backend.getClass());
+        }
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> command = List.of(java, MEMORY_RULE_HEAP, "-cp", System.getProperty("java.class.path"),
-                LinearMemoryProbe.class.getName(), backend.getClass().getName());
+        List<String> command = new ArrayList<>(List.of(java, MEMORY_RULE_HEAP, "-cp", System.getProperty("java.class.path"),
+                LinearMemoryProbe.class.getName()));
+        command.addAll(source.arguments());
         try {
             Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
             byte[] output = process.getInputStream().readAllBytes();
@@ -764,14 +962,383 @@ public final class ConformanceRules {
             String text = new String(output, StandardCharsets.UTF_8).strip();
             if (code != 0) {
                 throw new RuleFailure("BigBird over " + LinearMemoryProbe.TOKENS + " tokens in a JVM with " + MEMORY_RULE_HEAP
-                        + " failed (exit " + code + "): " + lastLines(text, 6), Double.NaN, 0);
+                        + " (backend built there as " + source + ") failed (exit " + code + "): " + lastLines(text, 6),
+                        Double.NaN);
             }
             return Double.NaN;
         } catch (IOException e) {
-            throw new RuleFailure("could not start a child JVM for the memory rule: " + e, Double.NaN, 0);
+            throw new RuleFailure("could not start a child JVM for the memory rule: " + e, Double.NaN);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new RuleFailure("interrupted", Double.NaN, 0);
+            throw new RuleFailure("interrupted", Double.NaN);
+        }
+    }
+
+    /**
+     * Rule 22: every case of {@link CombinationGenerator#generate} for the backend's capabilities,
+     * each on a fresh plan over a poisoned output (and LSE when the case asks for it), every element
+     * compared with the oracle.
+     */
+    private double featureCombinations(SparseAttention backend) {
+        List<CombinationGenerator.Combination> all = CombinationGenerator.generate(backend.capabilities(), seed);
+        double worst = 0;
+        for (CombinationGenerator.Combination x : all) {
+            AttentionCase c = x.testCase();
+            Tensor out = c.newOutput();
+            Arrays.fill(out.data(), POISON);
+            float[] lse = x.lse() ? c.newLse() : null;
+            if (lse != null) {
+                Arrays.fill(lse, POISON);
+            }
+            try (AttentionPlan plan = openPlan(backend, c, c.layout(), "")) {
+                plan.forward(c.q(), c.k(), c.v(), out, lse);
+            } catch (RuleFailure e) {
+                throw e;
+            } catch (RuntimeException e) {
+                throw new RuleFailure("case " + c + ": forward threw " + e, Double.NaN);
+            }
+            Comparison.Outcome o = Comparison.compare(c.problem(), c.expected(), out, lse, Tolerance.of(c.problem().precision()));
+            if (!o.ok()) {
+                throw new RuleFailure("case " + c + ": " + o.message(), o.worstRatio());
+            }
+            worst = Math.max(worst, o.worstRatio());
+        }
+        return worst;
+    }
+
+    /** Keys of the long cases of rule 23: at least 16,384, with a partial tail block. */
+    static final int LONG_KEYS = 16_384 + 45;
+
+    /** A head dim the backend accepts, as close to {@code want} as its limits allow. */
+    private static int headDim(Capabilities caps, int want) {
+        return Math.max(caps.minHeadDim(), Math.min(caps.maxHeadDim(), want));
+    }
+
+    /**
+     * The cases of rule 23 in one precision, small head dims so the long rows stay cheap: BigBird
+     * over {@value #LONG_KEYS} queries and keys (two global rows of 64 tokens read every key), and
+     * 1,031 queries over {@value #LONG_KEYS} keys in BSHD with two query heads, as causal, MQA and
+     * with key lengths as the backend declares.
+     */
+    List<AttentionCase> longCases(Capabilities caps, Precision p) {
+        List<AttentionCase> cases = new ArrayList<>();
+        AttentionProblem square = AttentionProblem.builder().heads(1).length(LONG_KEYS).headDim(headDim(caps, 8))
+                .valueDim(headDim(caps, 12)).precision(p).build();
+        cases.add(AttentionCase.random("long bigbird nq=nk=" + LONG_KEYS, seed + 23, square,
+                Patterns.parse("bigbird(block=64, window=1, global=2, random=1, seed=" + (seed & 0xffff) + ")"),
+                TensorLayout.BHSD, AttentionCase.Values.NORMAL));
+        AttentionProblem.Builder wide = AttentionProblem.builder().heads(2).kvHeads(caps.groupedQuery() ? 1 : 2)
+                .queryLength(1031).keyLength(LONG_KEYS).headDim(headDim(caps, 8)).valueDim(headDim(caps, 8))
+                .causal(caps.causal()).precision(p);
+        if (caps.keyLengths()) {
+            wide.keyLengths(LONG_KEYS - 500);
+        }
+        cases.add(AttentionCase.random("long nq 1031 nk " + LONG_KEYS + (caps.causal() ? " causal" : "")
+                        + (caps.groupedQuery() ? " mqa" : "") + (caps.keyLengths() ? " key lengths" : ""), seed + 24,
+                wide.build(), Patterns.parse("bigbird(block=64, window=3, global=1, random=2, seed=" + (seed & 0xffff) + ")"),
+                TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+        return cases;
+    }
+
+    /**
+     * The rows rule 23 checks in each (batch entry, head): every long row's block (a query block
+     * whose layout row holds at least half the key blocks: BigBird's global rows) at its first, last
+     * and a random row; the first query block (four rows) and the last (three, {@code Nq − 1}
+     * included); and 16 random rows.
+     *
+     * @return {@code {b, h, i}} triples, each once
+     */
+    static int[][] sampleRows(AttentionCase c) {
+        AttentionProblem p = c.problem();
+        BlockLayout l = c.layout();
+        Random rnd = new Random(c.seed());
+        int nq = p.queryLength();
+        int qb = l.queryBlock();
+        List<int[]> rows = new ArrayList<>();
+        for (int b = 0; b < p.batch(); b++) {
+            for (int h = 0; h < p.queryHeads(); h++) {
+                TreeSet<Integer> picked = new TreeSet<>();
+                int longBlocks = 0;
+                for (int r = 0; r < l.queryBlocks() && longBlocks < 4; r++) {
+                    if (2L * l.rowSize(h, r) >= l.keyBlocks()) {
+                        longBlocks++;
+                        int first = r * qb;
+                        int last = Math.min(nq, first + qb) - 1;
+                        picked.add(first);
+                        picked.add(last);
+                        picked.add(first + rnd.nextInt(last - first + 1));
+                    }
+                }
+                int firstEnd = Math.min(nq, qb) - 1;
+                picked.add(0);
+                picked.add(Math.min(1, firstEnd));
+                picked.add(rnd.nextInt(firstEnd + 1));
+                picked.add(firstEnd);
+                int lastBegin = (l.queryBlocks() - 1) * qb;
+                picked.add(lastBegin);
+                picked.add(lastBegin + rnd.nextInt(nq - lastBegin));
+                picked.add(nq - 1);
+                for (int x = 0; x < 16; x++) {
+                    picked.add(rnd.nextInt(nq));
+                }
+                for (int i : picked) {
+                    rows.add(new int[] {b, h, i});
+                }
+            }
+        }
+        return rows.toArray(new int[0][]);
+    }
+
+    /**
+     * Rule 23: problems with at least 16,384 keys, as a backend's long-sequence paths see them
+     * (split rows, large grids), checked on sampled rows: the oracle computes only those rows.
+     */
+    private double longSequences(SparseAttention backend) {
+        Capabilities caps = backend.capabilities();
+        double worst = 0;
+        for (Precision p : caps.precisions()) {
+            for (AttentionCase c : longCases(caps, p)) {
+                Tensor out = c.newOutput();
+                Arrays.fill(out.data(), POISON);
+                float[] lse = caps.lse() ? c.newLse() : null;
+                run(backend, c, out, lse);
+                int[][] rows = sampleRows(c);
+                double[][] expected = new double[rows.length][c.problem().valueDim()];
+                double[] expectedLse = new double[rows.length];
+                for (int r = 0; r < rows.length; r++) {
+                    expectedLse[r] = DenseOracle.row(c.problem(), c.layout(), c.q(), c.k(), c.v(), rows[r][0], rows[r][1],
+                            rows[r][2], expected[r]);
+                }
+                Comparison.Outcome o = Comparison.compareRows(c.problem(), rows, expected, expectedLse, out, lse,
+                        Tolerance.of(p));
+                if (!o.ok()) {
+                    throw new RuleFailure("case " + c + ", " + rows.length + " sampled rows (long rows, first and last "
+                            + "query blocks, random rows): " + o.message(), o.worstRatio());
+                }
+                worst = Math.max(worst, o.worstRatio());
+            }
+        }
+        return worst;
+    }
+
+    /** Rule 24: the most the narrow pattern's time may be of the wide one's. */
+    static final double WORK_TIME_RATIO_BOUND = 0.5;
+    /** Rule 24 stops growing the problem once the wide pattern takes this long (seconds). */
+    static final double WORK_STOP_SECONDS = 0.15;
+    /** Rule 24's largest length. */
+    static final int WORK_MAX_LENGTH = 16_384;
+
+    /**
+     * Rule 24: at one length, a narrow window (3 key blocks a row) against a wide one (all key
+     * blocks but a corner: {@code nkb − 1}), the two timed alternately, the minimum of four calls
+     * each; a ratio under the bound counts only when a second such round confirms it. The narrow one has about {@code 3/nkb} of the wide one's blocks; a backend whose work
+     * follows the allowed blocks takes far less than half the time for it, one that computes
+     * every block (and masks) the same time. The length doubles from 1,024 while the ratio is
+     * above {@value #WORK_TIME_RATIO_BOUND} (fixed costs shrink against the work), until the wide
+     * call takes {@value #WORK_STOP_SECONDS} s or the length reaches {@value #WORK_MAX_LENGTH}.
+     */
+    private double workFollowsAllowedBlocks(SparseAttention backend) {
+        Capabilities caps = backend.capabilities();
+        Precision p = caps.precisions().iterator().next();
+        int block = 32;
+        String last = "";
+        for (int n = 1024; ; n *= 2) {
+            AttentionProblem pr = AttentionProblem.builder().heads(1).length(n).headDim(headDim(caps, 16)).precision(p)
+                    .build();
+            int nkb = n / block;
+            PatternSpec narrow = Patterns.parse("window(block=" + block + ", blocks=3)");
+            PatternSpec wide = Patterns.parse("window(block=" + block + ", blocks=" + (nkb - 1) + ")");
+            AttentionCase cn = AttentionCase.random("work narrow", seed + n, pr, narrow, TensorLayout.BHSD,
+                    AttentionCase.Values.NORMAL);
+            AttentionCase cw = new AttentionCase("work wide", cn.seed(), pr, wide, Starling.layout(pr, wide), cn.q(), cn.k(),
+                    cn.v());
+            Tensor out = cn.newOutput();
+            double tn;
+            double tw;
+            double ratio;
+            boolean confirmed = false;
+            try (AttentionPlan pn = openPlan(backend, cn, cn.layout(), ""); AttentionPlan pw = openPlan(backend, cw, cw.layout(), "")) {
+                double[] round = timeAlternately(pn, cn, pw, cw, out);
+                tn = round[0];
+                tw = round[1];
+                ratio = tn / tw;
+                if (ratio <= WORK_TIME_RATIO_BOUND) {
+                    // A pass is confirmed by a second round: a burst of load elsewhere slowing only the wide calls
+                    // must not let a backend with quadratic time through.
+                    double[] again = timeAlternately(pn, cn, pw, cw, out);
+                    confirmed = again[0] / again[1] <= WORK_TIME_RATIO_BOUND;
+                    tn = Math.min(tn, again[0]);
+                    tw = Math.min(tw, again[1]);
+                    ratio = Math.max(ratio, again[0] / again[1]);
+                }
+            }
+            long nnzNarrow = cn.layout().nnzOverHeads(1);
+            long nnzWide = cw.layout().nnzOverHeads(1);
+            last = String.format(Locale.ROOT, "at N=%d, %.2f ms for %d allowed blocks (window 3) against %.2f ms for %d "
+                    + "(window %d): time ratio %.2f for a block ratio of %.3f", n, tn * 1e3, nnzNarrow, tw * 1e3, nnzWide,
+                    nkb - 1, ratio, (double) nnzNarrow / nnzWide);
+            if (confirmed) {
+                return ratio / WORK_TIME_RATIO_BOUND;
+            }
+            if (tw >= WORK_STOP_SECONDS || n >= WORK_MAX_LENGTH) {
+                throw new RuleFailure("time does not follow the allowed blocks: " + last + " (must be at most "
+                        + WORK_TIME_RATIO_BOUND + "; lengths from 1024 up to " + n + " tried). Look for loops over every key "
+                        + "block (or key) of a row that mask afterwards: work must follow the layout's rows", ratio
+                        / WORK_TIME_RATIO_BOUND);
+            }
+        }
+    }
+
+    /**
+     * Four calls of each plan, alternating so that load from elsewhere falls on both alike.
+     *
+     * @return {@code {fastest narrow, fastest wide}} in seconds
+     */
+    private static double[] timeAlternately(AttentionPlan narrow, AttentionCase cn, AttentionPlan wide, AttentionCase cw,
+                                            Tensor out) {
+        double tn = Double.POSITIVE_INFINITY;
+        double tw = Double.POSITIVE_INFINITY;
+        for (int rep = 0; rep < 4; rep++) {
+            tw = Math.min(tw, timed(wide, cw, out));
+            tn = Math.min(tn, timed(narrow, cn, out));
+        }
+        return new double[] {tn, tw};
+    }
+
+    /** @return seconds one forward takes */
+    private static double timed(AttentionPlan plan, AttentionCase c, Tensor out) {
+        long t0 = System.nanoTime();
+        try {
+            plan.forward(c.q(), c.k(), c.v(), out);
+        } catch (RuntimeException e) {
+            throw new RuleFailure("case " + c + ": forward threw " + e, Double.NaN);
+        }
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    /** Rule 25: the most one call of the no-argument constructor may take, once the class is loaded (seconds). */
+    static final double CONSTRUCTOR_SECONDS = 0.02;
+
+    /**
+     * Rule 25: the SPI contract of DESIGN section 4, on an instance from the factory, a second one,
+     * and instances made with the class's public no-argument constructor (as ServiceLoader makes them).
+     */
+    private double serviceContract(SparseAttention backend) {
+        List<String> problems = new ArrayList<>();
+        String name = spi("name()", backend::name, problems);
+        if (name != null) {
+            String lower = name.toLowerCase(Locale.ROOT);
+            if (name.isBlank()) {
+                problems.add("name() is blank");
+            } else if (!name.equals(lower)) {
+                problems.add("name() is '" + name + "', not lowercase: -Dstarling.backend and STARLING_BACKEND are "
+                        + "lowercased before they are matched, so they can never select it; return '" + lower + "'");
+            } else if (name.chars().anyMatch(Character::isWhitespace)) {
+                problems.add("name() '" + name + "' holds whitespace");
+            }
+            String again = spi("name() (a second call)", backend::name, problems);
+            if (again != null && !again.equals(name)) {
+                problems.add("name() is not stable: '" + name + "', then '" + again + "'");
+            }
+        }
+        Integer priority = spi("priority()", backend::priority, problems);
+        Integer priorityAgain = spi("priority() (a second call)", backend::priority, problems);
+        if (priority != null && priorityAgain != null && !priority.equals(priorityAgain)) {
+            problems.add("priority() is not stable: " + priority + ", then " + priorityAgain);
+        }
+        if (spi("availability()", backend::availability, problems) == null && problems.stream().noneMatch(
+                x -> x.startsWith("availability()"))) {
+            problems.add("availability() returned null; return Availability.unavailable(reason) instead");
+        }
+        if (spi("capabilities()", backend::capabilities, problems) == null && problems.stream().noneMatch(
+                x -> x.startsWith("capabilities()"))) {
+            problems.add("capabilities() returned null");
+        }
+        SparseAttention second = spi("creating a second instance", factory::get, problems);
+        if (second != null && name != null) {
+            String otherName = spi("name() of a second instance", second::name, problems);
+            Integer otherPriority = spi("priority() of a second instance", second::priority, problems);
+            if (otherName != null && !otherName.equals(name)) {
+                problems.add("a second instance is named '" + otherName + "', the first '" + name + "'");
+            }
+            if (otherPriority != null && priority != null && !otherPriority.equals(priority)) {
+                problems.add("a second instance has priority " + otherPriority + ", the first " + priority);
+            }
+        }
+        constructorDoesNoWork(backend.getClass(), problems);
+        if (!problems.isEmpty()) {
+            throw new RuleFailure(backend.getClass().getName() + " breaks the SPI contract (DESIGN section 4): "
+                    + String.join("; ", problems), Double.NaN);
+        }
+        return Double.NaN;
+    }
+
+    /** Calls one SPI method, noting a throw (and returning null). */
+    private static <T> T spi(String what, Supplier<T> call, List<String> problems) {
+        try {
+            return call.get();
+        } catch (RuntimeException | Error e) {
+            problems.add(what + " threw " + e);
+            return null;
+        }
+    }
+
+    /**
+     * The no-argument constructor exists, is public, never throws, starts no thread and is cheap:
+     * the first call (class loading) aside, the fastest of three takes at most
+     * {@value #CONSTRUCTOR_SECONDS} s. A thread counts only when it is new after two separate
+     * constructions, so an unrelated thread starting meanwhile is not blamed on the constructor.
+     */
+    private static void constructorDoesNoWork(Class<?> type, List<String> problems) {
+        if (!LinearMemoryProbe.BackendSource.usable(type, LinearMemoryProbe.BackendSource.Kind.BACKEND)) {
+            problems.add(type.getName() + " is not a public class with a public no-argument constructor, which "
+                    + "ServiceLoader needs to create it");
+            return;
+        }
+        Constructor<?> constructor;
+        try {
+            constructor = type.getConstructor();
+        } catch (NoSuchMethodException e) {
+            problems.add(type.getName() + " has no public no-argument constructor");
+            return;
+        }
+        // Attempt 0 loads the class (its time does not count); later ones are timed.
+        double fastest = Double.POSITIVE_INFINITY;
+        Set<Thread> startedCold = Set.of();
+        boolean startsEveryTime = true;
+        Set<String> names = new TreeSet<>();
+        for (int attempt = 0; attempt < 4; attempt++) {
+            Set<Thread> before = Set.copyOf(Thread.getAllStackTraces().keySet());
+            long t0 = System.nanoTime();
+            try {
+                constructor.newInstance();
+            } catch (ReflectiveOperationException | RuntimeException | Error e) {
+                Throwable cause = e instanceof InvocationTargetException ite ? ite.getCause() : e;
+                problems.add("the no-argument constructor threw " + cause + "; it must never throw (defer work and "
+                        + "failures to availability() and plan())");
+                return;
+            }
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            Set<Thread> fresh = new HashSet<>(Thread.getAllStackTraces().keySet());
+            fresh.removeAll(before);
+            fresh.removeIf(t -> !t.isAlive());
+            fresh.forEach(t -> names.add(t.getName()));
+            if (attempt == 0) {
+                startedCold = fresh;
+            } else {
+                fastest = Math.min(fastest, seconds);
+                startsEveryTime &= !fresh.isEmpty();
+            }
+        }
+        // A thread the first construction started and that still runs, or a new thread on every construction.
+        boolean coldThreadLives = startedCold.stream().anyMatch(Thread::isAlive);
+        if (coldThreadLives || startsEveryTime) {
+            problems.add("the no-argument constructor starts threads " + names + "; start them in plan() (or lazily)");
+        }
+        if (fastest > CONSTRUCTOR_SECONDS) {
+            problems.add(String.format(Locale.ROOT, "the no-argument constructor takes %.0f ms (at most %.0f ms); it must do"
+                    + " no work: load libraries and allocate in availability() or plan()", fastest * 1e3,
+                    CONSTRUCTOR_SECONDS * 1e3));
         }
     }
 

@@ -4,6 +4,7 @@ import dev.starling.api.AttentionProblem;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.TokenMask;
+import java.util.Arrays;
 
 /**
  * The definition of "right": dense masked attention in float64 over exactly the allowed sets
@@ -35,60 +36,88 @@ public final class DenseOracle {
      * @return the float64 result
      */
     public static Result compute(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v) {
-        int dim = p.headDim();
         int vdim = p.valueDim();
         double[] out = new double[p.batch() * p.queryHeads() * p.queryLength() * vdim];
         double[] lse = new double[p.lseSize()];
         double[] scores = new double[p.keyLength()];
         boolean[] in = new boolean[p.keyLength()];
+        double[] o = new double[vdim];
         TokenMask mask = TokenMask.of(p, layout);
         for (int b = 0; b < p.batch(); b++) {
             for (int h = 0; h < p.queryHeads(); h++) {
-                int kvh = p.kvHeadOf(h);
                 for (int i = 0; i < p.queryLength(); i++) {
-                    double max = Double.NEGATIVE_INFINITY;
-                    boolean any = false;
-                    for (int j = 0; j < p.keyLength(); j++) {
-                        in[j] = mask.allowed(b, h, i, j);
-                        if (!in[j]) {
-                            continue;
-                        }
-                        double dot = 0;
-                        int qo = q.offset(b, h, i);
-                        int ko = k.offset(b, kvh, j);
-                        for (int d = 0; d < dim; d++) {
-                            dot += (double) q.data()[qo + d] * k.data()[ko + d];
-                        }
-                        scores[j] = p.scale() * dot;
-                        max = any ? nanMax(max, scores[j]) : scores[j];
-                        any = true;
-                    }
                     int row = (b * p.queryHeads() + h) * p.queryLength() + i;
-                    if (!any) {
-                        lse[row] = Double.NEGATIVE_INFINITY;
-                        continue;
-                    }
-                    double sum = 0;
-                    double[] o = new double[vdim];
-                    for (int j = 0; j < p.keyLength(); j++) {
-                        if (!in[j]) {
-                            continue;
-                        }
-                        double w = Math.exp(scores[j] - max);
-                        sum += w;
-                        int vo = v.offset(b, kvh, j);
-                        for (int d = 0; d < vdim; d++) {
-                            o[d] += w * v.data()[vo + d];
-                        }
-                    }
-                    for (int d = 0; d < vdim; d++) {
-                        out[row * vdim + d] = o[d] / sum;
-                    }
-                    lse[row] = max + Math.log(sum);
+                    lse[row] = row(p, mask, q, k, v, b, h, i, o, scores, in);
+                    System.arraycopy(o, 0, out, row * vdim, vdim);
                 }
             }
         }
         return new Result(out, lse);
+    }
+
+    /**
+     * One row of {@code O} and its {@code LSE}, exactly as {@link #compute} gives them, at a cost of
+     * {@code O(Nk·(D + Dv))}: for checking a few rows of a problem too long for the whole oracle.
+     *
+     * @param p the problem. Not modified.
+     * @param layout the block layout. Not modified.
+     * @param q queries. Not modified.
+     * @param k keys. Not modified.
+     * @param v values. Not modified.
+     * @param b batch entry
+     * @param h query head
+     * @param i query row
+     * @param out receives {@code O[b, h, i, :]}, {@code Dv} values. Modified.
+     * @return {@code LSE[b, h, i]}
+     */
+    public static double row(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v, int b, int h, int i,
+                             double[] out) {
+        return row(p, TokenMask.of(p, layout), q, k, v, b, h, i, out, new double[p.keyLength()],
+                new boolean[p.keyLength()]);
+    }
+
+    private static double row(AttentionProblem p, TokenMask mask, Tensor q, Tensor k, Tensor v, int b, int h, int i,
+                              double[] o, double[] scores, boolean[] in) {
+        int dim = p.headDim();
+        int vdim = p.valueDim();
+        int kvh = p.kvHeadOf(h);
+        Arrays.fill(o, 0, vdim, 0.0);
+        double max = Double.NEGATIVE_INFINITY;
+        boolean any = false;
+        int qo = q.offset(b, h, i);
+        for (int j = 0; j < p.keyLength(); j++) {
+            in[j] = mask.allowed(b, h, i, j);
+            if (!in[j]) {
+                continue;
+            }
+            double dot = 0;
+            int ko = k.offset(b, kvh, j);
+            for (int d = 0; d < dim; d++) {
+                dot += (double) q.data()[qo + d] * k.data()[ko + d];
+            }
+            scores[j] = p.scale() * dot;
+            max = any ? nanMax(max, scores[j]) : scores[j];
+            any = true;
+        }
+        if (!any) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        double sum = 0;
+        for (int j = 0; j < p.keyLength(); j++) {
+            if (!in[j]) {
+                continue;
+            }
+            double w = Math.exp(scores[j] - max);
+            sum += w;
+            int vo = v.offset(b, kvh, j);
+            for (int d = 0; d < vdim; d++) {
+                o[d] += w * v.data()[vo + d];
+            }
+        }
+        for (int d = 0; d < vdim; d++) {
+            o[d] /= sum;
+        }
+        return max + Math.log(sum);
     }
 
     private static double nanMax(double a, double b) {

@@ -1,5 +1,9 @@
 package dev.starling.conformance;
 
+import java.util.EnumSet;
+import java.util.Locale;
+import java.util.Set;
+
 /**
  * The numbered conformance rules; {@code conformance/RULES.md} says for each what it requires,
  * why, and what to check in your code when it fails. Required rules must pass; optional rules
@@ -28,7 +32,10 @@ public enum Rule {
     R10_INPUTS_NOT_MODIFIED(10, "inputsNotModified", true, null),
     /** Repeated calls give bit-identical output. */
     R11_DETERMINISTIC(11, "deterministic", true, null),
-    /** Four threads calling forward on one plan get what one thread gets. */
+    /**
+     * Four threads calling forward on one plan, each with its own inputs, get bit for bit what serial
+     * calls on the same inputs get.
+     */
     R12_THREAD_SAFE(12, "threadSafeForward", true, null),
     /** NaN in keys a row may not see never reaches that row. */
     R13_MASKED_NAN_NEVER_LEAKS(13, "maskedNanNeverLeaks", true, null),
@@ -47,7 +54,23 @@ public enum Rule {
     /** One NaN or infinity in q, k or v gives exactly the oracle's NaN, infinities and numbers, element by element. */
     R20_NON_FINITE_INPUTS(20, "nonFiniteInputsElementByElement", true, null),
     /** A layout split into disjoint key-block sets, computed separately with LSE and merged, equals the whole. */
-    R21_KEY_SPLITS_MERGE(21, "keySplitsMergeToTheWhole", false, "LSE");
+    R21_KEY_SPLITS_MERGE(21, "keySplitsMergeToTheWhole", false, "LSE"),
+    /**
+     * Whole problems drawn by a seeded generator that combines every feature the backend declares
+     * (batch, GQA/MQA, lengths, head dims, a layout per tensor, causal, key and query lengths, LSE,
+     * every pattern, unequal block sizes), every value pair at least once; every element checked.
+     */
+    R22_FEATURE_COMBINATIONS(22, "featureCombinations", true, null),
+    /** At least 16,384 keys: sampled rows (global, first and last blocks, random interior) match the oracle. */
+    R23_LONG_SEQUENCES(23, "longSequences", true, null),
+    /** Time follows the number of allowed blocks, not {@code Nq × Nk}. */
+    R24_WORK_FOLLOWS_ALLOWED_BLOCKS(24, "workFollowsAllowedBlocks", true, null),
+    /**
+     * The SPI contract: a lowercase, stable {@code name()}, a stable {@code priority()}, non-null
+     * {@code availability()} and {@code capabilities()} that never throw, a public no-argument
+     * constructor that does no work.
+     */
+    R25_SERVICE_CONTRACT(25, "serviceContract", true, null);
 
     private final int number;
     private final String id;
@@ -79,5 +102,48 @@ public enum Rule {
     /** @return the capability an optional rule needs, or {@code null} */
     public String capability() {
         return capability;
+    }
+
+    /**
+     * The rule a text names, as {@code --only} and {@code -Dstarling.conformance.only} take it: the
+     * number ({@code 22}), {@code rule22} or {@code r22}, the test name
+     * ({@code required_rule22_featureCombinations}), the short name ({@code featureCombinations}) or
+     * the constant ({@code R22_FEATURE_COMBINATIONS}); case is ignored.
+     *
+     * @param text the text
+     * @return the rule
+     * @throws IllegalArgumentException naming the forms accepted when no rule matches
+     */
+    public static Rule parse(String text) {
+        String t = text == null ? "" : text.strip();
+        String digits = t.toLowerCase(Locale.ROOT).replaceFirst("^(rule|r)", "");
+        for (Rule r : values()) {
+            if (digits.matches("\\d+") && Integer.parseInt(digits) == r.number
+                    || t.equalsIgnoreCase(r.testName()) || t.equalsIgnoreCase(r.id) || t.equalsIgnoreCase(r.name())) {
+                return r;
+            }
+        }
+        throw new IllegalArgumentException("no conformance rule '" + text + "': give a number 1.." + values().length
+                + ", a test name such as " + R22_FEATURE_COMBINATIONS.testName() + ", or a list of them separated by commas");
+    }
+
+    /**
+     * Rules named in a comma-separated list (see {@link #parse}).
+     *
+     * @param list e.g. {@code "12,22"}; blank selects every rule
+     * @return the rules, in rule order
+     * @throws IllegalArgumentException when an entry names no rule
+     */
+    public static Set<Rule> parseList(String list) {
+        if (list == null || list.isBlank()) {
+            return EnumSet.allOf(Rule.class);
+        }
+        Set<Rule> rules = EnumSet.noneOf(Rule.class);
+        for (String part : list.split(",")) {
+            if (!part.isBlank()) {
+                rules.add(parse(part));
+            }
+        }
+        return rules;
     }
 }

@@ -1,16 +1,24 @@
 package dev.starling.conformance;
 
 import dev.starling.api.SparseAttention;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
 
 /**
  * The conformance contract as JUnit 5 tests: extend this class in your backend's tests and
  * implement {@link #createBackend()}. Each test is named after a rule of {@code RULES.md}.
- * Required rules fail with the worst element and the seed; optional rules skip, saying which
- * capability to declare; every rule skips with the reason when the backend is unavailable here.
+ * Required rules fail with the case, the worst element, the run seed and a replay command;
+ * optional rules skip, saying which capability to declare; every rule skips with the reason when
+ * the backend is unavailable here (or fails, with {@value #REQUIRE_AVAILABLE_PROPERTY}).
  *
  * <pre>{@code
  * class MyBackendConformanceTest extends SparseAttentionContract {
@@ -18,27 +26,133 @@ import org.junit.jupiter.api.Test;
  * }
  * }</pre>
  *
- * <p>Override {@link #seed()} to replay a failure printed with another seed.
+ * <p>System properties (Surefire passes {@code -D} options of the {@code mvn} command line on):
+ * <ul>
+ *   <li>{@value #SEED_PROPERTY}: the run seed, to replay a failure printed with it;</li>
+ *   <li>{@value #ONLY_PROPERTY}: run only these rules (numbers or test names, comma-separated), skip the rest;</li>
+ *   <li>{@value #REQUIRE_AVAILABLE_PROPERTY}: {@code true} makes a backend that cannot run here fail every rule
+ *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
+ * </ul>
+ * After the last rule, one line on standard output says how many rules ran and passed:
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 25 rules, 25 passed, 0 failed, 0 skipped}.
+ *
+ * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
+ * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
+ * so a configured instance is checked. When your class has no such constructor, override
+ * {@link #memoryRuleBackendSupplier()}; without either, the child uses the backend class's public
+ * no-argument constructor.
  */
 public abstract class SparseAttentionContract {
+    /** System property: the run seed (default {@link ConformanceRules#DEFAULT_SEED}). */
+    public static final String SEED_PROPERTY = "starling.conformance.seed";
+    /** System property: the rules to run, e.g. {@code 22} or {@code 12,required_rule22_featureCombinations}. */
+    public static final String ONLY_PROPERTY = "starling.conformance.only";
+    /** System property: {@code true} turns "backend unavailable here" from a skip into a failure. */
+    public static final String REQUIRE_AVAILABLE_PROPERTY = "starling.conformance.requireAvailable";
+
+    /** Results per contract class, for the summary line after the last rule. */
+    private static final Map<Class<?>, Summary> RESULTS = new ConcurrentHashMap<>();
+
+    private record Summary(String backend, long seed, Map<Rule, RuleResult> results) {
+    }
 
     /** @return a new instance of the backend under test */
     protected abstract SparseAttention createBackend();
 
-    /** @return the base seed of the generated cases */
+    /**
+     * @return the run seed: {@value #SEED_PROPERTY} when set, else {@link ConformanceRules#DEFAULT_SEED}
+     * @throws IllegalArgumentException when the property is not a number
+     */
     protected long seed() {
-        return ConformanceRules.DEFAULT_SEED;
+        String s = System.getProperty(SEED_PROPERTY);
+        if (s == null || s.isBlank()) {
+            return ConformanceRules.DEFAULT_SEED;
+        }
+        try {
+            return Long.parseLong(s.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-D" + SEED_PROPERTY + "=" + s + " is not a number", e);
+        }
+    }
+
+    /** @return whether an unavailable backend fails every rule: {@value #REQUIRE_AVAILABLE_PROPERTY}, default false */
+    protected boolean requireAvailable() {
+        return Boolean.parseBoolean(System.getProperty(REQUIRE_AVAILABLE_PROPERTY, "false").strip());
+    }
+
+    /** @return the rules to run: those {@value #ONLY_PROPERTY} names, or every rule */
+    protected Set<Rule> onlyRules() {
+        return Rule.parseList(System.getProperty(ONLY_PROPERTY));
+    }
+
+    /**
+     * How rule 19's child JVM builds the backend when it cannot create this class with a
+     * no-argument constructor: a public class with a public no-argument constructor whose
+     * {@code get()} returns the configured backend.
+     *
+     * @return the supplier class, or {@code null} (the default) to create this class and call {@link #createBackend()}
+     */
+    protected Class<? extends Supplier<? extends SparseAttention>> memoryRuleBackendSupplier() {
+        return null;
+    }
+
+    /** @return the child-JVM source of rule 19 for this contract, or null for the backend class's constructor */
+    LinearMemoryProbe.BackendSource memoryRuleSource() {
+        Class<? extends Supplier<? extends SparseAttention>> supplier = memoryRuleBackendSupplier();
+        if (supplier != null) {
+            return LinearMemoryProbe.BackendSource.supplierClass(supplier);
+        }
+        if (LinearMemoryProbe.BackendSource.usable(getClass(), LinearMemoryProbe.BackendSource.Kind.CONTRACT)) {
+            return LinearMemoryProbe.BackendSource.contractClass(getClass());
+        }
+        return null;
     }
 
     private void check(Rule rule) {
-        RuleResult r = new ConformanceRules(this::createBackend, seed()).check(rule);
+        long runSeed = seed();
+        RuleResult r = new ConformanceRules(this::createBackend, runSeed).requireAvailable(requireAvailable())
+                .only(onlyRules()).memoryRuleBackend(memoryRuleSource()).check(rule);
+        RESULTS.computeIfAbsent(getClass(), c -> new Summary(backendName(), runSeed, new ConcurrentHashMap<>()))
+                .results().put(rule, r);
         switch (r.status()) {
             case PASS -> {
             }
             case SKIPPED -> Assumptions.abort(rule.testName() + " skipped: " + r.detail());
-            case FAIL -> Assertions.fail(rule.testName() + " (see conformance/RULES.md, rule " + rule.number() + ")"
-                    + (r.seed() != 0 ? ", seed " + r.seed() : "") + ": " + r.detail());
+            case FAIL -> Assertions.fail(rule.testName() + " (see conformance/RULES.md, rule " + rule.number()
+                    + "), run seed " + r.seed() + ": " + r.detail() + "\nreplay: mvn test -Dtest=" + getClass().getSimpleName()
+                    + " " + r.replayProperties() + "\n    or: " + r.replayCommand(backendName())
+                    + " (the backend's jar on the class path)");
         }
+    }
+
+    private String backendName() {
+        try {
+            return createBackend().name();
+        } catch (RuntimeException | Error e) {
+            return "?";
+        }
+    }
+
+    /**
+     * Prints how many rules ran, passed, failed and were skipped for the contract class that just
+     * finished: the line that shows the rules really ran.
+     *
+     * @param info the finished test class
+     */
+    @AfterAll
+    static void printSummary(TestInfo info) {
+        Summary s = info.getTestClass().map(RESULTS::remove).orElse(null);
+        if (s == null) {
+            return;
+        }
+        Map<RuleResult.Status, Long> counts = new EnumMap<>(RuleResult.Status.class);
+        for (RuleResult r : s.results().values()) {
+            counts.merge(r.status(), 1L, Long::sum);
+        }
+        System.out.printf("starling conformance: %s, backend '%s', run seed %d: %d rules, %d passed, %d failed, %d skipped%n",
+                info.getTestClass().get().getSimpleName(), s.backend(), s.seed(), s.results().size(),
+                counts.getOrDefault(RuleResult.Status.PASS, 0L), counts.getOrDefault(RuleResult.Status.FAIL, 0L),
+                counts.getOrDefault(RuleResult.Status.SKIPPED, 0L));
     }
 
     /** Rule 1. */
@@ -166,5 +280,29 @@ public abstract class SparseAttentionContract {
     @Test
     public void optional_rule21_keySplitsMergeToTheWhole() {
         check(Rule.R21_KEY_SPLITS_MERGE);
+    }
+
+    /** Rule 22. */
+    @Test
+    public void required_rule22_featureCombinations() {
+        check(Rule.R22_FEATURE_COMBINATIONS);
+    }
+
+    /** Rule 23. */
+    @Test
+    public void required_rule23_longSequences() {
+        check(Rule.R23_LONG_SEQUENCES);
+    }
+
+    /** Rule 24. */
+    @Test
+    public void required_rule24_workFollowsAllowedBlocks() {
+        check(Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS);
+    }
+
+    /** Rule 25. */
+    @Test
+    public void required_rule25_serviceContract() {
+        check(Rule.R25_SERVICE_CONTRACT);
     }
 }

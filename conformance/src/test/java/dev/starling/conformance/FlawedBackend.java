@@ -7,58 +7,123 @@ import dev.starling.api.Capabilities;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
+import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.BasePlan;
 import dev.starling.api.plan.OnlineSoftmax;
 import dev.starling.api.plan.TokenMask;
 import java.util.Arrays;
 import java.util.EnumSet;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A plain row-by-row backend on the shared plan ({@link BasePlan} for the checks, {@link TokenMask}
  * for the keys each row reads, {@link OnlineSoftmax} for the streaming softmax and its finish) that
  * is right with {@link Flaw#NONE} and wrong in exactly one small, deliberate way otherwise: the
  * kit's self-test checks that each flaw is caught by the rule meant to catch it.
+ *
+ * <p>Public, with a public no-argument constructor ({@link Flaw#NONE}), as the SPI asks.
  */
-final class FlawedBackend implements SparseAttention {
+public class FlawedBackend implements SparseAttention {
 
-    /** One deliberate defect each. */
+    /** One deliberate defect each, with the rule meant to catch it. */
     enum Flaw {
         /** Correct. */
         NONE,
-        /** Reads one key past the end of each allowed block (a window off by one). */
+        /** Rule 1: reads one key past the end of each allowed block (a window off by one). */
         WINDOW_OFF_BY_ONE,
-        /** Counts the row's first allowed block twice, as if two parts of a pattern selected it. */
+        /** Rule 1: counts the row's first allowed block twice, as if two parts of a pattern selected it. */
         DUPLICATE_BLOCK,
-        /** Forgets the scale. */
+        /** Rule 1: forgets the scale. */
         SCALE_MISSING,
-        /** Softmax without subtracting the maximum. */
+        /** Rule 7: softmax without subtracting the maximum. */
         NO_MAX_SHIFT,
-        /** Writes into its input after computing. */
+        /** Rule 10: writes into its input after computing. */
         WRITES_INPUT,
-        /** Keeps its score buffer in a field shared by concurrent calls. */
+        /** Rule 12: keeps its score buffer in a field shared by concurrent calls. */
         SHARED_SCRATCH,
-        /** Treats the tail block as full, reading past Nk. */
+        /** Rule 2: treats the tail block as full, reading past Nk. */
         TAIL_PAST_END,
-        /** Leaves rows with no allowed key unwritten. */
+        /** Rule 9: leaves rows with no allowed key unwritten. */
         EMPTY_ROWS_UNWRITTEN,
-        /** A NaN in a value vector the row reads turns the whole output row NaN, not just that feature. */
+        /** Rule 20: a NaN in a value vector the row reads turns the whole output row NaN, not just that feature. */
         VALUE_NAN_POISONS_ROW,
-        /** A {@code −∞} score poisons the row (as if tested with {@code !isFinite}) instead of being a zero weight. */
+        /** Rule 20: a {@code −∞} score poisons the row (as if tested with {@code !isFinite}) instead of being a zero weight. */
         NEG_INF_SCORE_POISONS_ROW,
-        /** A {@code ±∞} in a value becomes NaN (as in a product that meets {@code 0·∞}), not {@code ±∞}. */
+        /** Rule 20: a {@code ±∞} in a value becomes NaN (as in a product that meets {@code 0·∞}), not {@code ±∞}. */
         INF_VALUE_BECOMES_NAN,
-        /** LSE written in log base 2. */
+        /** Rule 21 (and 6): LSE written in log base 2. */
         LSE_LOG2,
-        /** LSE without the max shift: {@code ln Σ exp(s − m)} instead of {@code m + ln Σ exp(s − m)}. */
-        LSE_MISSES_MAX
+        /** Rule 21: LSE without the max shift: {@code ln Σ exp(s − m)} instead of {@code m + ln Σ exp(s − m)}. */
+        LSE_MISSES_MAX,
+        /** Rule 3: causal aligned top-left ({@code j <= i}) instead of bottom-right ({@code j <= i + Nk − Nq}). */
+        CAUSAL_TOP_LEFT,
+        /** Rule 4: query head {@code h} reads key/value head {@code h % Hkv} instead of {@code h / (Hq / Hkv)}. */
+        GQA_WRONG_HEAD,
+        /** Rule 5: key lengths ignored (padded keys read). */
+        KEY_LENGTHS_IGNORED,
+        /** Rule 8: a row with no allowed key divides by a zero sum: NaN output and LSE. */
+        EMPTY_ROW_NAN,
+        /** Rule 11: every other call of a plan visits a row's blocks in reverse order (last bits differ). */
+        NONDETERMINISTIC,
+        /** Rule 13: keys cut from a block by lengths or causal are still multiplied, by a zero weight ({@code 0·NaN}). */
+        MASKED_NAN_LEAKS,
+        /** Rule 14: a key whose score is NaN is skipped, as if masked, so the NaN never reaches its rows. */
+        ALLOWED_NAN_HIDDEN,
+        /** Rule 15: the plan zeroes the output before the shape checks refuse the call. */
+        WRITES_BEFORE_CHECK,
+        /** Rule 16: close() does nothing; forward keeps working. */
+        CLOSE_IGNORED,
+        /** Rule 17: does not declare causal, yet runs a causal problem as if it were not causal. */
+        UNDECLARED_CAUSAL_IGNORED,
+        /** Rule 18: addresses every tensor as BHSD. */
+        BSHD_AS_BHSD,
+        /** Rule 19: each plan allocates an {@code Nq × Nk} score matrix. */
+        QUADRATIC_MEMORY,
+        /**
+         * Rule 22: the key/value batch stride uses {@code Hq}: right for batch 1 or without GQA, wrong for
+         * batch &gt; 1 with GQA (reading another entry's keys, wrapping past the end).
+         */
+        GQA_BATCH_KV_OFFSET,
+        /** Rule 22: the LSE batch stride uses {@code Hkv}: LSE misplaced only with GQA and batch &gt; 1. */
+        LSE_BATCH_STRIDE_GQA,
+        /** Rule 22 (and 20, 21): LSE written in {@code [B, Nq, Hq]} order when {@code q} is BSHD. */
+        LSE_ORDER_BSHD,
+        /** Rule 22: causal alignment from the entry's lengths, {@code i + keyLength(b) − queryLength(b)}, not {@code Nk − Nq}. */
+        CAUSAL_PER_ENTRY_LENGTHS,
+        /** Rule 22: the dot product unrolled by 4 with no remainder loop: features past {@code D − D % 4} dropped. */
+        UNROLLED_NO_REMAINDER,
+        /** Rule 22: a fixed 64-feature tile while declaring any head dim: features 64 and above dropped. */
+        FIXED_64_TILE,
+        /** Rule 22: every tensor addressed with {@code q}'s layout. */
+        ONE_LAYOUT_FOR_ALL,
+        /** Rule 22: key blocks placed with the query block size. */
+        EQUAL_BLOCKS_ASSUMED,
+        /** Rule 23: a fast path taken from 8,192 keys on, which drops the last block of rows with more than 8. */
+        LONG_FAST_PATH,
+        /** Rule 12: the output is staged in a buffer the plan owns, then copied out. */
+        OUTPUT_STAGED_IN_PLAN,
+        /** Rule 24: linear memory, quadratic time: every key block is computed in full, then the layout masks it. */
+        QUADRATIC_TIME,
+        /** Rule 25: a name with capitals, which {@code -Dstarling.backend} can never select. */
+        NON_LOWERCASE_NAME,
+        /** Rule 25: priority() changes from call to call. */
+        UNSTABLE_PRIORITY
     }
 
     private final Flaw flaw;
     private final Capabilities capabilities;
+    private final AtomicInteger priorityCalls = new AtomicInteger();
+
+    /** The correct backend, as ServiceLoader would create it. */
+    public FlawedBackend() {
+        this(Flaw.NONE);
+    }
 
     FlawedBackend(Flaw flaw) {
-        this(flaw, Capabilities.full("cpu", EnumSet.of(Precision.FP32)));
+        this(flaw, flaw == Flaw.UNDECLARED_CAUSAL_IGNORED
+                ? new Capabilities(EnumSet.of(Precision.FP32), false, true, true, true, true, 1, Integer.MAX_VALUE, "cpu")
+                : Capabilities.full("cpu", EnumSet.of(Precision.FP32)));
     }
 
     /** A backend declaring only {@code capabilities} (its plans refuse the rest). */
@@ -67,14 +132,58 @@ final class FlawedBackend implements SparseAttention {
         this.capabilities = capabilities;
     }
 
+    /**
+     * Rule 25: a correct backend whose no-argument constructor starts a thread (that lives a few
+     * seconds) every time it runs.
+     */
+    public static final class ThreadInConstructor extends FlawedBackend {
+        /** Starts a thread: the work the SPI forbids here. */
+        public ThreadInConstructor() {
+            Thread t = new Thread(() -> {
+                try {
+                    Thread.sleep(3_000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "flawed-constructor-worker");
+            t.setDaemon(true);
+            t.start();
+        }
+    }
+
+    /** A correct backend that is unavailable here: the SPI contract (rule 25) still holds. */
+    public static final class Unavailable extends FlawedBackend {
+        /** Does nothing. */
+        public Unavailable() {
+        }
+
+        @Override
+        public Availability availability() {
+            return Availability.unavailable("no such device here");
+        }
+    }
+
+    /** The flawed instance rule 19's child JVM builds for {@link Flaw#QUADRATIC_MEMORY}. */
+    public static final class QuadraticMemory implements java.util.function.Supplier<SparseAttention> {
+        /** Nothing to set up. */
+        public QuadraticMemory() {
+        }
+
+        @Override
+        public SparseAttention get() {
+            return new FlawedBackend(Flaw.QUADRATIC_MEMORY);
+        }
+    }
+
     @Override
     public String name() {
-        return "flawed-" + flaw.name().toLowerCase();
+        String name = "flawed-" + flaw.name().toLowerCase().replace('_', '-');
+        return flaw == Flaw.NON_LOWERCASE_NAME ? "Flawed-NonLowercase" : name;
     }
 
     @Override
     public int priority() {
-        return 0;
+        return flaw == Flaw.UNSTABLE_PRIORITY ? priorityCalls.getAndIncrement() : 0;
     }
 
     @Override
@@ -88,106 +197,285 @@ final class FlawedBackend implements SparseAttention {
     }
 
     @Override
+    public void checkPlan(AttentionProblem problem, BlockLayout layout) {
+        if (flaw == Flaw.UNDECLARED_CAUSAL_IGNORED && problem != null && problem.causal()) {
+            problem.checkLayout(layout); // the capability check is what this flaw forgets
+            return;
+        }
+        SparseAttention.super.checkPlan(problem, layout);
+    }
+
+    @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        return new Plan(problem, layout);
+        Plan plan = new Plan(problem, layout);
+        return switch (flaw) {
+            case WRITES_BEFORE_CHECK -> new Wrapper(plan) {
+                @Override
+                public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+                    if (out != null) {
+                        Arrays.fill(out.data(), 0f);
+                    }
+                    plan.forward(q, k, v, out, lse);
+                }
+            };
+            case CLOSE_IGNORED -> new Wrapper(plan) {
+                @Override
+                public void close() {
+                }
+            };
+            default -> plan;
+        };
+    }
+
+    /** A plan that passes every call to another. */
+    private static class Wrapper implements AttentionPlan {
+        private final AttentionPlan plan;
+
+        Wrapper(AttentionPlan plan) {
+            this.plan = plan;
+        }
+
+        @Override
+        public AttentionProblem problem() {
+            return plan.problem();
+        }
+
+        @Override
+        public BlockLayout layout() {
+            return plan.layout();
+        }
+
+        @Override
+        public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+            plan.forward(q, k, v, out, lse);
+        }
+
+        @Override
+        public void close() {
+            plan.close();
+        }
     }
 
     private final class Plan extends BasePlan {
         /** Scores of one key block (one more for {@link Flaw#WINDOW_OFF_BY_ONE}); shared only by the flaw. */
         private final double[] sharedScores;
+        /** The plan-owned output of {@link Flaw#OUTPUT_STAGED_IN_PLAN}. */
+        private final float[] staged;
+        /** {@link Flaw#QUADRATIC_MEMORY}: a score matrix nobody needs. */
+        @SuppressWarnings("unused")
+        private final float[][] dense;
+        private final AtomicInteger calls = new AtomicInteger();
+        /** Where {@link Flaw#QUADRATIC_TIME} puts its wasted work, so the JIT keeps it. */
+        private volatile double sink;
 
         Plan(AttentionProblem problem, BlockLayout layout) {
             super(FlawedBackend.this, problem, layout);
-            this.sharedScores = new double[layout.keyBlock() + 1];
+            this.sharedScores = new double[Math.max(layout.keyBlock(), layout.queryBlock()) + 1];
+            this.staged = flaw == Flaw.OUTPUT_STAGED_IN_PLAN
+                    ? new float[problem.batch() * problem.queryHeads() * problem.queryLength() * problem.valueDim()] : null;
+            this.dense = flaw == Flaw.QUADRATIC_MEMORY ? new float[problem.queryLength()][problem.keyLength()] : null;
         }
 
         @Override
         protected void compute(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
             AttentionProblem p = problem();
             double[] scores = flaw == Flaw.SHARED_SCRATCH ? sharedScores : new double[sharedScores.length];
+            boolean reverse = flaw == Flaw.NONDETERMINISTIC && calls.getAndIncrement() % 2 == 1;
+            Tensor target = staged == null ? out : new Tensor(staged, out.layout(), out.batch(), out.heads(), out.length(),
+                    out.dim());
             OnlineSoftmax.Rows state = new OnlineSoftmax.Rows(1, p.valueDim());
+            OnlineSoftmax.Rows waste = new OnlineSoftmax.Rows(1, p.valueDim());
             for (int b = 0; b < p.batch(); b++) {
                 for (int h = 0; h < p.queryHeads(); h++) {
                     for (int i = 0; i < p.queryLength(); i++) {
-                        row(q, k, v, out, lse, b, h, i, scores, state);
+                        row(q, k, v, target, lse, b, h, i, scores, state, waste, reverse);
                     }
                 }
+            }
+            if (staged != null) {
+                Thread.yield(); // another call may be writing the staged output now
+                System.arraycopy(staged, 0, out.data(), 0, staged.length);
             }
             if (flaw == Flaw.WRITES_INPUT) {
                 q.data()[0] = 0f;
             }
         }
 
+        /** Offset of row {@code (b, h, n)} of {@code t}, addressed as the flaw addresses it. */
+        private int offset(Tensor t, Tensor q, boolean keyValue, int b, int h, int n) {
+            AttentionProblem p = problem();
+            return switch (flaw) {
+                case BSHD_AS_BHSD -> (int) TensorLayout.BHSD.rowOffset(b, h, n, t.heads(), t.length(), t.dim());
+                case ONE_LAYOUT_FOR_ALL -> (int) q.layout().rowOffset(b, h, n, t.heads(), t.length(), t.dim());
+                case GQA_BATCH_KV_OFFSET -> keyValue
+                        ? (int) ((t.offset(0, h, n) + (long) b * p.queryHeads() * t.length() * t.dim()) % t.data().length)
+                        : t.offset(b, h, n);
+                default -> t.offset(b, h, n);
+            };
+        }
+
+        private int lseIndex(Tensor q, int b, int h, int i) {
+            AttentionProblem p = problem();
+            return switch (flaw) {
+                case LSE_BATCH_STRIDE_GQA -> (b * p.kvHeads() + h) * p.queryLength() + i;
+                case LSE_ORDER_BSHD -> q.layout() == TensorLayout.BSHD ? (b * p.queryLength() + i) * p.queryHeads() + h
+                        : mask().lseIndex(b, h, i);
+                default -> mask().lseIndex(b, h, i);
+            };
+        }
+
+        /** End of the keys row {@code i} reads by lengths and causal, as the flaw computes it. */
+        private int rowKeyEnd(int b, int i) {
+            AttentionProblem p = problem();
+            TokenMask mask = mask();
+            return switch (flaw) {
+                case CAUSAL_TOP_LEFT -> mask.causal() ? Math.min(p.keyLength(b), i + 1) : mask.rowKeyEnd(b, i);
+                case CAUSAL_PER_ENTRY_LENGTHS -> mask.causal()
+                        ? Math.max(0, Math.min(p.keyLength(b), i + p.keyLength(b) - p.queryLength(b) + 1))
+                        : mask.rowKeyEnd(b, i);
+                case KEY_LENGTHS_IGNORED -> mask.causal() ? TokenMask.causalKeyEnd(i, p.causalShift(), p.keyLength())
+                        : p.keyLength();
+                case UNDECLARED_CAUSAL_IGNORED -> p.keyLength(b);
+                default -> mask.rowKeyEnd(b, i);
+            };
+        }
+
         /** Row {@code (b, h, i)}: one {@link OnlineSoftmax.Rows#raise} per allowed key block, then finish. */
         private void row(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, int b, int h, int i, double[] scores,
-                         OnlineSoftmax.Rows state) {
+                         OnlineSoftmax.Rows state, OnlineSoftmax.Rows waste, boolean reverse) {
             AttentionProblem p = problem();
             BlockLayout layout = layout();
             TokenMask mask = mask();
-            int kvh = p.kvHeadOf(h);
+            int kvh = flaw == Flaw.GQA_WRONG_HEAD ? h % p.kvHeads() : p.kvHeadOf(h);
             int qb = i / layout.queryBlock();
-            int qo = q.offset(b, h, i);
-            float[] acc = state.acc();
+            int qo = offset(q, q, false, b, h, i);
+            int dotDims = switch (flaw) {
+                case UNROLLED_NO_REMAINDER -> p.headDim() - p.headDim() % 4;
+                case FIXED_64_TILE -> Math.min(64, p.headDim());
+                default -> p.headDim();
+            };
+            int valueDims = flaw == Flaw.FIXED_64_TILE ? Math.min(64, p.valueDim()) : p.valueDim();
+            int keyBlock = flaw == Flaw.EQUAL_BLOCKS_ASSUMED ? layout.queryBlock() : layout.keyBlock();
+            int rowEnd = rowKeyEnd(b, i);
             state.reset(1);
             boolean readAny = false;
             boolean readNanValue = false;
-            for (int e = layout.rowBegin(h, qb); e < layout.rowEnd(h, qb) && i < p.queryLength(b); e++) {
-                int kb = layout.keyBlock(h, e);
-                int j0 = mask.keyBegin(kb);
+            int begin = layout.rowBegin(h, qb);
+            int end = layout.rowEnd(h, qb);
+            if (flaw == Flaw.LONG_FAST_PATH && p.keyLength() >= 8_192 && end - begin > 8) {
+                end--; // the fast path's chunks lose the last block of a long row
+            }
+            // The key blocks visited, and whether each counts: QUADRATIC_TIME visits every key block the same
+            // way and throws away those the layout leaves out ("computes everything, then masks").
+            int[] visit;
+            boolean[] counts;
+            if (flaw == Flaw.QUADRATIC_TIME) {
+                visit = new int[layout.keyBlocks()];
+                counts = new boolean[visit.length];
+                for (int kb = 0; kb < visit.length; kb++) {
+                    visit[kb] = kb;
+                    counts[kb] = layout.allowed(h, qb, kb);
+                }
+            } else {
+                visit = new int[end - begin];
+                counts = new boolean[visit.length];
+                for (int x = 0; x < visit.length; x++) {
+                    visit[x] = layout.keyBlock(h, reverse ? end - 1 - x : begin + x);
+                    counts[x] = true;
+                }
+            }
+            waste.reset(1);
+            for (int x = 0; x < visit.length && i < p.queryLength(b); x++) {
+                int kb = visit[x];
+                OnlineSoftmax.Rows st = counts[x] ? state : waste;
+                float[] into = st.acc();
+                int j0 = (int) Math.min(p.keyLength(), (long) kb * keyBlock);
+                int blockEnd = (int) Math.min(p.keyLength(), ((long) kb + 1) * keyBlock);
                 int j1 = switch (flaw) {
-                    case WINDOW_OFF_BY_ONE -> Math.min(mask.keyEnd(kb) + 1, mask.rowKeyEnd(b, i));
+                    case WINDOW_OFF_BY_ONE -> Math.min(blockEnd + 1, rowEnd);
                     // The block's end, not Nk: past the end of the tensor in the tail block.
-                    case TAIL_PAST_END -> mask.keyEnd(b, i, kb) == p.keyLength() ? j0 + layout.keyBlock()
-                            : mask.keyEnd(b, i, kb);
-                    default -> mask.keyEnd(b, i, kb);
+                    case TAIL_PAST_END -> Math.min(blockEnd, rowEnd) == p.keyLength() ? j0 + keyBlock
+                            : Math.min(blockEnd, rowEnd);
+                    default -> Math.min(blockEnd, rowEnd);
                 };
-                int repeat = flaw == Flaw.DUPLICATE_BLOCK && e == layout.rowBegin(h, qb) ? 2 : 1;
+                int repeat = flaw == Flaw.DUPLICATE_BLOCK && !reverse && x == 0 ? 2 : 1;
                 for (int r = 0; r < repeat && j1 > j0; r++) {
-                    readAny = true;
+                    readAny |= counts[x];
                     double blockMax = Double.NEGATIVE_INFINITY;
                     for (int j = j0; j < j1; j++) {
-                        int ko = k.offset(b, kvh, 0) + j * k.rowStride();
+                        int ko = offset(k, q, true, b, kvh, j);
                         double dot = 0;
-                        for (int d = 0; d < p.headDim(); d++) {
+                        for (int d = 0; d < dotDims; d++) {
                             dot += (double) q.data()[qo + d] * k.data()[ko + d];
                         }
-                        double s = flaw == Flaw.SCALE_MISSING ? dot : p.scale() * dot;
-                        if (flaw == Flaw.NEG_INF_SCORE_POISONS_ROW && s == Double.NEGATIVE_INFINITY) {
-                            s = Double.NaN;
+                        double sc = flaw == Flaw.SCALE_MISSING ? dot : p.scale() * dot;
+                        if (flaw == Flaw.NEG_INF_SCORE_POISONS_ROW && sc == Double.NEGATIVE_INFINITY) {
+                            sc = Double.NaN;
                         }
-                        scores[j - j0] = s;
-                        blockMax = OnlineSoftmax.max(blockMax, s);
+                        if (flaw == Flaw.ALLOWED_NAN_HIDDEN && Double.isNaN(sc)) {
+                            sc = Double.NEGATIVE_INFINITY;
+                        }
+                        scores[j - j0] = sc;
+                        blockMax = OnlineSoftmax.max(blockMax, sc);
                     }
                     if (flaw == Flaw.SHARED_SCRATCH) {
                         Thread.yield(); // between writing the scores and reading them: another call may overwrite them
                     }
                     // NO_MAX_SHIFT: the running maximum stays 0, so exp() sees the raw scores.
-                    double shift = state.raise(0, flaw == Flaw.NO_MAX_SHIFT ? 0.0 : blockMax);
+                    double shift = st.raise(0, flaw == Flaw.NO_MAX_SHIFT ? 0.0 : blockMax);
                     double sum = 0;
                     for (int j = j0; j < j1; j++) {
                         double w = Math.exp(scores[j - j0] - shift);
+                        if (flaw == Flaw.ALLOWED_NAN_HIDDEN && Double.isNaN(w)) {
+                            w = 0;
+                        }
                         sum += w;
-                        int vo = v.offset(b, kvh, 0) + j * v.rowStride();
-                        for (int d = 0; d < p.valueDim(); d++) {
-                            float x = v.data()[vo + d];
-                            readNanValue |= Float.isNaN(x);
-                            if (flaw == Flaw.INF_VALUE_BECOMES_NAN && Float.isInfinite(x)) {
-                                x = Float.NaN;
+                        int vo = offset(v, q, true, b, kvh, j);
+                        for (int d = 0; d < valueDims; d++) {
+                            float xv = v.data()[vo + d];
+                            readNanValue |= counts[x] && Float.isNaN(xv);
+                            if (flaw == Flaw.INF_VALUE_BECOMES_NAN && Float.isInfinite(xv)) {
+                                xv = Float.NaN;
                             }
-                            acc[d] += (float) (w * x);
+                            if (flaw == Flaw.ALLOWED_NAN_HIDDEN && w == 0) {
+                                continue;
+                            }
+                            into[d] += (float) (w * xv);
                         }
                     }
-                    state.add(0, sum);
+                    if (flaw == Flaw.MASKED_NAN_LEAKS) {
+                        // Keys of the block cut off by lengths or causal, "masked" with a zero weight.
+                        for (int j = j1; j < blockEnd; j++) {
+                            int vo = offset(v, q, true, b, kvh, j);
+                            for (int d = 0; d < valueDims; d++) {
+                                into[d] += 0f * v.data()[vo + d];
+                            }
+                        }
+                    }
+                    st.add(0, sum);
                 }
+            }
+            if (flaw == Flaw.QUADRATIC_TIME) {
+                sink = waste.acc()[0];
             }
             if (!readAny && flaw == Flaw.EMPTY_ROWS_UNWRITTEN) {
                 return;
             }
-            int oo = out.offset(b, h, i);
-            int li = mask.lseIndex(b, h, i);
+            int oo = offset(out, q, false, b, h, i);
+            int li = lseIndex(q, b, h, i);
+            if (!readAny && flaw == Flaw.EMPTY_ROW_NAN) {
+                Arrays.fill(out.data(), oo, oo + p.valueDim(), Float.NaN);
+                if (lse != null) {
+                    lse[li] = Float.NaN;
+                }
+                return;
+            }
             state.finish(0, out.data(), oo, lse, li);
             if (readNanValue && flaw == Flaw.VALUE_NAN_POISONS_ROW) {
                 Arrays.fill(out.data(), oo, oo + p.valueDim(), Float.NaN);
+            }
+            if (flaw == Flaw.FIXED_64_TILE && p.valueDim() > 64) {
+                Arrays.fill(out.data(), oo + 64, oo + p.valueDim(), 0f);
             }
             if (lse != null && flaw == Flaw.LSE_LOG2) {
                 lse[li] = (float) (lse[li] / Math.log(2));

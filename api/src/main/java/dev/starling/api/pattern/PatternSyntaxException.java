@@ -26,7 +26,7 @@ public final class PatternSyntaxException extends IllegalArgumentException {
     /** Characters of the text shown on each side of the error position. */
     static final int ECHO_RADIUS = 60;
     /** Longest problem description kept whole; a longer one (it may quote the text) keeps its start and end. */
-    static final int MAX_PROBLEM = 300;
+    static final int MAX_PROBLEM = 1500;
 
     /**
      * The message: the problem, then the text around the position (at most {@value #ECHO_RADIUS}

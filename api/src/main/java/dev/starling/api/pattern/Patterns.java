@@ -134,7 +134,7 @@ public final class Patterns {
             PatternProvider provider = providers.get(name.toLowerCase());
             if (provider == null) {
                 pos = start;
-                StringBuilder why = new StringBuilder("unknown pattern '" + name + "'; known patterns: ")
+                StringBuilder why = new StringBuilder("unknown pattern '" + (name.length() > 60 ? name.substring(0, 60) + "…" : name) + "'; known patterns: ")
                         .append(String.join(", ", providers.keySet()));
                 for (FoundProvider<PatternProvider> f : refused) {
                     why.append("; not used: pattern provider ").append(f.origin()).append(": ").append(f.problem());

@@ -6,6 +6,7 @@ import dev.starling.api.selection.BackendReport;
 import dev.starling.api.selection.BackendSelector;
 import dev.starling.conformance.ConformanceRules;
 import dev.starling.conformance.ConformanceRunner;
+import dev.starling.conformance.Rule;
 import dev.starling.conformance.RuleResult;
 import java.io.PrintWriter;
 import java.util.ArrayList;
@@ -22,7 +23,10 @@ import picocli.CommandLine.Option;
  * <p>A backend that cannot run here (unavailable, or its provider failed to load) is not run at
  * all: it is reported in one line with its reason. Named alone, it makes the command exit with
  * {@link StarlingCli#NOT_RUN}, since it neither passed nor failed; with {@code --backend all} the
- * command passes when every backend that can run passes, and lists the others once each.
+ * command passes when every backend that can run passes, and lists the others once each, unless
+ * {@code --require-available} is given: then a backend that cannot run makes the command exit with
+ * {@link StarlingCli#NOT_RUN} too. {@code --no-require-available} lets a named backend that cannot run
+ * exit 0. {@code --only} runs the named rules; a failure prints the run seed and the replay command.
  */
 @Command(name = "conformance", mixinStandardHelpOptions = true,
         description = {"Check backends against dense float64 attention, rule by rule (conformance/RULES.md).",
@@ -39,8 +43,17 @@ final class ConformanceCommand implements Callable<Integer> {
     @Option(names = "--quick", description = "skip the slow linear-memory rule (19); finishes in well under a minute")
     boolean quick;
 
-    @Option(names = "--seed", paramLabel = "N", description = "base seed of the generated cases (default: the kit's)")
+    @Option(names = "--seed", paramLabel = "N", description = "run seed of the generated cases (default: the kit's); "
+            + "a failure prints the one that replays it")
     Long seed;
+
+    @Option(names = "--only", paramLabel = "RULES", description = "run only these rules: numbers or test names, "
+            + "comma-separated (e.g. 22 or 12,required_rule22_featureCombinations)")
+    String only;
+
+    @Option(names = "--require-available", negatable = true, description = "a backend that cannot run here does not "
+            + "pass: exit 4 (default: on when one backend is named)")
+    Boolean requireAvailable;
 
     /** Where the backends come from; tests put in backends that cannot run. */
     Supplier<BackendSelector> backends = BackendSelector::discover;
@@ -50,6 +63,10 @@ final class ConformanceCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         BackendSelector selector = backends.get();
         boolean all = backend.equalsIgnoreCase("all");
+        boolean require = requireAvailable != null ? requireAvailable : !all;
+        ConformanceRunner.Options options = ConformanceRunner.Options.defaults()
+                .withSeed(seed != null ? seed : ConformanceRules.DEFAULT_SEED).withQuick(quick)
+                .withOnly(Rule.parseList(only)).withRequireAvailable(require);
         List<BackendReport> targets = new ArrayList<>();
         for (BackendReport r : selector.reports()) {
             if (all || r.name().equalsIgnoreCase(backend)) {
@@ -69,8 +86,7 @@ final class ConformanceCommand implements Callable<Integer> {
                 continue;
             }
             Class<? extends SparseAttention> type = r.backend().getClass();
-            List<RuleResult> results = ConformanceRunner.run(() -> newInstance(type, r.backend()),
-                    seed != null ? seed : ConformanceRules.DEFAULT_SEED, quick);
+            List<RuleResult> results = ConformanceRunner.run(() -> newInstance(type, r.backend()), options);
             ConformanceRunner.print(r.name(), results, out);
             out.println();
             if (results.stream().noneMatch(x -> x.status() != RuleResult.Status.SKIPPED)) {
@@ -89,7 +105,10 @@ final class ConformanceCommand implements Callable<Integer> {
         if (!allPassed) {
             return StarlingCli.CHECK_FAILED;
         }
-        if (ran == 0) {
+        if (require && !notRun.isEmpty()) {
+            return StarlingCli.NOT_RUN;
+        }
+        if (ran == 0 && !Boolean.FALSE.equals(requireAvailable)) {
             if (all) {
                 out.println("no backend could run here, so none passed");
                 out.flush();

@@ -144,7 +144,7 @@ class StarlingCliTest {
     void conformanceQuickPassesForTheReferenceBackend() {
         Result r = run("conformance", "--backend", "reference", "--quick");
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("required_rule01_outputMatchesOracle") && r.out().contains("20 passed, 0 failed, 1 skipped"),
+        assertTrue(r.out().contains("required_rule01_outputMatchesOracle") && r.out().contains("24 passed, 0 failed, 1 skipped"),
                 r.out());
         assertEquals(2, run("conformance", "--backend", "nope").code());
     }
@@ -578,9 +578,80 @@ class StarlingCliTest {
         dev.starling.api.SparseAttention reference = dev.starling.api.selection.BackendSelector.discover().byName("reference");
         Result r = conformance(List.of(new NoDevice(), reference), "--quick");
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("20 passed, 0 failed, 1 skipped"), r.out());
+        assertTrue(r.out().contains("24 passed, 0 failed, 1 skipped"), r.out());
         assertEquals(1, count(r.out(), "no test device here"), r.out());
         assertEquals(1, count(r.out(), "nodevice"), r.out());
+    }
+
+    /** Issue 18, item 4: --require-available makes a backend that cannot run fail the command, named or not. */
+    @Test
+    void requireAvailableTurnsNotRunIntoAFailureAndCanBeTurnedOff() {
+        dev.starling.api.SparseAttention reference = dev.starling.api.selection.BackendSelector.discover().byName("reference");
+        Result r = conformance(List.of(new NoDevice(), reference), "--only", "25", "--require-available");
+        assertEquals(StarlingCli.NOT_RUN, r.code(), r.out());
+        assertTrue(r.out().contains("1 passed, 0 failed, 0 skipped") && r.out().contains("no test device here"), r.out());
+        r = conformance(List.of(new NoDevice()), "--backend", "nodevice", "--no-require-available");
+        assertEquals(0, r.code(), r.out());
+        assertTrue(r.out().contains("no test device here"), r.out());
+    }
+
+    /** A backend that writes zeros: every rule comparing numbers fails. */
+    public static final class Zeros implements dev.starling.api.SparseAttention {
+        /** Does nothing. */
+        public Zeros() {
+        }
+
+        @Override
+        public String name() {
+            return "zeros";
+        }
+
+        @Override
+        public int priority() {
+            return 1;
+        }
+
+        @Override
+        public dev.starling.api.Availability availability() {
+            return dev.starling.api.Availability.available();
+        }
+
+        @Override
+        public dev.starling.api.Capabilities capabilities() {
+            return dev.starling.api.Capabilities.full("cpu", java.util.Set.of(dev.starling.api.Precision.FP32));
+        }
+
+        @Override
+        public dev.starling.api.AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+            return new dev.starling.api.plan.BasePlan(this, problem, layout) {
+                @Override
+                protected void compute(dev.starling.api.Tensor q, dev.starling.api.Tensor k, dev.starling.api.Tensor v,
+                                       dev.starling.api.Tensor out, float[] lse) {
+                    java.util.Arrays.fill(out.data(), 0f);
+                    if (lse != null) {
+                        java.util.Arrays.fill(lse, 0f);
+                    }
+                }
+            };
+        }
+    }
+
+    /** Issue 18, item 5: the printed replay command, run again, meets the same failure; --only runs only its rules. */
+    @Test
+    void aFailurePrintsTheRunSeedAndAReplayThatReproducesIt() {
+        Result r = conformance(List.of(new Zeros()), "--backend", "zeros", "--seed", "314", "--only", "1,22");
+        assertEquals(StarlingCli.CHECK_FAILED, r.code(), r.out());
+        assertTrue(r.out().contains("0 passed, 2 failed, 0 skipped"), r.out());
+        String replay = r.out().lines().filter(l -> l.contains("replay: ") && l.contains("--only 22")).findFirst()
+                .orElseThrow(() -> new AssertionError(r.out()));
+        assertTrue(replay.contains("run seed 314; replay: starling conformance --backend zeros --seed 314 --only 22"), replay);
+        String[] args = replay.substring(replay.indexOf("conformance ") + "conformance ".length()).split(" ");
+        Result again = conformance(List.of(new Zeros()), args);
+        assertEquals(StarlingCli.CHECK_FAILED, again.code(), again.out());
+        String failure = r.out().lines().filter(l -> l.contains("required_rule22_featureCombinations")).findFirst().orElseThrow();
+        assertTrue(again.out().contains(failure), again.out());
+        assertEquals(1, count(again.out(), "required_rule"), again.out());
+        assertEquals(StarlingCli.BAD_INPUT, conformance(List.of(new Zeros()), "--only", "99").code());
     }
 
     /** The case of the report: cuda on a machine without a GPU. */
