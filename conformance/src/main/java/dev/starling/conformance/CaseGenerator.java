@@ -57,7 +57,13 @@ public final class CaseGenerator {
          * Layouts the merge rule splits into disjoint key-block sets: tails, GQA with {@code Dv != D},
          * causal (problem and pattern, rows with no key), key lengths, a shared layout, both tensor layouts.
          */
-        KEY_SPLITS
+        KEY_SPLITS,
+        /**
+         * Problems the shard rule cuts into contiguous key shards computed on their own keys: every
+         * built-in pattern, tails, GQA with {@code Dv != D}, causal ({@code Nq < Nk}, {@code Nq > Nk},
+         * a {@code causal(P)} layout), key and query lengths, causal with key lengths, both tensor layouts.
+         */
+        KEY_SHARDS
     }
 
     private static final PatternSpec BIGBIRD = Patterns.parse("bigbird(block=16, window=3, global=2, random=2, seed=11)");
@@ -171,6 +177,31 @@ public final class CaseGenerator {
                         BIGBIRD));
                 c.add(normal("shared dense layout, tail", seeds, base.toBuilder().length(53).build(),
                         Patterns.parse("dense(block=16)")));
+                c.add(normal("block 64 tail", seeds,
+                        AttentionProblem.builder().heads(2).length(300).headDim(64).precision(precision).build(),
+                        Patterns.parse("bigbird(block=64, window=3, global=2, random=1)")));
+            }
+            case KEY_SHARDS -> {
+                for (String text : PATTERNS) {
+                    c.add(normal("pattern " + text + " nq 90 nk 100", seeds,
+                            base.toBuilder().queryLength(90).keyLength(100).build(), Patterns.parse(text)));
+                }
+                c.add(AttentionCase.random("gqa hq=4 hkv=2 dv != d tail", seeds.nextLong(),
+                        base.toBuilder().heads(4).kvHeads(2).length(75).headDim(12).valueDim(20).build(), BIGBIRD,
+                        TensorLayout.BSHD, AttentionCase.Values.NORMAL));
+                c.add(normal("mqa hq=4 hkv=1", seeds, base.toBuilder().heads(4).kvHeads(1).build(), SPARSE_BIGBIRD));
+                c.add(normal("causal nq 40 nk 90", seeds, base.toBuilder().queryLength(40).keyLength(90).causal(true).build(),
+                        BIGBIRD));
+                c.add(AttentionCase.random("causal nq 90 nk 40 (rows with no key)", seeds.nextLong(),
+                        base.toBuilder().queryLength(90).keyLength(40).causal(true).build(), BIGBIRD, TensorLayout.BSHD,
+                        AttentionCase.Values.NORMAL));
+                c.add(normal("causal(P) nq 100 nk 100", seeds, base.toBuilder().length(100).build(),
+                        Patterns.parse("causal(bigbird(block=16, window=3, global=1, random=2, seed=3))")));
+                c.add(normal("key and query lengths with zero entries", seeds,
+                        base.toBuilder().batch(3).keyLengths(96, 37, 0).queryLengths(63, 0, 96).build(), BIGBIRD));
+                c.add(normal("causal with key lengths", seeds,
+                        base.toBuilder().batch(2).queryLength(70).keyLength(100).keyLengths(100, 45).causal(true).build(),
+                        SPARSE_BIGBIRD));
                 c.add(normal("block 64 tail", seeds,
                         AttentionProblem.builder().heads(2).length(300).headDim(64).precision(precision).build(),
                         Patterns.parse("bigbird(block=64, window=3, global=2, random=1)")));

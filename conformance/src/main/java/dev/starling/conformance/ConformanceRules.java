@@ -12,6 +12,7 @@ import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
+import dev.starling.api.plan.KeyShards;
 import dev.starling.api.plan.OnlineSoftmax;
 import dev.starling.conformance.CaseGenerator.Feature;
 import java.io.IOException;
@@ -206,6 +207,7 @@ public final class ConformanceRules {
             case R23_LONG_SEQUENCES -> longSequences(backend);
             case R24_WORK_FOLLOWS_ALLOWED_BLOCKS -> workFollowsAllowedBlocks(backend);
             case R25_SERVICE_CONTRACT -> serviceContract(backend);
+            case R26_KEY_SHARDS_MERGE -> keyShardsMerge(backend);
         });
     }
 
@@ -235,7 +237,7 @@ public final class ConformanceRules {
             case R03_CAUSAL -> caps.causal() ? null : "CAUSAL";
             case R04_GROUPED_QUERY -> caps.groupedQuery() ? null : "GROUPED_QUERY";
             case R05_KEY_AND_QUERY_LENGTHS -> caps.keyLengths() && caps.queryLengths() ? null : "KEY_LENGTHS and QUERY_LENGTHS";
-            case R06_LSE, R21_KEY_SPLITS_MERGE -> caps.lse() ? null : "LSE";
+            case R06_LSE, R21_KEY_SPLITS_MERGE, R26_KEY_SHARDS_MERGE -> caps.lse() ? null : "LSE";
             default -> null;
         };
     }
@@ -895,6 +897,86 @@ public final class ConformanceRules {
                         tol));
                 requireMatch(what + ": the reverse-order merge against the in-order merge", c,
                         asResult(c.problem(), forward, forwardLse), backward, backwardLse, tol);
+            }
+        }
+        return worst;
+    }
+
+    /**
+     * Rule 26: each case's keys cut into {@code S} contiguous key shards ({@link KeyShards}), {@code S}
+     * and the cuts drawn from the case seed (every other case balanced by allowed blocks instead); the
+     * backend computes each shard with LSE on the shard's own problem (its keys only, key lengths cut,
+     * the causal rule moved by the shard's first key), layout and slices of {@code k} and {@code v};
+     * the partials merged with {@link OnlineSoftmax#merge} in shard order and again in a shuffled order
+     * must match the oracle of the whole, and each other.
+     */
+    private double keyShardsMerge(SparseAttention backend) {
+        Capabilities caps = backend.capabilities();
+        double worst = 0;
+        for (Precision p : caps.precisions()) {
+            List<AttentionCase> cases = supported(caps, Feature.KEY_SHARDS, p);
+            for (int n = 0; n < cases.size(); n++) {
+                AttentionCase c = cases.get(n);
+                Tolerance tol = Tolerance.of(p);
+                Random rnd = new Random(c.seed());
+                int keyBlocks = c.layout().keyBlocks();
+                int count = 1 + rnd.nextInt(Math.min(6, keyBlocks));
+                KeyShards shards;
+                if (n % 2 == 0) {
+                    TreeSet<Integer> cuts = new TreeSet<>();
+                    while (cuts.size() < count - 1) {
+                        cuts.add(1 + rnd.nextInt(keyBlocks - 1));
+                    }
+                    shards = KeyShards.at(c.problem(), c.layout(), cuts.stream().mapToInt(Integer::intValue).toArray());
+                } else {
+                    shards = KeyShards.balanced(c.problem(), c.layout(), count);
+                }
+                int[] firsts = new int[shards.count()];
+                for (int s = 0; s < firsts.length; s++) {
+                    firsts[s] = shards.firstBlock(s);
+                }
+                String what = "case " + c + " cut into " + shards.count() + " key shards starting at key blocks "
+                        + Arrays.toString(firsts) + " (seed " + c.seed() + ")";
+                Tensor[] outs = new Tensor[shards.count()];
+                float[][] lses = new float[shards.count()][];
+                for (int s = 0; s < shards.count(); s++) {
+                    AttentionProblem shardProblem = shards.problem(s);
+                    String which = ", key shard " + s + " (" + shardProblem + ")";
+                    outs[s] = c.newOutput();
+                    lses[s] = c.newLse();
+                    AttentionPlan plan;
+                    try {
+                        plan = backend.plan(shardProblem, shards.layout(s));
+                    } catch (RuntimeException e) {
+                        throw new RuleFailure(what + which + ": plan threw " + e, Double.NaN);
+                    }
+                    try (plan) {
+                        plan.forward(c.q(), shards.slice(c.k(), s), shards.slice(c.v(), s), outs[s], lses[s]);
+                    } catch (RuntimeException e) {
+                        throw new RuleFailure(what + which + ": forward threw " + e, Double.NaN);
+                    }
+                }
+                Tensor inOrder = outs[0].copy();
+                float[] inOrderLse = lses[0].clone();
+                for (int s = 1; s < outs.length; s++) {
+                    OnlineSoftmax.merge(inOrder, inOrderLse, outs[s], lses[s], inOrder, inOrderLse);
+                }
+                List<Integer> order = new ArrayList<>();
+                for (int s = 0; s < outs.length; s++) {
+                    order.add(s);
+                }
+                java.util.Collections.shuffle(order, rnd);
+                Tensor shuffled = outs[order.get(0)].copy();
+                float[] shuffledLse = lses[order.get(0)].clone();
+                for (int x = 1; x < order.size(); x++) {
+                    OnlineSoftmax.merge(outs[order.get(x)], lses[order.get(x)], shuffled, shuffledLse, shuffled, shuffledLse);
+                }
+                DenseOracle.Result whole = c.expected();
+                worst = Math.max(worst, requireMatch(what + ", merged in shard order", c, whole, inOrder, inOrderLse, tol));
+                worst = Math.max(worst, requireMatch(what + ", merged in the order " + order, c, whole, shuffled,
+                        shuffledLse, tol));
+                requireMatch(what + ": the merge in the order " + order + " against the merge in shard order", c,
+                        asResult(c.problem(), inOrder, inOrderLse), shuffled, shuffledLse, tol);
             }
         }
         return worst;

@@ -70,7 +70,13 @@ public enum Rule {
      * {@code availability()} and {@code capabilities()} that never throw, a public no-argument
      * constructor that does no work.
      */
-    R25_SERVICE_CONTRACT(25, "serviceContract", true, null);
+    R25_SERVICE_CONTRACT(25, "serviceContract", true, null),
+    /**
+     * A problem's keys cut into contiguous key shards ({@code KeyShards}), each computed with LSE on
+     * its own keys and values (its problem: key lengths cut, the causal rule moved), and merged in
+     * any order, equals the whole.
+     */
+    R26_KEY_SHARDS_MERGE(26, "keyShardsMergeToTheWhole", false, "LSE");
 
     private final int number;
     private final String id;

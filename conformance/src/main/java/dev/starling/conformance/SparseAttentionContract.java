@@ -34,7 +34,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 25 rules, 25 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 26 rules, 26 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -304,5 +304,11 @@ public abstract class SparseAttentionContract {
     @Test
     public void required_rule25_serviceContract() {
         check(Rule.R25_SERVICE_CONTRACT);
+    }
+
+    /** Rule 26. */
+    @Test
+    public void optional_rule26_keyShardsMergeToTheWhole() {
+        check(Rule.R26_KEY_SHARDS_MERGE);
     }
 }

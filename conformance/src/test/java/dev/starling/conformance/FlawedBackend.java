@@ -108,7 +108,12 @@ public class FlawedBackend implements SparseAttention {
         /** Rule 25: a name with capitals, which {@code -Dstarling.backend} can never select. */
         NON_LOWERCASE_NAME,
         /** Rule 25: priority() changes from call to call. */
-        UNSTABLE_PRIORITY
+        UNSTABLE_PRIORITY,
+        /**
+         * Rule 26: the causal rule always aligned bottom-right ({@code j <= i + Nk − Nq}), ignoring the
+         * problem's {@code causalShift}: right for whole problems, wrong for a key shard, whose rule moves.
+         */
+        CAUSAL_SHIFT_IGNORED
     }
 
     private final Flaw flaw;
@@ -336,6 +341,8 @@ public class FlawedBackend implements SparseAttention {
                 case KEY_LENGTHS_IGNORED -> mask.causal() ? TokenMask.causalKeyEnd(i, p.causalShift(), p.keyLength())
                         : p.keyLength();
                 case UNDECLARED_CAUSAL_IGNORED -> p.keyLength(b);
+                case CAUSAL_SHIFT_IGNORED -> mask.causal() ? Math.min(p.keyLength(b), TokenMask.causalKeyEnd(i,
+                        TokenMask.bottomRightShift(p.queryLength(), p.keyLength()), p.keyLength())) : mask.rowKeyEnd(b, i);
                 default -> mask.rowKeyEnd(b, i);
             };
         }

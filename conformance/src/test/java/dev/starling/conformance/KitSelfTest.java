@@ -100,6 +100,7 @@ class KitSelfTest {
         "QUADRATIC_TIME # R24_WORK_FOLLOWS_ALLOWED_BLOCKS # time does not follow the allowed blocks: at N=\\d+, .*time ratio .*",
         "NON_LOWERCASE_NAME # R25_SERVICE_CONTRACT # .*name\\(\\) is 'Flawed-NonLowercase', not lowercase.*",
         "UNSTABLE_PRIORITY # R25_SERVICE_CONTRACT # .*priority\\(\\) is not stable.*",
+        "CAUSAL_SHIFT_IGNORED # R26_KEY_SHARDS_MERGE # case causal.* cut into \\d+ key shards starting at key blocks .*merged in shard order: output at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
         RuleResult r = check(flaw, rule);
@@ -130,8 +131,9 @@ class KitSelfTest {
      * of these flaws changes the work, and a timing should not make this test flaky). Most are caught by their
      * rule alone: rules 1 to 21 never combine batch &gt; 1 with GQA, a head dim that is not a multiple
      * of 4 or above 64, tensors of different layouts, unequal block sizes, or causal with lengths.
-     * Where another rule sees a flaw too, it is for the same reason: rules 20, 21 and 23 compare LSE
-     * of BSHD cases; rule 23's second case is causal with key lengths. {@link Flaw#QUADRATIC_TIME} is left
+     * Where another rule sees a flaw too, it is for the same reason: rules 20, 21, 23 and 26 compare LSE
+     * of BSHD cases; rule 23's second case and one of rule 26's are causal with key lengths; rule 26
+     * gives BSHD queries with the BHSD key and value slices {@code KeyShards.slice} makes (mixed layouts). {@link Flaw#QUADRATIC_TIME} is left
      * out: it makes every other rule slow (rule 23 alone becomes quadratic in 16,429 keys), and its
      * failure of rule 24 says why it fails.
      */
@@ -139,11 +141,11 @@ class KitSelfTest {
     @CsvSource({
         "GQA_BATCH_KV_OFFSET, 22",
         "LSE_BATCH_STRIDE_GQA, 22",
-        "LSE_ORDER_BSHD, 20 21 22 23",
-        "CAUSAL_PER_ENTRY_LENGTHS, 22 23",
+        "LSE_ORDER_BSHD, 20 21 22 23 26",
+        "CAUSAL_PER_ENTRY_LENGTHS, 22 23 26",
         "UNROLLED_NO_REMAINDER, 22",
         "FIXED_64_TILE, 22",
-        "ONE_LAYOUT_FOR_ALL, 22",
+        "ONE_LAYOUT_FOR_ALL, 22 26",
         "EQUAL_BLOCKS_ASSUMED, 22",
         "LONG_FAST_PATH, 23",
         "OUTPUT_STAGED_IN_PLAN, 12",
@@ -151,8 +153,9 @@ class KitSelfTest {
         "VALUE_NAN_POISONS_ROW, 20",
         "NEG_INF_SCORE_POISONS_ROW, 20",
         "INF_VALUE_BECOMES_NAN, 20",
-        "LSE_LOG2, 6 8 20 21 22 23",
-        "LSE_MISSES_MAX, 6 8 20 21 22 23",
+        "LSE_LOG2, 6 8 20 21 22 23 26",
+        "LSE_MISSES_MAX, 6 8 20 21 22 23 26",
+        "CAUSAL_SHIFT_IGNORED, 26",
     })
     void eachFlawFailsExactlyItsRules(Flaw flaw, String rules) {
         Set<Integer> expected = Arrays.stream(rules.split(" ")).map(Integer::valueOf).collect(Collectors.toCollection(TreeSet::new));
