@@ -66,6 +66,14 @@ class ArchitectureTest {
     }
 
     @Test
+    void onlyTheSparkModuleSeesSpark() {
+        noClasses().that().resideInAPackage("dev.starling..").and().resideOutsideOfPackage("dev.starling.spark..")
+                .should().dependOnClassesThat().resideInAnyPackage("org.apache.spark..", "org.apache.hadoop..", "scala..")
+                .because("Spark is a provided dependency of the spark module alone (DESIGN section 1)")
+                .check(classes);
+    }
+
+    @Test
     void backendTypesNeverAppearInTheApi() {
         noClasses().that().resideInAPackage("dev.starling.api..")
                 .should().dependOnClassesThat().resideInAnyPackage("org.nd4j..", "jcuda..", "picocli..")
