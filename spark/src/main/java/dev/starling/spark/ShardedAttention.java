@@ -194,6 +194,7 @@ public final class ShardedAttention {
             ok = true;
         } finally {
             jsc.clearJobGroup();
+            confBroadcast.destroy();
             OutputFiles.cleanUp(conf, qualified, runId);
             try {
                 if (ok && !listener.awaitJobs(1, 30_000)) {
