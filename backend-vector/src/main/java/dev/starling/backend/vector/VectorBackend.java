@@ -14,11 +14,14 @@ import java.util.EnumSet;
  * feature of DESIGN section 2 in float32, with register-tiled fused kernels that run near the
  * machine's single-precision matrix rate and no native code.
  *
- * <p>For each key/value head the keys are packed once per call, transposed block by block
- * ({@code [key block][d][key]}), and every query block that reads a key block reuses it; one
- * query block against one key block is {@code S = s·Q·Kᵀ} in tiles of 4 query rows × 4 vectors
- * of keys, the online softmax of {@link dev.starling.api.plan.OnlineSoftmax} with a vectorised
- * {@code exp}, and {@code O += P·V} in tiles of 4 rows × 4 vectors of features (fused multiply-add).
+ * <p>Query rows are the vector lanes: a query block ({@code 64} rows = 4 vectors of 16 floats
+ * with AVX-512) is transposed once per work unit, and against each allowed key block the kernel
+ * computes {@code Sᵀ = K·(s·Q)ᵀ} in register tiles of 4 row vectors × 4 keys, the online softmax
+ * of {@link dev.starling.api.plan.OnlineSoftmax} down the key axis (no horizontal reductions)
+ * with a vectorised polynomial {@code exp}, and {@code Oᵀ += Vᵀ·Pᵀ} in tiles of 4 row vectors ×
+ * 4 value features (fused multiply-add), reading keys and values in place, one broadcast per
+ * feature. Only partial and causal-diagonal blocks pay for a per-row mask. Work units of the
+ * shared {@link dev.starling.api.plan.WorkPlan} run longest first on the plan's threads.
  *
  * <p>Available only when the incubator module is in the boot layer: start the JVM with
  * {@value #ENABLE_FLAG}. Without it this class still loads (it never touches a Vector API type)
