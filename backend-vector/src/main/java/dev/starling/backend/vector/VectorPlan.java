@@ -39,6 +39,9 @@ final class VectorPlan extends BasePlan {
     private final int vdim;
     private final int qRows;
     private final int kRows;
+    /** Work items in claiming order: {@code (batch · Hq + h, unit index)}. */
+    private final int[] itemHead;
+    private final int[] itemUnit;
     private final ConcurrentLinkedQueue<Scratch> spare = new ConcurrentLinkedQueue<>();
 
     /** What one call owns while it runs. */
@@ -83,6 +86,9 @@ final class VectorPlan extends BasePlan {
         this.kRows = Math.max(1, Math.min(layout.keyBlock(), problem.keyLength()));
         int heads = Math.multiplyExact(problem.batch(), problem.queryHeads());
         this.work = WorkPlan.of(layout, maxBlocksPerUnit(layout, problem.queryHeads(), heads, threads));
+        int[][] order = order(work, layout, heads, problem.queryHeads());
+        this.itemHead = order[0];
+        this.itemUnit = order[1];
         if (threads > 1) {
             int id = POOL_IDS.incrementAndGet();
             AtomicInteger n = new AtomicInteger();
@@ -116,6 +122,64 @@ final class VectorPlan extends BasePlan {
         return (int) Math.min(Integer.MAX_VALUE, Math.max(8, (total + 4L * threads - 1) / (4L * threads)));
     }
 
+    /**
+     * The order work items are claimed in. Long units (more than twice a head's median unit, such as
+     * BigBird's global rows) come first, longest first across all heads, so no thread is left with
+     * one at the end; then each head's other units in query-block order, so that neighbouring
+     * query blocks, which share most of their key blocks (the window), run while those key and
+     * value blocks are still in cache.
+     *
+     * @param work the work plan
+     * @param layout the layout
+     * @param heads {@code B·Hq}
+     * @param queryHeads {@code Hq}
+     * @return {@code {heads of the items, unit indices of the items}}
+     */
+    static int[][] order(WorkPlan work, BlockLayout layout, int heads, int queryHeads) {
+        long total = 0;
+        int[] longBelow = new int[work.headLayouts()];
+        for (int hl = 0; hl < work.headLayouts(); hl++) {
+            List<WorkPlan.Unit> units = work.units(hl);
+            // Units are sorted longest first: the median is in the middle.
+            int median = units.isEmpty() ? 0 : units.get(units.size() / 2).blocks();
+            int count = 0;
+            while (count < units.size() && units.get(count).blocks() > 2 * median) {
+                count++;
+            }
+            longBelow[hl] = count;
+        }
+        for (int bh = 0; bh < heads; bh++) {
+            total += work.units(layout.headIndex(bh % queryHeads)).size();
+        }
+        int n = Math.toIntExact(total);
+        int[] itemHead = new int[n];
+        int[] itemUnit = new int[n];
+        int at = 0;
+        for (int u = 0; u < work.unitsPerLayout(); u++) {
+            for (int bh = 0; bh < heads; bh++) {
+                if (u < longBelow[layout.headIndex(bh % queryHeads)]) {
+                    itemHead[at] = bh;
+                    itemUnit[at++] = u;
+                }
+            }
+        }
+        for (int bh = 0; bh < heads; bh++) {
+            int hl = layout.headIndex(bh % queryHeads);
+            List<WorkPlan.Unit> units = work.units(hl);
+            Integer[] rest = new Integer[units.size() - longBelow[hl]];
+            for (int x = 0; x < rest.length; x++) {
+                rest[x] = longBelow[hl] + x;
+            }
+            java.util.Arrays.sort(rest, java.util.Comparator.comparingInt((Integer u) -> units.get(u).queryBlock())
+                    .thenComparingInt(u -> units.get(u).begin()));
+            for (int u : rest) {
+                itemHead[at] = bh;
+                itemUnit[at++] = u;
+            }
+        }
+        return new int[][] {itemHead, itemUnit};
+    }
+
     @Override
     protected void compute(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
         Scratch scratch = spare.poll();
@@ -138,15 +202,10 @@ final class VectorPlan extends BasePlan {
         int queryHeads = problem.queryHeads();
         int heads = problem.batch() * queryHeads;
         float scale = problem.scale();
-        parallel(heads * work.unitsPerLayout(), (w, item) -> {
-            int bh = item % heads;
+        parallel(itemHead.length, (w, item) -> {
+            int bh = itemHead[item];
             int h = bh % queryHeads;
-            List<WorkPlan.Unit> units = work.units(layout.headIndex(h));
-            int u = item / heads;
-            if (u >= units.size()) {
-                return;
-            }
-            WorkPlan.Unit unit = units.get(u);
+            WorkPlan.Unit unit = work.units(layout.headIndex(h)).get(itemUnit[item]);
             int b = bh / queryHeads;
             int kvh = problem.kvHeadOf(h);
             int qb = unit.queryBlock();
