@@ -81,19 +81,21 @@ final class TileKernel {
     private final int[] ends;
     private final float[] row;
     private final OnlineSoftmax.Rows state;
+    private final int kChunk;
     private int rows;
 
     /**
-     * Scratch for query blocks of up to {@code qRows} rows and key blocks of up to {@code kRows} keys.
+     * Scratch for up to {@code qRows} query rows at a time and key chunks of up to {@code kRows} keys.
      *
      * @param dim {@code D}
      * @param vdim {@code Dv}
-     * @param qRows most rows of a query block
-     * @param kRows most keys of a key block
+     * @param qRows most rows at a time
+     * @param kRows most keys at a time
      */
     TileKernel(int dim, int vdim, int qRows, int kRows) {
         this.dim = dim;
         this.vdim = vdim;
+        this.kChunk = kRows;
         this.rowCap = Math.toIntExact(((long) qRows + LANES - 1) / LANES * LANES);
         this.rowVectors = rowCap / LANES;
         this.qT = new float[Math.multiplyExact(dim, rowCap)];
@@ -145,13 +147,14 @@ final class TileKernel {
     }
 
     /**
-     * Folds key block {@code kb} into the running state of the current query block.
+     * Folds key block {@code kb} into the running state of the current rows, in chunks of at most
+     * {@code kChunk} keys (so scratch stays {@code O(rows · kChunk)} whatever the block size).
      *
      * @param mask the plan's token mask
      * @param b batch entry
-     * @param qb query block
+     * @param qb query block of the current rows
      * @param kb key block
-     * @param i0 first row of the query block
+     * @param i0 first current row
      * @param k keys. Not modified.
      * @param v values. Not modified.
      * @param kvh key/value head
@@ -163,22 +166,29 @@ final class TileKernel {
             return;
         }
         boolean uniform = mask.uniform(b, qb, kb);
-        int common = n;
         if (!uniform) {
-            common = Integer.MAX_VALUE;
             for (int r = 0; r < rows; r++) {
                 ends[r] = Math.max(0, mask.keyEnd(b, i0 + r, kb) - j0);
-                endsF[r] = ends[r];
-                common = Math.min(common, ends[r]);
             }
-            Arrays.fill(endsF, rows, rowCap, 0f);
         }
-        for (int r = 0; r < rows; r++) {
-            seen[r] |= uniform || ends[r] > 0;
+        for (int c0 = 0; c0 < n; c0 += kChunk) {
+            int nc = Math.min(kChunk, n - c0);
+            int common = nc;
+            if (!uniform) {
+                for (int r = 0; r < rows; r++) {
+                    int e = Math.min(nc, Math.max(0, ends[r] - c0));
+                    endsF[r] = e;
+                    common = Math.min(common, e);
+                }
+                Arrays.fill(endsF, rows, rowCap, 0f);
+            }
+            for (int r = 0; r < rows; r++) {
+                seen[r] |= uniform || ends[r] > c0;
+            }
+            scores(k.data(), k.offset(b, kvh, j0 + c0), k.rowStride(), nc);
+            softmax(nc, uniform);
+            accumulate(v.data(), v.offset(b, kvh, j0 + c0), v.rowStride(), common, nc);
         }
-        scores(k.data(), k.offset(b, kvh, j0), k.rowStride(), n);
-        softmax(n, uniform);
-        accumulate(v.data(), v.offset(b, kvh, j0), v.rowStride(), common, n);
     }
 
     /** {@code sT[j][r] = Σ_d k[j][d]·qT[d][r]} for keys {@code j < n} and every row vector. */

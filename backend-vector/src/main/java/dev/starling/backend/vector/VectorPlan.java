@@ -31,6 +31,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class VectorPlan extends BasePlan {
     private static final AtomicInteger POOL_IDS = new AtomicInteger();
+    /** Most query rows and keys the kernel holds at once: larger blocks are walked in chunks. */
+    static final int CHUNK = 128;
 
     private final int threads;
     private final ExecutorService pool;
@@ -39,6 +41,7 @@ final class VectorPlan extends BasePlan {
     private final int vdim;
     private final int qRows;
     private final int kRows;
+    private final int chunkRows;
     /** Work items in claiming order: {@code (batch · Hq + h, unit index)}. */
     private final int[] itemHead;
     private final int[] itemUnit;
@@ -65,7 +68,7 @@ final class VectorPlan extends BasePlan {
         TileKernel kernel(int worker) {
             TileKernel k = kernels[worker];
             if (k == null) {
-                k = new TileKernel(dim, vdim, qRows, kRows);
+                k = new TileKernel(dim, vdim, chunkRows, Math.min(kRows, CHUNK));
                 kernels[worker] = k;
             }
             return k;
@@ -84,6 +87,7 @@ final class VectorPlan extends BasePlan {
         this.vdim = problem.valueDim();
         this.qRows = Math.max(1, Math.min(layout.queryBlock(), problem.queryLength()));
         this.kRows = Math.max(1, Math.min(layout.keyBlock(), problem.keyLength()));
+        this.chunkRows = Math.min(qRows, CHUNK);
         int heads = Math.multiplyExact(problem.batch(), problem.queryHeads());
         this.work = WorkPlan.of(layout, maxBlocksPerUnit(layout, problem.queryHeads(), heads, threads));
         int[][] order = order(work, layout, heads, problem.queryHeads());
@@ -209,17 +213,23 @@ final class VectorPlan extends BasePlan {
             int b = bh / queryHeads;
             int kvh = problem.kvHeadOf(h);
             int qb = unit.queryBlock();
-            int i0 = mask.queryBegin(qb);
+            int begin = mask.queryBegin(qb);
+            int end = mask.queryEnd(qb);
+            int valid = mask.validQueryEnd(b, qb);
             TileKernel kernel = scratch.kernel(w);
-            kernel.begin(q, b, h, i0, mask.validQueryEnd(b, qb) - i0, scale);
-            for (int p = unit.begin(); p < unit.end(); p++) {
-                kernel.block(mask, b, qb, layout.keyBlock(h, p), i0, k, v, kvh);
-            }
-            if (unit.slot() < 0) {
-                kernel.finish(out, b, h, i0, mask.queryEnd(qb) - i0, lse, mask.lseIndex(b, h, i0));
-            } else {
-                kernel.save(scratch.partMax, scratch.partSum, scratch.partSeen, scratch.partAcc,
-                        partBase(bh, unit.slot()));
+            // A query block larger than the kernel's rows is walked in chunks of rows.
+            for (int i0 = begin; i0 < end; i0 += chunkRows) {
+                int total = Math.min(chunkRows, end - i0);
+                kernel.begin(q, b, h, i0, Math.max(0, Math.min(total, valid - i0)), scale);
+                for (int p = unit.begin(); p < unit.end(); p++) {
+                    kernel.block(mask, b, qb, layout.keyBlock(h, p), i0, k, v, kvh);
+                }
+                if (unit.slot() < 0) {
+                    kernel.finish(out, b, h, i0, total, lse, mask.lseIndex(b, h, i0));
+                } else {
+                    kernel.save(scratch.partMax, scratch.partSum, scratch.partSeen, scratch.partAcc,
+                            partBase(bh, unit.slot()) + (i0 - begin));
+                }
             }
         });
         int splitsPerHead = work.splitsPerLayout();

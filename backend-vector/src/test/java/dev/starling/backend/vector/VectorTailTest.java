@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The vector bodies' scalar and masked tails against the float64 oracle: head dims and value dims
  * that are not multiples of the lane count, block sizes that are not either, partial tail blocks,
- * causal diagonals, split rows, one thread and several.
+ * causal diagonals, split rows, blocks walked in chunks, one thread and several.
  */
 class VectorTailTest {
     private static final long SEED = 20261201L;
@@ -37,6 +37,9 @@ class VectorTailTest {
         s.add(Arguments.of(64, 64, 16, true));
         s.add(Arguments.of(64, 32, 64, false));
         s.add(Arguments.of(32, 48, 24, true));
+        // Blocks larger than the kernel's chunk of rows and keys (VectorPlan.CHUNK).
+        s.add(Arguments.of(8, 8, 200, true));
+        s.add(Arguments.of(5, 9, 300, false));
         return s.build();
     }
 
@@ -52,6 +55,18 @@ class VectorTailTest {
                 check(p, pattern, TensorLayout.BSHD, threads);
             }
         }
+    }
+
+    /** Many threads over one head: global rows are split into parts merged exactly (WorkPlan slots). */
+    @ParameterizedTest(name = "causal={0}")
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void splitRowsMatchTheOracle(boolean causal) {
+        AttentionProblem p = AttentionProblem.builder().batch(1).heads(1).queryLength(403).keyLength(397).headDim(24)
+                .valueDim(20).causal(causal).build();
+        String pattern = "bigbird(block=8, window=3, global=2, random=2, seed=9)";
+        assertTrue(VectorPlan.maxBlocksPerUnit(Patterns.parse(pattern).layout(403, 397, 1), 1, 1, 16) < 50,
+                "the case must split the global rows");
+        check(p, pattern, TensorLayout.BSHD, 16);
     }
 
     private static void check(AttentionProblem p, String pattern, TensorLayout tensors, int threads) {
