@@ -69,6 +69,14 @@ class VectorTailTest {
         check(p, pattern, TensorLayout.BSHD, 16);
     }
 
+    /** Scale 1 with D = 64: scores spread over about ±30, so the kernel's exp runs over e^−60 .. 1. */
+    @org.junit.jupiter.api.Test
+    void wideScoresMatchTheOracle() {
+        AttentionProblem p = AttentionProblem.builder().batch(1).heads(2).length(256).headDim(64).scale(1f).build();
+        check(p, "bigbird(block=64, window=3, global=1, random=1, seed=2)", TensorLayout.BHSD, 2);
+        check(p.toBuilder().scale(4f).build(), "dense(block=32)", TensorLayout.BHSD, 2);
+    }
+
     private static void check(AttentionProblem p, String pattern, TensorLayout tensors, int threads) {
         AttentionCase c = AttentionCase.random("tail", SEED, p, Patterns.parse(pattern), tensors,
                 AttentionCase.Values.NORMAL);
