@@ -42,7 +42,6 @@ final class TileKernel {
     static final int LANES = SPECIES.length();
 
     private static final VectorOperators.Associative MAX = VectorOperators.MAX;
-    private static final VectorOperators.Unary EXP = VectorOperators.EXP;
 
     // The exp of softmax(): see there. Coefficients fitted (minimax relative error) on [−ln2/2, ln2/2].
     private static final FloatVector LOG2E = FloatVector.broadcast(SPECIES, 1.44269504088896341f);
@@ -355,7 +354,14 @@ final class TileKernel {
             }
             FloatVector m = FloatVector.fromArray(SPECIES, max, c);
             FloatVector mNew = m.lanewise(MAX, blockMax);
-            m.sub(mNew).lanewise(EXP).blend(1f, m.eq(mNew)).intoArray(alpha, c);
+            // alpha = exp(m − m') by the same polynomial as p below (not the lane-wise EXP, whose
+            // intrinsic and Java fallback differ in the last bit: results would depend on the JIT).
+            FloatVector xa = m.sub(mNew);
+            FloatVector ka = xa.fma(LOG2E, ROUND);
+            FloatVector ra = ka.sub(ROUND).fma(NEG_LN2, xa);
+            FloatVector ea = ra.fma(E5, E4).fma(ra, E3).fma(ra, E2).fma(ra, E1).fma(ra, E0);
+            ea.mul(ka.reinterpretAsInts().add(EXP_BIAS).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
+                    .blend(0f, xa.compare(VectorOperators.LT, EXP_LOW)).blend(1f, m.eq(mNew)).intoArray(alpha, c);
             mNew.intoArray(max, c);
             FloatVector shift = mNew.blend(0f, mNew.eq(negInf));
             // p = exp(s − shift) = 2^k·e^r: k = round(x·log2 e) by adding 1.5·2^23, r = x − k·ln 2 in one
