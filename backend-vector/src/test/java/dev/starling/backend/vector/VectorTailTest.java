@@ -37,6 +37,7 @@ class VectorTailTest {
         s.add(Arguments.of(64, 64, 16, true));
         s.add(Arguments.of(64, 32, 64, false));
         s.add(Arguments.of(32, 48, 24, true));
+        s.add(Arguments.of(3, 2, 1, true));
         // Blocks larger than the kernel's chunk of rows and keys (VectorPlan.CHUNK).
         s.add(Arguments.of(8, 8, 200, true));
         s.add(Arguments.of(5, 9, 300, false));
