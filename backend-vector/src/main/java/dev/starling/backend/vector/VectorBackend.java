@@ -110,7 +110,9 @@ public final class VectorBackend implements SparseAttention {
                     + " JVM with " + ENABLE_FLAG + " (java, Surefire argLine, Gradle jvmArgs)");
         }
         try {
-            return Availability.available(TileKernel.describe() + ", " + threads + " threads per plan");
+            // Named only here, in a method body: this class loads without the module.
+            String shape = dev.starling.backend.vector.kernel.TileKernel.describe();
+            return Availability.available(shape + ", " + threads + " threads per plan");
         } catch (LinkageError | RuntimeException e) {
             return Availability.unavailable("the Vector API kernels did not load: " + e);
         }

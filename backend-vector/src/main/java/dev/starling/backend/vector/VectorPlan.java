@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A vector plan: the shared {@link WorkPlan}'s units of every {@code (batch, query head)}, claimed
  * longest first (unit-major across heads, so BigBird's global rows start early) from a shared
  * counter by the calling thread and {@code threads − 1} daemon workers of the plan's fixed pool;
- * each worker runs its units on its own {@link TileKernel}. A unit that covers a whole row writes
+ * each worker runs its units on its own {@link AttentionKernel}. A unit that covers a whole row writes
  * {@code O} and {@code LSE}; the parts of a split row save their unnormalised state, merged exactly
  * and written in a second step. Keys and values are read in place (the kernel broadcasts them
  * feature by feature), so a call allocates nothing of size {@code N}.
@@ -54,7 +54,7 @@ final class VectorPlan extends BasePlan {
         final double[] partSum;
         final boolean[] partSeen;
         final float[] partAcc;
-        final TileKernel[] kernels = new TileKernel[threads];
+        final AttentionKernel[] kernels = new AttentionKernel[threads];
 
         Scratch() {
             AttentionProblem p = problem();
@@ -65,10 +65,10 @@ final class VectorPlan extends BasePlan {
             partAcc = new float[Math.multiplyExact(partRows, vdim)];
         }
 
-        TileKernel kernel(int worker) {
-            TileKernel k = kernels[worker];
+        AttentionKernel kernel(int worker) {
+            AttentionKernel k = kernels[worker];
             if (k == null) {
-                k = new TileKernel(dim, vdim, chunkRows, Math.min(kRows, CHUNK));
+                k = new dev.starling.backend.vector.kernel.TileKernel(dim, vdim, chunkRows, Math.min(kRows, CHUNK));
                 kernels[worker] = k;
             }
             return k;
@@ -216,7 +216,7 @@ final class VectorPlan extends BasePlan {
             int begin = mask.queryBegin(qb);
             int end = mask.queryEnd(qb);
             int valid = mask.validQueryEnd(b, qb);
-            TileKernel kernel = scratch.kernel(w);
+            AttentionKernel kernel = scratch.kernel(w);
             // A query block larger than the kernel's rows is walked in chunks of rows.
             for (int i0 = begin; i0 < end; i0 += chunkRows) {
                 int total = Math.min(chunkRows, end - i0);

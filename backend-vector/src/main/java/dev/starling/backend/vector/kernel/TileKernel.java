@@ -1,6 +1,7 @@
-package dev.starling.backend.vector;
+package dev.starling.backend.vector.kernel;
 
 import dev.starling.api.Tensor;
+import dev.starling.backend.vector.AttentionKernel;
 import dev.starling.api.plan.OnlineSoftmax;
 import dev.starling.api.plan.TokenMask;
 import java.util.Arrays;
@@ -34,12 +35,15 @@ import jdk.incubator.vector.VectorSpecies;
  * </ol>
  * Every {@code Vector} lives and dies inside one method (a vector crossing a call the JIT does not
  * inline is boxed, about 20× slower). One instance per worker: not thread-safe.
+ *
+ * <p>This package holds the only code that imports {@code jdk.incubator.vector}; the rest of the
+ * module names it only inside method bodies, so it loads (and its Javadoc builds) without the module.
  */
-final class TileKernel {
+public final class TileKernel implements AttentionKernel {
     /** The vector shape, chosen once: the widest the CPU runs well. */
-    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    public static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     /** Floats per vector, {@code L}. */
-    static final int LANES = SPECIES.length();
+    public static final int LANES = SPECIES.length();
 
     private static final VectorOperators.Associative MAX = VectorOperators.MAX;
 
@@ -91,7 +95,7 @@ final class TileKernel {
      * @param qRows most rows at a time
      * @param kRows most keys at a time
      */
-    TileKernel(int dim, int vdim, int qRows, int kRows) {
+    public TileKernel(int dim, int vdim, int qRows, int kRows) {
         this.dim = dim;
         this.vdim = vdim;
         this.kChunk = kRows;
@@ -112,7 +116,7 @@ final class TileKernel {
     }
 
     /** @return the vector shape, for {@code starling backends} */
-    static String describe() {
+    public static String describe() {
         return "Java Vector API, " + SPECIES.vectorBitSize() + "-bit vectors (" + LANES + " floats)";
     }
 
@@ -128,7 +132,8 @@ final class TileKernel {
      * @param rows valid rows, {@code <= qRows}
      * @param scale {@code s}
      */
-    void begin(Tensor q, int b, int h, int i0, int rows, float scale) {
+    @Override
+    public void begin(Tensor q, int b, int h, int i0, int rows, float scale) {
         this.rows = rows;
         Arrays.fill(qT, 0f);
         float[] qd = q.data();
@@ -158,7 +163,8 @@ final class TileKernel {
      * @param v values. Not modified.
      * @param kvh key/value head
      */
-    void block(TokenMask mask, int b, int qb, int kb, int i0, Tensor k, Tensor v, int kvh) {
+    @Override
+    public void block(TokenMask mask, int b, int qb, int kb, int i0, Tensor k, Tensor v, int kvh) {
         int j0 = mask.keyBegin(kb);
         int n = mask.blockKeyEnd(b, qb, kb) - j0;
         if (n <= 0 || rows <= 0) {
@@ -588,7 +594,8 @@ final class TileKernel {
      * @param lse {@code [B, Hq, Nq]} or {@code null}. Modified likewise.
      * @param lseBase index of row {@code i0} in {@code lse}
      */
-    void finish(Tensor out, int b, int h, int i0, int total, float[] lse, int lseBase) {
+    @Override
+    public void finish(Tensor out, int b, int h, int i0, int total, float[] lse, int lseBase) {
         float[] od = out.data();
         int stride = out.rowStride();
         int base = out.offset(b, h, i0);
@@ -632,7 +639,8 @@ final class TileKernel {
      * @param partAcc unnormalised outputs, row-major. Modified.
      * @param base first row's index
      */
-    void save(float[] partMax, double[] partSum, boolean[] partSeen, float[] partAcc, int base) {
+    @Override
+    public void save(float[] partMax, double[] partSum, boolean[] partSeen, float[] partAcc, int base) {
         for (int r = 0; r < rows; r++) {
             partMax[base + r] = max[r];
             partSum[base + r] = sum[r];
@@ -661,7 +669,8 @@ final class TileKernel {
      * @param lse LSE or {@code null}. Modified likewise.
      * @param lseBase index of row {@code i0} in {@code lse}
      */
-    void finishSplit(float[] partMax, double[] partSum, boolean[] partSeen, float[] partAcc, int firstBase, int parts,
+    @Override
+    public void finishSplit(float[] partMax, double[] partSum, boolean[] partSeen, float[] partAcc, int firstBase, int parts,
                      int partStride, Tensor out, int b, int h, int i0, int total, int valid, float[] lse, int lseBase) {
         float[] od = out.data();
         int stride = out.rowStride();
