@@ -417,167 +417,235 @@ public final class TileKernel implements AttentionKernel {
     /**
      * {@code accᵀ[f][r] = α[r]·accᵀ[f][r] + Σ_{j < ends[r]} v[j][f]·pᵀ[j][r]}: keys below
      * {@code common} (read by every row) plainly, keys in {@code [common, n)} under the lane mask
-     * {@code j < ends[r]}.
+     * {@code j < ends[r]}. A driver over small tile methods, each holding its own vectors: small
+     * enough for C1 to compile while C2 works (an interpreted Vector API loop is about a thousand
+     * times slower), and for C2 to compile quickly.
      */
     private void accumulate(float[] vd, int vBase, int vStride, int common, int n) {
-        final float[] p = sT;
-        final float[] o = accT;
-        final int rc = rowCap;
         final int rv = rowVectors;
-        final int l1 = LANES;
-        final int l2 = 2 * LANES;
-        final int l3 = 3 * LANES;
         int f = 0;
         for (; f + 4 <= vdim; f += 4) {
-            final int o0 = f * rc;
-            final int o1 = o0 + rc;
-            final int o2 = o1 + rc;
-            final int o3 = o2 + rc;
             int v0 = 0;
             for (; v0 + 4 <= rv; v0 += 4) {
-                final int c = v0 * LANES;
-                FloatVector al0 = FloatVector.fromArray(SPECIES, alpha, c);
-                FloatVector al1 = FloatVector.fromArray(SPECIES, alpha, c + l1);
-                FloatVector al2 = FloatVector.fromArray(SPECIES, alpha, c + l2);
-                FloatVector al3 = FloatVector.fromArray(SPECIES, alpha, c + l3);
-                FloatVector c00 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(al0);
-                FloatVector c01 = FloatVector.fromArray(SPECIES, o, o0 + c + l1).mul(al1);
-                FloatVector c02 = FloatVector.fromArray(SPECIES, o, o0 + c + l2).mul(al2);
-                FloatVector c03 = FloatVector.fromArray(SPECIES, o, o0 + c + l3).mul(al3);
-                FloatVector c10 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(al0);
-                FloatVector c11 = FloatVector.fromArray(SPECIES, o, o1 + c + l1).mul(al1);
-                FloatVector c12 = FloatVector.fromArray(SPECIES, o, o1 + c + l2).mul(al2);
-                FloatVector c13 = FloatVector.fromArray(SPECIES, o, o1 + c + l3).mul(al3);
-                FloatVector c20 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(al0);
-                FloatVector c21 = FloatVector.fromArray(SPECIES, o, o2 + c + l1).mul(al1);
-                FloatVector c22 = FloatVector.fromArray(SPECIES, o, o2 + c + l2).mul(al2);
-                FloatVector c23 = FloatVector.fromArray(SPECIES, o, o2 + c + l3).mul(al3);
-                FloatVector c30 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(al0);
-                FloatVector c31 = FloatVector.fromArray(SPECIES, o, o3 + c + l1).mul(al1);
-                FloatVector c32 = FloatVector.fromArray(SPECIES, o, o3 + c + l2).mul(al2);
-                FloatVector c33 = FloatVector.fromArray(SPECIES, o, o3 + c + l3).mul(al3);
-                int j = 0;
-                for (int pp = c, vp = vBase + f; j < common; j++, pp += rc, vp += vStride) {
-                    FloatVector p0 = FloatVector.fromArray(SPECIES, p, pp);
-                    FloatVector p1 = FloatVector.fromArray(SPECIES, p, pp + l1);
-                    FloatVector p2 = FloatVector.fromArray(SPECIES, p, pp + l2);
-                    FloatVector p3 = FloatVector.fromArray(SPECIES, p, pp + l3);
-                    FloatVector b = FloatVector.broadcast(SPECIES, vd[vp]);
-                    c00 = p0.fma(b, c00);
-                    c01 = p1.fma(b, c01);
-                    c02 = p2.fma(b, c02);
-                    c03 = p3.fma(b, c03);
-                    b = FloatVector.broadcast(SPECIES, vd[vp + 1]);
-                    c10 = p0.fma(b, c10);
-                    c11 = p1.fma(b, c11);
-                    c12 = p2.fma(b, c12);
-                    c13 = p3.fma(b, c13);
-                    b = FloatVector.broadcast(SPECIES, vd[vp + 2]);
-                    c20 = p0.fma(b, c20);
-                    c21 = p1.fma(b, c21);
-                    c22 = p2.fma(b, c22);
-                    c23 = p3.fma(b, c23);
-                    b = FloatVector.broadcast(SPECIES, vd[vp + 3]);
-                    c30 = p0.fma(b, c30);
-                    c31 = p1.fma(b, c31);
-                    c32 = p2.fma(b, c32);
-                    c33 = p3.fma(b, c33);
+                tile4x4(vd, vBase + f, vStride, f * rowCap, v0 * LANES, common);
+                if (common < n) {
+                    tile4x4Masked(vd, vBase + f, vStride, f * rowCap, v0 * LANES, common, n);
                 }
-                if (j < n) {
-                    FloatVector e0 = FloatVector.fromArray(SPECIES, endsF, c);
-                    FloatVector e1 = FloatVector.fromArray(SPECIES, endsF, c + l1);
-                    FloatVector e2 = FloatVector.fromArray(SPECIES, endsF, c + l2);
-                    FloatVector e3 = FloatVector.fromArray(SPECIES, endsF, c + l3);
-                    for (int pp = c + j * rc, vp = vBase + j * vStride + f; j < n; j++, pp += rc, vp += vStride) {
-                        VectorMask<Float> m0 = e0.compare(VectorOperators.GT, j);
-                        VectorMask<Float> m1 = e1.compare(VectorOperators.GT, j);
-                        VectorMask<Float> m2 = e2.compare(VectorOperators.GT, j);
-                        VectorMask<Float> m3 = e3.compare(VectorOperators.GT, j);
-                        FloatVector p0 = FloatVector.fromArray(SPECIES, p, pp);
-                        FloatVector p1 = FloatVector.fromArray(SPECIES, p, pp + l1);
-                        FloatVector p2 = FloatVector.fromArray(SPECIES, p, pp + l2);
-                        FloatVector p3 = FloatVector.fromArray(SPECIES, p, pp + l3);
-                        FloatVector b = FloatVector.broadcast(SPECIES, vd[vp]);
-                        c00 = c00.blend(p0.fma(b, c00), m0);
-                        c01 = c01.blend(p1.fma(b, c01), m1);
-                        c02 = c02.blend(p2.fma(b, c02), m2);
-                        c03 = c03.blend(p3.fma(b, c03), m3);
-                        b = FloatVector.broadcast(SPECIES, vd[vp + 1]);
-                        c10 = c10.blend(p0.fma(b, c10), m0);
-                        c11 = c11.blend(p1.fma(b, c11), m1);
-                        c12 = c12.blend(p2.fma(b, c12), m2);
-                        c13 = c13.blend(p3.fma(b, c13), m3);
-                        b = FloatVector.broadcast(SPECIES, vd[vp + 2]);
-                        c20 = c20.blend(p0.fma(b, c20), m0);
-                        c21 = c21.blend(p1.fma(b, c21), m1);
-                        c22 = c22.blend(p2.fma(b, c22), m2);
-                        c23 = c23.blend(p3.fma(b, c23), m3);
-                        b = FloatVector.broadcast(SPECIES, vd[vp + 3]);
-                        c30 = c30.blend(p0.fma(b, c30), m0);
-                        c31 = c31.blend(p1.fma(b, c31), m1);
-                        c32 = c32.blend(p2.fma(b, c32), m2);
-                        c33 = c33.blend(p3.fma(b, c33), m3);
-                    }
-                }
-                c00.intoArray(o, o0 + c);
-                c01.intoArray(o, o0 + c + l1);
-                c02.intoArray(o, o0 + c + l2);
-                c03.intoArray(o, o0 + c + l3);
-                c10.intoArray(o, o1 + c);
-                c11.intoArray(o, o1 + c + l1);
-                c12.intoArray(o, o1 + c + l2);
-                c13.intoArray(o, o1 + c + l3);
-                c20.intoArray(o, o2 + c);
-                c21.intoArray(o, o2 + c + l1);
-                c22.intoArray(o, o2 + c + l2);
-                c23.intoArray(o, o2 + c + l3);
-                c30.intoArray(o, o3 + c);
-                c31.intoArray(o, o3 + c + l1);
-                c32.intoArray(o, o3 + c + l2);
-                c33.intoArray(o, o3 + c + l3);
             }
             for (; v0 < rv; v0++) {
-                final int c = v0 * LANES;
-                FloatVector al = FloatVector.fromArray(SPECIES, alpha, c);
-                FloatVector c0 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(al);
-                FloatVector c1 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(al);
-                FloatVector c2 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(al);
-                FloatVector c3 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(al);
-                FloatVector e = FloatVector.fromArray(SPECIES, endsF, c);
-                for (int j = 0, pp = c, vp = vBase + f; j < n; j++, pp += rc, vp += vStride) {
-                    FloatVector p0 = FloatVector.fromArray(SPECIES, p, pp);
-                    if (j < common) {
-                        c0 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp]), c0);
-                        c1 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 1]), c1);
-                        c2 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 2]), c2);
-                        c3 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 3]), c3);
-                    } else {
-                        VectorMask<Float> m = e.compare(VectorOperators.GT, j);
-                        c0 = c0.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp]), c0), m);
-                        c1 = c1.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 1]), c1), m);
-                        c2 = c2.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 2]), c2), m);
-                        c3 = c3.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 3]), c3), m);
-                    }
-                }
-                c0.intoArray(o, o0 + c);
-                c1.intoArray(o, o1 + c);
-                c2.intoArray(o, o2 + c);
-                c3.intoArray(o, o3 + c);
+                tile1x4(vd, vBase + f, vStride, f * rowCap, v0 * LANES, common, n);
             }
         }
         for (; f < vdim; f++) {
-            final int o0 = f * rc;
             for (int v0 = 0; v0 < rv; v0++) {
-                final int c = v0 * LANES;
-                FloatVector c0 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(FloatVector.fromArray(SPECIES, alpha, c));
-                FloatVector e = FloatVector.fromArray(SPECIES, endsF, c);
-                for (int j = 0, pp = c, vp = vBase + f; j < n; j++, pp += rc, vp += vStride) {
-                    FloatVector t = FloatVector.fromArray(SPECIES, p, pp).fma(FloatVector.broadcast(SPECIES, vd[vp]), c0);
-                    c0 = j < common ? t : c0.blend(t, e.compare(VectorOperators.GT, j));
-                }
-                c0.intoArray(o, o0 + c);
+                tile1x1(vd, vBase + f, vStride, f * rowCap, v0 * LANES, common, n);
             }
         }
+    }
+
+    /**
+     * Features {@code f .. f+3} (at {@code accᵀ[o0]}), row vectors at lane {@code c} .. {@code c + 4L}:
+     * rescale by {@code α}, add keys {@code j < common}.
+     */
+    private void tile4x4(float[] vd, int vp, int vStride, int o0, int c, int common) {
+        final float[] p = sT;
+        final float[] o = accT;
+        final int rc = rowCap;
+        final int l1 = LANES;
+        final int l2 = 2 * LANES;
+        final int l3 = 3 * LANES;
+        final int o1 = o0 + rc;
+        final int o2 = o1 + rc;
+        final int o3 = o2 + rc;
+        FloatVector al0 = FloatVector.fromArray(SPECIES, alpha, c);
+        FloatVector al1 = FloatVector.fromArray(SPECIES, alpha, c + l1);
+        FloatVector al2 = FloatVector.fromArray(SPECIES, alpha, c + l2);
+        FloatVector al3 = FloatVector.fromArray(SPECIES, alpha, c + l3);
+        FloatVector c00 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(al0);
+        FloatVector c01 = FloatVector.fromArray(SPECIES, o, o0 + c + l1).mul(al1);
+        FloatVector c02 = FloatVector.fromArray(SPECIES, o, o0 + c + l2).mul(al2);
+        FloatVector c03 = FloatVector.fromArray(SPECIES, o, o0 + c + l3).mul(al3);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(al0);
+        FloatVector c11 = FloatVector.fromArray(SPECIES, o, o1 + c + l1).mul(al1);
+        FloatVector c12 = FloatVector.fromArray(SPECIES, o, o1 + c + l2).mul(al2);
+        FloatVector c13 = FloatVector.fromArray(SPECIES, o, o1 + c + l3).mul(al3);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(al0);
+        FloatVector c21 = FloatVector.fromArray(SPECIES, o, o2 + c + l1).mul(al1);
+        FloatVector c22 = FloatVector.fromArray(SPECIES, o, o2 + c + l2).mul(al2);
+        FloatVector c23 = FloatVector.fromArray(SPECIES, o, o2 + c + l3).mul(al3);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(al0);
+        FloatVector c31 = FloatVector.fromArray(SPECIES, o, o3 + c + l1).mul(al1);
+        FloatVector c32 = FloatVector.fromArray(SPECIES, o, o3 + c + l2).mul(al2);
+        FloatVector c33 = FloatVector.fromArray(SPECIES, o, o3 + c + l3).mul(al3);
+        for (int j = 0, pp = c; j < common; j++, pp += rc, vp += vStride) {
+            FloatVector p0 = FloatVector.fromArray(SPECIES, p, pp);
+            FloatVector p1 = FloatVector.fromArray(SPECIES, p, pp + l1);
+            FloatVector p2 = FloatVector.fromArray(SPECIES, p, pp + l2);
+            FloatVector p3 = FloatVector.fromArray(SPECIES, p, pp + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, vd[vp]);
+            c00 = p0.fma(b, c00);
+            c01 = p1.fma(b, c01);
+            c02 = p2.fma(b, c02);
+            c03 = p3.fma(b, c03);
+            b = FloatVector.broadcast(SPECIES, vd[vp + 1]);
+            c10 = p0.fma(b, c10);
+            c11 = p1.fma(b, c11);
+            c12 = p2.fma(b, c12);
+            c13 = p3.fma(b, c13);
+            b = FloatVector.broadcast(SPECIES, vd[vp + 2]);
+            c20 = p0.fma(b, c20);
+            c21 = p1.fma(b, c21);
+            c22 = p2.fma(b, c22);
+            c23 = p3.fma(b, c23);
+            b = FloatVector.broadcast(SPECIES, vd[vp + 3]);
+            c30 = p0.fma(b, c30);
+            c31 = p1.fma(b, c31);
+            c32 = p2.fma(b, c32);
+            c33 = p3.fma(b, c33);
+        }
+        c00.intoArray(o, o0 + c);
+        c01.intoArray(o, o0 + c + l1);
+        c02.intoArray(o, o0 + c + l2);
+        c03.intoArray(o, o0 + c + l3);
+        c10.intoArray(o, o1 + c);
+        c11.intoArray(o, o1 + c + l1);
+        c12.intoArray(o, o1 + c + l2);
+        c13.intoArray(o, o1 + c + l3);
+        c20.intoArray(o, o2 + c);
+        c21.intoArray(o, o2 + c + l1);
+        c22.intoArray(o, o2 + c + l2);
+        c23.intoArray(o, o2 + c + l3);
+        c30.intoArray(o, o3 + c);
+        c31.intoArray(o, o3 + c + l1);
+        c32.intoArray(o, o3 + c + l2);
+        c33.intoArray(o, o3 + c + l3);
+    }
+
+    /** As {@link #tile4x4} (after it: no rescale) for keys {@code [common, n)}, each under its lane mask. */
+    private void tile4x4Masked(float[] vd, int vBase, int vStride, int o0, int c, int common, int n) {
+        final float[] p = sT;
+        final float[] o = accT;
+        final int rc = rowCap;
+        final int l1 = LANES;
+        final int l2 = 2 * LANES;
+        final int l3 = 3 * LANES;
+        final int o1 = o0 + rc;
+        final int o2 = o1 + rc;
+        final int o3 = o2 + rc;
+        FloatVector e0 = FloatVector.fromArray(SPECIES, endsF, c);
+        FloatVector e1 = FloatVector.fromArray(SPECIES, endsF, c + l1);
+        FloatVector e2 = FloatVector.fromArray(SPECIES, endsF, c + l2);
+        FloatVector e3 = FloatVector.fromArray(SPECIES, endsF, c + l3);
+        FloatVector c00 = FloatVector.fromArray(SPECIES, o, o0 + c);
+        FloatVector c01 = FloatVector.fromArray(SPECIES, o, o0 + c + l1);
+        FloatVector c02 = FloatVector.fromArray(SPECIES, o, o0 + c + l2);
+        FloatVector c03 = FloatVector.fromArray(SPECIES, o, o0 + c + l3);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, o, o1 + c);
+        FloatVector c11 = FloatVector.fromArray(SPECIES, o, o1 + c + l1);
+        FloatVector c12 = FloatVector.fromArray(SPECIES, o, o1 + c + l2);
+        FloatVector c13 = FloatVector.fromArray(SPECIES, o, o1 + c + l3);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, o, o2 + c);
+        FloatVector c21 = FloatVector.fromArray(SPECIES, o, o2 + c + l1);
+        FloatVector c22 = FloatVector.fromArray(SPECIES, o, o2 + c + l2);
+        FloatVector c23 = FloatVector.fromArray(SPECIES, o, o2 + c + l3);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, o, o3 + c);
+        FloatVector c31 = FloatVector.fromArray(SPECIES, o, o3 + c + l1);
+        FloatVector c32 = FloatVector.fromArray(SPECIES, o, o3 + c + l2);
+        FloatVector c33 = FloatVector.fromArray(SPECIES, o, o3 + c + l3);
+        for (int j = common, pp = c + common * rc, vp = vBase + common * vStride; j < n; j++, pp += rc, vp += vStride) {
+            VectorMask<Float> m0 = e0.compare(VectorOperators.GT, j);
+            VectorMask<Float> m1 = e1.compare(VectorOperators.GT, j);
+            VectorMask<Float> m2 = e2.compare(VectorOperators.GT, j);
+            VectorMask<Float> m3 = e3.compare(VectorOperators.GT, j);
+            FloatVector p0 = FloatVector.fromArray(SPECIES, p, pp);
+            FloatVector p1 = FloatVector.fromArray(SPECIES, p, pp + l1);
+            FloatVector p2 = FloatVector.fromArray(SPECIES, p, pp + l2);
+            FloatVector p3 = FloatVector.fromArray(SPECIES, p, pp + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, vd[vp]);
+            c00 = c00.blend(p0.fma(b, c00), m0);
+            c01 = c01.blend(p1.fma(b, c01), m1);
+            c02 = c02.blend(p2.fma(b, c02), m2);
+            c03 = c03.blend(p3.fma(b, c03), m3);
+            b = FloatVector.broadcast(SPECIES, vd[vp + 1]);
+            c10 = c10.blend(p0.fma(b, c10), m0);
+            c11 = c11.blend(p1.fma(b, c11), m1);
+            c12 = c12.blend(p2.fma(b, c12), m2);
+            c13 = c13.blend(p3.fma(b, c13), m3);
+            b = FloatVector.broadcast(SPECIES, vd[vp + 2]);
+            c20 = c20.blend(p0.fma(b, c20), m0);
+            c21 = c21.blend(p1.fma(b, c21), m1);
+            c22 = c22.blend(p2.fma(b, c22), m2);
+            c23 = c23.blend(p3.fma(b, c23), m3);
+            b = FloatVector.broadcast(SPECIES, vd[vp + 3]);
+            c30 = c30.blend(p0.fma(b, c30), m0);
+            c31 = c31.blend(p1.fma(b, c31), m1);
+            c32 = c32.blend(p2.fma(b, c32), m2);
+            c33 = c33.blend(p3.fma(b, c33), m3);
+        }
+        c00.intoArray(o, o0 + c);
+        c01.intoArray(o, o0 + c + l1);
+        c02.intoArray(o, o0 + c + l2);
+        c03.intoArray(o, o0 + c + l3);
+        c10.intoArray(o, o1 + c);
+        c11.intoArray(o, o1 + c + l1);
+        c12.intoArray(o, o1 + c + l2);
+        c13.intoArray(o, o1 + c + l3);
+        c20.intoArray(o, o2 + c);
+        c21.intoArray(o, o2 + c + l1);
+        c22.intoArray(o, o2 + c + l2);
+        c23.intoArray(o, o2 + c + l3);
+        c30.intoArray(o, o3 + c);
+        c31.intoArray(o, o3 + c + l1);
+        c32.intoArray(o, o3 + c + l2);
+        c33.intoArray(o, o3 + c + l3);
+    }
+
+    /** One row vector (lane {@code c}) × features {@code f .. f+3}: rescale, keys below {@code common}, masked keys to {@code n}. */
+    private void tile1x4(float[] vd, int vp, int vStride, int o0, int c, int common, int n) {
+        final float[] p = sT;
+        final float[] o = accT;
+        final int rc = rowCap;
+        final int o1 = o0 + rc;
+        final int o2 = o1 + rc;
+        final int o3 = o2 + rc;
+        FloatVector al = FloatVector.fromArray(SPECIES, alpha, c);
+        FloatVector c0 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(al);
+        FloatVector c1 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(al);
+        FloatVector c2 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(al);
+        FloatVector c3 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(al);
+        FloatVector e = FloatVector.fromArray(SPECIES, endsF, c);
+        for (int j = 0, pp = c; j < n; j++, pp += rc, vp += vStride) {
+            FloatVector p0 = FloatVector.fromArray(SPECIES, p, pp);
+            if (j < common) {
+                c0 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp]), c0);
+                c1 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 1]), c1);
+                c2 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 2]), c2);
+                c3 = p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 3]), c3);
+            } else {
+                VectorMask<Float> m = e.compare(VectorOperators.GT, j);
+                c0 = c0.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp]), c0), m);
+                c1 = c1.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 1]), c1), m);
+                c2 = c2.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 2]), c2), m);
+                c3 = c3.blend(p0.fma(FloatVector.broadcast(SPECIES, vd[vp + 3]), c3), m);
+            }
+        }
+        c0.intoArray(o, o0 + c);
+        c1.intoArray(o, o1 + c);
+        c2.intoArray(o, o2 + c);
+        c3.intoArray(o, o3 + c);
+    }
+
+    /** One row vector (lane {@code c}) × one feature (the {@code Dv % 4} tail). */
+    private void tile1x1(float[] vd, int vp, int vStride, int o0, int c, int common, int n) {
+        final float[] p = sT;
+        final int rc = rowCap;
+        FloatVector acc = FloatVector.fromArray(SPECIES, accT, o0 + c).mul(FloatVector.fromArray(SPECIES, alpha, c));
+        FloatVector e = FloatVector.fromArray(SPECIES, endsF, c);
+        for (int j = 0, pp = c; j < n; j++, pp += rc, vp += vStride) {
+            FloatVector t = FloatVector.fromArray(SPECIES, p, pp).fma(FloatVector.broadcast(SPECIES, vd[vp]), acc);
+            acc = j < common ? t : acc.blend(t, e.compare(VectorOperators.GT, j));
+        }
+        acc.intoArray(accT, o0 + c);
     }
 
     /**
