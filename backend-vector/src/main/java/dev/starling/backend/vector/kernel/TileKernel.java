@@ -1,9 +1,9 @@
 package dev.starling.backend.vector.kernel;
 
 import dev.starling.api.Tensor;
-import dev.starling.backend.vector.AttentionKernel;
 import dev.starling.api.plan.OnlineSoftmax;
 import dev.starling.api.plan.TokenMask;
+import dev.starling.backend.vector.AttentionKernel;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
