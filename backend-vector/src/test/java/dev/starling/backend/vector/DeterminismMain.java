@@ -15,7 +15,7 @@ public final class DeterminismMain {
     private DeterminismMain() {
     }
 
-    /** @return the case: causal BigBird with partial tail blocks, D = 20, Dv = 12, 32-row blocks */
+    /** @return the case: causal BigBird, Nq 300, Nk 291 (partial tail blocks), D = 20, Dv = 12, 32-row blocks */
     static AttentionCase fixedCase() {
         AttentionProblem p = AttentionProblem.builder().batch(1).heads(2).queryLength(300).keyLength(291).headDim(20)
                 .valueDim(12).causal(true).build();
