@@ -952,8 +952,13 @@ public final class ConformanceRules {
             source = LinearMemoryProbe.BackendSource.backendClass(backend.getClass());
         }
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> command = new ArrayList<>(List.of(java, MEMORY_RULE_HEAP, "-cp", System.getProperty("java.class.path"),
-                LinearMemoryProbe.class.getName()));
+        List<String> command = new ArrayList<>(List.of(java, MEMORY_RULE_HEAP));
+        // The child sees the same modules as this JVM (a backend on an incubator module needs them to be available).
+        for (String module : ModuleLayer.boot().modules().stream().map(Module::getName)
+                .filter(name -> name.startsWith("jdk.incubator.")).sorted().toList()) {
+            command.add("--add-modules=" + module);
+        }
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), LinearMemoryProbe.class.getName()));
         command.addAll(source.arguments());
         try {
             Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
