@@ -272,22 +272,38 @@ struct Tile {
     int i0, rows;     // first query row and rows of the tile (a tail block is partial)
 };
 
-// Fills t; false when the CTA has nothing to do (a padding unit, or a tile past the block's end).
-__device__ __forceinline__ bool tile_of(const Params& p, Tile& t) {
-    t.b = blockIdx.y / p.Hq;
-    t.h = blockIdx.y % p.Hq;
+// Fills t for (batch x query head) `bh` and `unitTile` (unit unitTile / tilesPerBlock, 64-row tile
+// unitTile % tilesPerBlock of its query block); false when there is nothing to do (a padding unit,
+// or a tile past the block's end).
+__device__ __forceinline__ bool tile_at(const Params& p, Tile& t, int bh, int unitTile) {
+    t.b = bh / p.Hq;
+    t.h = bh % p.Hq;
     t.kvh = t.h / p.group;
     const int hl = p.headLayouts == 1 ? 0 : t.h;
-    const int* unit = p.units + ((long long)hl * p.unitsPerLayout + blockIdx.x / p.tilesPerBlock) * UNIT_INTS;
+    const int* unit = p.units + ((long long)hl * p.unitsPerLayout + unitTile / p.tilesPerBlock) * UNIT_INTS;
     t.qb = unit[0];
     if (t.qb < 0) return false;
     t.begin = unit[1];
     t.end = unit[2];
     t.slot = unit[3];
     const int blockBegin = t.qb * p.qBlock;
-    t.i0 = blockBegin + (blockIdx.x % p.tilesPerBlock) * TILE_Q;
+    t.i0 = blockBegin + (unitTile % p.tilesPerBlock) * TILE_Q;
     t.rows = min(TILE_Q, min(blockBegin + p.qBlock, p.Nq) - t.i0);
     return t.rows > 0;
+}
+
+// The CTA's work on the grid (unitsPerLayout * tilesPerBlock, B * Hq): x the unit tile, y the head.
+__device__ __forceinline__ bool tile_of(const Params& p, Tile& t) {
+    return tile_at(p, t, blockIdx.y, blockIdx.x);
+}
+
+// The same grid read heads-fastest: the CTA the hardware dispatches L-th (blocks go out roughly in
+// order of L = y * gridDim.x + x) takes unit tile L / (B * Hq) of head L % (B * Hq), so every
+// head's longest units (WorkPlan: longest first) start in the first wave rather than one head's
+// after another's, and the grid has no tail of long units. A bijection of the grid onto itself.
+__device__ __forceinline__ bool tile_of_heads_fastest(const Params& p, Tile& t) {
+    const long long linear = (long long)blockIdx.y * gridDim.x + blockIdx.x;
+    return tile_at(p, t, (int)(linear % gridDim.y), (int)(linear / gridDim.y));
 }
 
 // Row (b, h, i) of the output.
@@ -696,8 +712,8 @@ extern "C" __global__ void __launch_bounds__(MMA_THREADS, 4) starling_fp16_in16(
 // =============================================================================================
 // mma.sync kernels (sm_80+), FlashAttention-2 style, on the same units, masks and softmax policy.
 //
-// A CTA of MMA_BLOCK_M / 16 warps computes one TILE_Q-row tile of a unit's query block; warp w owns
-// rows 16w..16w+15. Per K/V tile of kBlockN keys: S = Q K^T with mma.sync into registers (the
+// A CTA of MMA_BLOCK_M / 16 warps computes one TILE_Q-row tile of a unit's query block (the WMMA
+// kernels' grid, read heads-fastest: tile_of_heads_fastest); warp w owns rows 16w..16w+15. Per K/V tile of kBlockN keys: S = Q K^T with mma.sync into registers (the
 // accumulator fragment: thread (g = lane / 4, tq = lane % 4) holds rows g and g + 8, columns
 // 8j + 2tq and 8j + 2tq + 1 of each 8-column tile j), the online softmax on those registers (a
 // row's four threads reduce with two shuffles), P converted in registers into the A operand of
@@ -890,7 +906,7 @@ __device__ __forceinline__ void mma_forward(const Params& p)
     constexpr int kRowBytes = S::kRowBytes;
 
     Tile t;
-    if (!tile_of(p, t)) return;   // uniform over the CTA
+    if (!tile_of_heads_fastest(p, t)) return;   // uniform over the CTA
     const int qLen = query_length(p, t.b);
     const int lastRow = min(t.i0 + t.rows, qLen) - 1;   // the tile's last valid row reads the most keys
     // Row key ends grow with the row (causal_key_end), so the tile's first row reads the fewest.

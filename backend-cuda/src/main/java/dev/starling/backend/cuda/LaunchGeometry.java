@@ -14,7 +14,10 @@ import dev.starling.api.plan.WorkPlan;
  * splits rows, the merge kernel {@code starling_merge} runs after it on a
  * {@code splitsPerLayout × (B · Hq)} grid, and the split parts write into a workspace of
  * {@code B · Hq · slotsPerLayout · queryBlock} rows: {@code Dv} floats of normalised partial output
- * and one float of LSE each. An {@code mma.sync} kernel ({@link #mma()} not null) whose precision
+ * and one float of LSE each. The mma kernels read the same grid heads-fastest (the CTA dispatched
+ * {@code L}-th, {@code L = y · gridX + x}, takes unit tile {@code L / gridY} of head
+ * {@code L % gridY}), so every head's longest units start first. An {@code mma.sync} kernel
+ * ({@link #mma()} not null) whose precision
  * is BF16 or FP16 reads 16-bit inputs: {@link #convertKernel()} first converts float32 inputs on a
  * {@code convertGridX × 3} grid (one row of the grid per tensor).
  *

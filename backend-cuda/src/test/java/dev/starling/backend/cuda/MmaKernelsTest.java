@@ -339,6 +339,38 @@ class MmaKernelsTest {
         assertTrue(w.units(0).get(w.units(0).size() - 1).blocks() <= 16);
     }
 
+    /**
+     * The mma kernels read the grid heads-fastest ({@code tile_of_heads_fastest} in the .cu, mirrored
+     * here): a bijection of the grid, and in dispatch order every head's longest units come first.
+     */
+    @Test
+    void headsFastestOrderStartsEveryHeadsLongestUnitsFirst() {
+        int n = 64 * 64;
+        BlockLayout l = Patterns.parse("bigbird(block=64, window=3, global=2, random=3)").layout(n, n, 4);
+        WorkPlan w = WorkPlan.of(l, SplitRows.OFF);
+        AttentionProblem p = AttentionProblem.builder().batch(2).heads(4).length(n).headDim(64)
+                .precision(Precision.BF16).build();
+        LaunchGeometry g = LaunchGeometry.of(p, l, w, H100, KernelFamily.MMA, 0);
+        int gx = g.gridX();
+        int gy = g.gridY();
+        boolean[][] seen = new boolean[gy][gx];
+        int[] units = w.packUnits();
+        for (long linear = 0; linear < (long) gx * gy; linear++) {
+            int bh = (int) (linear % gy);
+            int unitTile = (int) (linear / gy);
+            assertFalse(seen[bh][unitTile], "each (head, unit tile) once");
+            seen[bh][unitTile] = true;
+            int head = bh % p.queryHeads();
+            int unit = unitTile / g.tilesPerBlock();
+            int at = (head * w.unitsPerLayout() + unit) * WorkPlan.UNIT_INTS;
+            if (linear < gy) {
+                // The first wave: unit 0 of every (batch, head), a global row of the full width.
+                assertEquals(0, unit);
+                assertEquals(l.keyBlocks(), units[at + 2] - units[at + 1], "head " + head + " starts with its longest unit");
+            }
+        }
+    }
+
     /** Which kernel one call runs: aligned inputs the mma kernel, misaligned ones it reads directly the WMMA fallback. */
     @Test
     void eachCallPicksItsKernel() {
