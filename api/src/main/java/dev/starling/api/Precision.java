@@ -11,5 +11,7 @@ public enum Precision {
     /** TensorFloat-32 products (10-bit mantissa inputs), float32 accumulation. */
     TF32,
     /** bfloat16 inputs, float32 accumulation. */
-    BF16
+    BF16,
+    /** IEEE half-precision (fp16) inputs, float32 accumulation. */
+    FP16
 }

@@ -729,6 +729,7 @@ public final class ConformanceRules {
     private double forwardAfterClose(SparseAttention backend) {
         AttentionCase c = supported(backend.capabilities(), Feature.CORE, backend.capabilities().precisions().iterator().next())
                 .get(0);
+        closeDuringForward(backend, c);
         AttentionPlan plan = backend.plan(c.problem(), c.layout());
         plan.forward(c.q(), c.k(), c.v(), c.newOutput());
         plan.close();
@@ -745,6 +746,69 @@ public final class ConformanceRules {
             throw new RuleFailure("forward after close must throw IllegalStateException but threw " + e, Double.NaN);
         }
         throw new RuleFailure("forward after close must throw IllegalStateException but returned normally", Double.NaN);
+    }
+
+    /**
+     * Closing while other threads are inside {@code forward} must not hang them: each running call
+     * either finishes with the right answer or throws {@link IllegalStateException}, and {@code close}
+     * returns (DESIGN section 4: close waits for running calls, then releases).
+     */
+    private void closeDuringForward(SparseAttention backend, AttentionCase c) {
+        AttentionPlan plan = backend.plan(c.problem(), c.layout());
+        DenseOracle.Result want = c.expected();
+        int callers = 3;
+        java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(callers);
+        java.util.concurrent.ConcurrentLinkedQueue<String> problems = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        List<Thread> threads = new ArrayList<>();
+        for (int t = 0; t < callers; t++) {
+            Thread thread = new Thread(() -> {
+                started.countDown();
+                for (int call = 0; call < 20; call++) {
+                    Tensor out = c.newOutput();
+                    try {
+                        plan.forward(c.q(), c.k(), c.v(), out);
+                    } catch (IllegalStateException closed) {
+                        return;
+                    } catch (RuntimeException | Error e) {
+                        problems.add("forward running during close threw " + e);
+                        return;
+                    }
+                    Comparison.Outcome o = Comparison.compare(c.problem(), want, out, null,
+                            Tolerance.of(c.problem().precision()));
+                    if (!o.ok()) {
+                        problems.add("a forward running during close gave a wrong answer: " + o.message());
+                        return;
+                    }
+                }
+            }, "starling-conformance-close-" + t);
+            thread.setDaemon(true);
+            threads.add(thread);
+            thread.start();
+        }
+        try {
+            started.await(30, java.util.concurrent.TimeUnit.SECONDS);
+            Thread closer = new Thread(plan::close, "starling-conformance-closer");
+            closer.setDaemon(true);
+            closer.start();
+            closer.join(60_000);
+            if (closer.isAlive()) {
+                throw new RuleFailure("close() did not return within 60 s while forward calls were running (a hang)",
+                        Double.NaN);
+            }
+            for (Thread thread : threads) {
+                thread.join(60_000);
+                if (thread.isAlive()) {
+                    throw new RuleFailure("a forward call running when close() was called did not return within 60 s "
+                            + "(a hang); in-flight calls must finish or throw IllegalStateException", Double.NaN);
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RuleFailure("interrupted while closing", Double.NaN);
+        }
+        if (!problems.isEmpty()) {
+            throw new RuleFailure(problems.peek(), Double.NaN);
+        }
     }
 
     private double undeclaredFeatures(SparseAttention backend) {
@@ -1034,8 +1098,13 @@ public final class ConformanceRules {
             source = LinearMemoryProbe.BackendSource.backendClass(backend.getClass());
         }
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> command = new ArrayList<>(List.of(java, MEMORY_RULE_HEAP, "-cp", System.getProperty("java.class.path"),
-                LinearMemoryProbe.class.getName()));
+        List<String> command = new ArrayList<>(List.of(java, MEMORY_RULE_HEAP));
+        // The child sees the same modules as this JVM (a backend on an incubator module needs them to be available).
+        for (String module : ModuleLayer.boot().modules().stream().map(Module::getName)
+                .filter(name -> name.startsWith("jdk.incubator.")).sorted().toList()) {
+            command.add("--add-modules=" + module);
+        }
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), LinearMemoryProbe.class.getName()));
         command.addAll(source.arguments());
         try {
             Process process = new ProcessBuilder(command).redirectErrorStream(true).start();

@@ -20,6 +20,8 @@ public record Tolerance(double atol, double rtol, double relativeNorm, double ls
     public static final Tolerance TF32 = new Tolerance(3e-3, 3e-3, 1e-3, 3e-3, 1e-3);
     /** bfloat16 inputs. */
     public static final Tolerance BF16 = new Tolerance(2e-2, 5e-3, 1e-2, 2e-2, 1e-2);
+    /** IEEE half-precision inputs. */
+    public static final Tolerance FP16 = new Tolerance(5e-3, 2e-3, 2e-3, 5e-3, 2e-3);
 
     /** @return the tolerance of a precision */
     public static Tolerance of(Precision precision) {
@@ -27,6 +29,7 @@ public record Tolerance(double atol, double rtol, double relativeNorm, double ls
             case FP32 -> FP32;
             case TF32 -> TF32;
             case BF16 -> BF16;
+            case FP16 -> FP16;
         };
     }
 }

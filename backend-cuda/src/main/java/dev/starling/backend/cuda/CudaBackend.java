@@ -12,13 +12,16 @@ import java.util.EnumSet;
 /**
  * Block-sparse attention on NVIDIA GPUs (compute capability 8.0 or newer) through the CUDA driver
  * API (JCuda; the only native need is {@code libcuda.so.1}). Precisions: FP32 (CUDA cores), TF32
- * and BF16 (tensor cores, fp32 accumulation), chosen by {@link AttentionProblem#precision()}.
- * Every feature of DESIGN section 2, head dims up to 128.
+ * and BF16 (tensor cores, fp32 accumulation), and FP16 with the {@code mma} kernels, chosen by
+ * {@link AttentionProblem#precision()}. Every feature of DESIGN section 2, head dims up to 128.
  *
  * <p>The constructor does nothing; {@link #availability()} probes the driver once and says why the
  * backend cannot run (kernels not compiled into the jar, no {@code libcuda.so.1}, no device, compute
  * capability below 8.0). {@code -Dstarling.cuda.device=N} picks the device;
- * {@code -Dstarling.cuda.splitBlocks=N} splits rows longer than {@code N} key blocks ({@link SplitRows}).
+ * {@code -Dstarling.cuda.splitBlocks=N} splits rows longer than {@code N} key blocks ({@link SplitRows});
+ * {@code -Dstarling.cuda.kernels=mma|wmma} picks the kernels ({@link KernelFamily}, default {@code wmma});
+ * {@code -Dstarling.cuda.mmaStages=2|3} forces the {@code cp.async} stages of the mma kernels
+ * ({@link MmaSpecialisation#STAGES_PROPERTY}).
  */
 public final class CudaBackend implements SparseAttention {
     /** Selection priority: above the CPU backends. */
@@ -47,19 +50,36 @@ public final class CudaBackend implements SparseAttention {
     public Capabilities capabilities() {
         Availability a = availability();
         String device = a.isAvailable() ? a.reason() : "cuda (unavailable)";
-        return new Capabilities(EnumSet.allOf(Precision.class), true, true, true, true, true, 1,
+        return new Capabilities(precisions(KernelFamily.forCapabilities()), true, true, true, true, true, 1,
                 LaunchGeometry.MAX_HEAD_DIM, device);
+    }
+
+    /**
+     * The precisions a kernel family runs: FP16 only with {@link KernelFamily#MMA} (its WMMA
+     * fallback for other head dims is new with it, and stays off until a GPU run verified both).
+     *
+     * @param family the kernels
+     * @return the precisions declared
+     */
+    static EnumSet<Precision> precisions(KernelFamily family) {
+        EnumSet<Precision> p = EnumSet.of(Precision.FP32, Precision.TF32, Precision.BF16);
+        if (family == KernelFamily.MMA) {
+            p.add(Precision.FP16);
+        }
+        return p;
     }
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        checkPlan(problem, layout);
-        if (problem.hasCausalShift() && (problem.causal() || layout.causal())) {
+        KernelFamily family = KernelFamily.fromProperty();
+        int stages = MmaSpecialisation.stagesFromProperty();
+        if (problem != null && problem.hasCausalShift() && layout != null && (problem.causal() || layout.causal())) {
             // The kernels apply the default bottom-right rule (causal_key_end); a key shard's shift is not passed yet.
             throw new UnsupportedOperationException("cuda backend does not support a causal shift other than Nk - Nq "
                     + "(key shards of a causal problem); got " + problem.causalShift());
         }
         int maxBlocksPerUnit = SplitRows.maxBlocksPerUnit();
-        return new CudaPlan(this, CudaDevice.get(), problem, layout, maxBlocksPerUnit);
+        checkPlan(problem, layout);
+        return new CudaPlan(this, CudaDevice.get(), problem, layout, maxBlocksPerUnit, family, stages);
     }
 }

@@ -33,17 +33,19 @@ final class CudaDevice {
     final int major;
     final int minor;
     final int maxSharedOptIn;
+    final int maxSharedPerSm;
     private final CUcontext context;
     private final CUmodule module;
     private final Map<String, CUfunction> functions = new HashMap<>();
 
-    private CudaDevice(int ordinal, String name, int major, int minor, int maxSharedOptIn, CUcontext context,
-                       CUmodule module) {
+    private CudaDevice(int ordinal, String name, int major, int minor, int maxSharedOptIn, int maxSharedPerSm,
+                       CUcontext context, CUmodule module) {
         this.ordinal = ordinal;
         this.name = name;
         this.major = major;
         this.minor = minor;
         this.maxSharedOptIn = maxSharedOptIn;
+        this.maxSharedPerSm = maxSharedPerSm;
         this.context = context;
         this.module = module;
     }
@@ -142,18 +144,24 @@ final class CudaDevice {
                     + ", below 8.0; the kernels need Ampere or newer");
         }
         int maxShared = attribute(device, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+        int sharedPerSm = attribute(device, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR);
         CUcontext context = new CUcontext();
         CudaException.check(JCudaDriver.cuDevicePrimaryCtxRetain(context, device), "cuDevicePrimaryCtxRetain");
         CudaException.check(JCudaDriver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
         CUmodule module = new CUmodule();
         CudaException.check(JCudaDriver.cuModuleLoadData(module, image), "cuModuleLoadData (loading the kernels)");
-        return new CudaDevice(ordinal, name, major, minor, maxShared, context, module);
+        return new CudaDevice(ordinal, name, major, minor, maxShared, sharedPerSm, context, module);
     }
 
     private static int attribute(CUdevice device, int attribute) {
         int[] value = new int[1];
         CudaException.check(JCudaDriver.cuDeviceGetAttribute(value, attribute, device), "cuDeviceGetAttribute");
         return value[0];
+    }
+
+    /** @return the shared memory a launch on this device may use */
+    LaunchGeometry.DeviceLimits limits() {
+        return new LaunchGeometry.DeviceLimits(maxSharedOptIn, maxSharedPerSm);
     }
 
     /** Makes this device's context current on the calling thread. */

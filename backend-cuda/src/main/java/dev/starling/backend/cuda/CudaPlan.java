@@ -11,30 +11,34 @@ import jcuda.Sizeof;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
-import jcuda.driver.CUfunction;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
 /**
  * A CUDA plan: the {@link WorkPlan}'s packed units, key blocks and split rows, the key/query
  * lengths and, when rows are split ({@link SplitRows}), the split-row workspace are uploaded or
- * allocated once at creation; host-transfer buffers once on the first host {@code forward};
+ * allocated once at creation; host-transfer buffers once on the first host {@code forward}; the
+ * 16-bit copies an {@code mma.sync} kernel reads once on the first call that converts;
  * everything is freed when the plan is closed (after running calls finished, see {@link BasePlan}).
  *
- * <p>Two entry points: {@link #forward(Tensor, Tensor, Tensor, Tensor, float[])} copies host
- * arrays in and out; {@link #forward(CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, TensorLayout, CUstream)}
- * takes device pointers for callers that keep tensors on the GPU. Calls are serialised on the
- * plan (they share its device buffers), so {@code forward} is safe from several threads; on the
- * GPU, launches that use the split-row workspace wait for the previous call's merge, whatever
- * stream each call uses.
+ * <p>Kernels: {@link KernelFamily} chooses ({@code -Dstarling.cuda.kernels}); {@link #geometry()}
+ * says which run. Three entry points: {@link #forward(Tensor, Tensor, Tensor, Tensor, float[])}
+ * copies host arrays in and out;
+ * {@link #forward(CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, TensorLayout, CUstream)}
+ * takes float32 device pointers for callers that keep tensors on the GPU;
+ * {@link #forward16(CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, TensorLayout, CUstream)}
+ * takes bf16 or fp16 device tensors in the plan's precision and runs no conversion. Calls are
+ * serialised on the plan (they share its device buffers), so {@code forward} is safe from several
+ * threads; on the GPU, launches that use the split-row workspace or the 16-bit copies wait for
+ * the previous call's kernels that use them, whatever stream each call uses.
  */
 public final class CudaPlan extends BasePlan {
     private final CudaDevice device;
     private final WorkPlan work;
     private final LaunchGeometry geometry;
-    private final CUfunction attention;
-    private final CUfunction merge;
-    /** Serialises calls: they share the host-transfer buffers and the workspace. */
+    /** The WMMA launches of the same problem when {@link #geometry} is an mma kernel (misaligned inputs), else null. */
+    private final LaunchGeometry fallback;
+    /** Serialises calls: they share the host-transfer buffers, the 16-bit copies and the workspace. */
     private final Object deviceLock = new Object();
     private CUdeviceptr units;
     private CUdeviceptr keyBlocks;
@@ -43,13 +47,17 @@ public final class CudaPlan extends BasePlan {
     private CUdeviceptr queryLens;
     private CUdeviceptr wsO;
     private CUdeviceptr wsLse;
-    private CUevent workspaceFree;
+    /** Recorded after the last kernel of a call that used the workspace or the 16-bit copies. */
+    private CUevent buffersFree;
     private final KernelParams.PlanBuffers planBuffers;
     private CUdeviceptr qBuf;
     private CUdeviceptr kBuf;
     private CUdeviceptr vBuf;
     private CUdeviceptr oBuf;
     private CUdeviceptr lseBuf;
+    private CUdeviceptr q16Buf;
+    private CUdeviceptr k16Buf;
+    private CUdeviceptr v16Buf;
 
     /**
      * Plans a problem on a device: the checks of {@link BasePlan}, the work plan, the launch, the uploads.
@@ -59,16 +67,27 @@ public final class CudaPlan extends BasePlan {
      * @param problem the problem. Not modified.
      * @param layout its layout. Not modified.
      * @param maxBlocksPerUnit key blocks per unit ({@link SplitRows}); {@link SplitRows#OFF} splits nothing
+     * @param family the kernels to run ({@link KernelFamily})
+     * @param forcedStages stages of an mma kernel ({@link MmaSpecialisation#STAGES_PROPERTY}), 0 to choose
      */
-    CudaPlan(CudaBackend backend, CudaDevice device, AttentionProblem problem, BlockLayout layout, int maxBlocksPerUnit) {
+    CudaPlan(CudaBackend backend, CudaDevice device, AttentionProblem problem, BlockLayout layout, int maxBlocksPerUnit,
+             KernelFamily family, int forcedStages) {
         super(backend, problem, layout);
         this.device = device;
         this.work = WorkPlan.of(layout, maxBlocksPerUnit);
-        this.geometry = LaunchGeometry.of(problem, layout, work, device.maxSharedOptIn);
+        this.geometry = LaunchGeometry.of(problem, layout, work, device.limits(), family, forcedStages);
+        this.fallback = geometry.mma() == null ? null
+                : LaunchGeometry.of(problem, layout, work, device.limits(), KernelFamily.WMMA, 0);
         synchronized (CudaDevice.class) {
             device.makeCurrent();
-            this.attention = device.function(geometry.kernel());
-            this.merge = geometry.merges() ? device.function(LaunchGeometry.MERGE_KERNEL) : null;
+            // Resolve the symbols this plan runs now, so a missing kernel fails here, not in forward.
+            device.function(geometry.kernel());
+            if (geometry.converts()) {
+                device.function(geometry.convertKernel());
+            }
+            if (geometry.merges()) {
+                device.function(LaunchGeometry.MERGE_KERNEL);
+            }
             try {
                 units = upload(work.packUnits(), "units");
                 keyBlocks = upload(work.packKeyBlocks(), "key blocks");
@@ -78,8 +97,10 @@ public final class CudaPlan extends BasePlan {
                 if (geometry.merges()) {
                     wsO = alloc(geometry.workspaceOutBytes(), "split-row workspace (outputs)");
                     wsLse = alloc(geometry.workspaceLseBytes(), "split-row workspace (LSE)");
-                    workspaceFree = new CUevent();
-                    CudaException.check(JCudaDriver.cuEventCreate(workspaceFree, CUevent_flags.CU_EVENT_DISABLE_TIMING),
+                }
+                if (geometry.merges() || geometry.converts()) {
+                    buffersFree = new CUevent();
+                    CudaException.check(JCudaDriver.cuEventCreate(buffersFree, CUevent_flags.CU_EVENT_DISABLE_TIMING),
                             "cuEventCreate");
                 }
             } catch (RuntimeException e) {
@@ -105,9 +126,14 @@ public final class CudaPlan extends BasePlan {
         return p;
     }
 
-    /** @return the launches this plan uses */
+    /** @return the launches this plan uses for aligned inputs (see {@link LaunchGeometry#select}) */
     public LaunchGeometry geometry() {
         return geometry;
+    }
+
+    /** @return the WMMA launches used for inputs an mma kernel cannot read (misaligned), or {@code null} */
+    public LaunchGeometry fallbackGeometry() {
+        return fallback;
     }
 
     /** @return the units and split rows this plan runs */
@@ -131,7 +157,7 @@ public final class CudaPlan extends BasePlan {
             copyIn(vBuf, v.data(), "v");
             // Each tensor brings its own strides, so the four may use different layouts.
             launch(onDevice(qBuf, q), onDevice(kBuf, k), onDevice(vBuf, v), onDevice(oBuf, out),
-                    lse != null ? DeviceTensor.address(lseBuf) : 0L, null);
+                    lse != null ? DeviceTensor.address(lseBuf) : 0L, LaunchGeometry.Inputs.FLOAT32, null);
             CudaException.check(JCudaDriver.cuCtxSynchronize(), "cuCtxSynchronize (after the attention kernel)");
             CudaException.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(out.data()), oBuf, 4L * out.data().length),
                     "cuMemcpyDtoH(out)");
@@ -150,10 +176,12 @@ public final class CudaPlan extends BasePlan {
     }
 
     /**
-     * Attention on tensors already on this plan's device, all in one layout. The kernels are
-     * launched on {@code stream} and this call returns without waiting; synchronise the stream
+     * Attention on float32 tensors already on this plan's device, all in one layout. The kernels
+     * are launched on {@code stream} and this call returns without waiting; synchronise the stream
      * before reading {@code out}. Inputs are not modified; every element of {@code out} (and of
-     * {@code lse}) is written.
+     * {@code lse}) is written. A BF16 or FP16 plan whose kernel is an {@code mma.sync} one first
+     * converts the inputs into 16-bit copies it owns ({@link LaunchGeometry#convertKernel()}); use
+     * {@link #forward16} to skip that.
      *
      * @param q queries {@code [B, Hq, Nq, D]} float32 in {@code layout}. Not modified.
      * @param k keys {@code [B, Hkv, Nk, D]}. Not modified.
@@ -168,6 +196,36 @@ public final class CudaPlan extends BasePlan {
      */
     public void forward(CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, CUdeviceptr out, CUdeviceptr lse,
                         TensorLayout layout, CUstream stream) {
+        forwardOnDevice(q, k, v, out, lse, layout, stream, LaunchGeometry.Inputs.FLOAT32);
+    }
+
+    /**
+     * Attention on 16-bit tensors already on this plan's device, in the plan's precision ({@code q},
+     * {@code k}, {@code v} bf16 for a BF16 plan, fp16 for an FP16 plan), all in one layout, with no
+     * conversion pass: the kernel reads them directly. The output and LSE are float32, as in
+     * {@link #forward(CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, CUdeviceptr, TensorLayout, CUstream)},
+     * whose other rules apply. With the {@link KernelFamily#MMA} kernels, inputs whose addresses
+     * are not multiples of {@link LaunchGeometry#MMA_INPUT_ALIGN} bytes run the WMMA kernels.
+     *
+     * @param q queries {@code [B, Hq, Nq, D]}, 2 bytes an element, in {@code layout}. Not modified.
+     * @param k keys {@code [B, Hkv, Nk, D]}. Not modified.
+     * @param v values {@code [B, Hkv, Nk, Dv]}. Not modified.
+     * @param out output {@code [B, Hq, Nq, Dv]} float32. Modified.
+     * @param lse {@code [B, Hq, Nq]} float32, or {@code null}. Modified.
+     * @param layout the memory order of q, k, v and out
+     * @param stream the stream, or {@code null} for the default stream
+     * @throws IllegalStateException if the plan is closed
+     * @throws UnsupportedOperationException if the plan's precision is not BF16 or FP16
+     * @throws IllegalArgumentException naming the argument that is null, or an output whose range overlaps an
+     *         input or the other output; the caller guarantees the buffers' sizes
+     */
+    public void forward16(CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, CUdeviceptr out, CUdeviceptr lse,
+                          TensorLayout layout, CUstream stream) {
+        forwardOnDevice(q, k, v, out, lse, layout, stream, LaunchGeometry.Inputs.SIXTEEN_BIT);
+    }
+
+    private void forwardOnDevice(CUdeviceptr q, CUdeviceptr k, CUdeviceptr v, CUdeviceptr out, CUdeviceptr lse,
+                                 TensorLayout layout, CUstream stream, LaunchGeometry.Inputs inputs) {
         whileOpen(() -> {
             requireNonNull("q", q);
             requireNonNull("k", k);
@@ -175,8 +233,13 @@ public final class CudaPlan extends BasePlan {
             requireNonNull("out", out);
             requireNonNull("layout", layout);
             AttentionProblem p = problem();
+            if (inputs == LaunchGeometry.Inputs.SIXTEEN_BIT && geometry.kernel16() == null) {
+                throw new UnsupportedOperationException("forward16 takes bf16 or fp16 inputs; this plan's precision is "
+                        + p.precision());
+            }
+            int inputBytes = inputs == LaunchGeometry.Inputs.SIXTEEN_BIT ? 2 : Float.BYTES;
             long lseAddress = DeviceTensor.address(lse);
-            checkNoOverlap(p, DeviceTensor.address(q), DeviceTensor.address(k), DeviceTensor.address(v),
+            checkNoOverlap(p, inputBytes, DeviceTensor.address(q), DeviceTensor.address(k), DeviceTensor.address(v),
                     DeviceTensor.address(out), lse == null ? -1 : lseAddress);
             synchronized (deviceLock) {
                 device.makeCurrent();
@@ -184,7 +247,7 @@ public final class CudaPlan extends BasePlan {
                         DeviceTensor.of(DeviceTensor.address(k), layout, p.kvHeads(), p.keyLength(), p.headDim()),
                         DeviceTensor.of(DeviceTensor.address(v), layout, p.kvHeads(), p.keyLength(), p.valueDim()),
                         DeviceTensor.of(DeviceTensor.address(out), layout, p.queryHeads(), p.queryLength(), p.valueDim()),
-                        lseAddress, stream);
+                        lseAddress, inputs, stream);
             }
             return null;
         });
@@ -200,6 +263,7 @@ public final class CudaPlan extends BasePlan {
      * Refuses device outputs whose byte range overlaps an input or the other output.
      *
      * @param p the problem (tensor sizes)
+     * @param inputBytes bytes of one element of q, k and v (4 for float32, 2 for bf16/fp16); out and lse are float32
      * @param q address of q
      * @param k address of k
      * @param v address of v
@@ -207,11 +271,11 @@ public final class CudaPlan extends BasePlan {
      * @param lse address of lse, or −1 when there is none
      * @throws IllegalArgumentException naming the two tensors that overlap
      */
-    static void checkNoOverlap(AttentionProblem p, long q, long k, long v, long out, long lse) {
+    static void checkNoOverlap(AttentionProblem p, int inputBytes, long q, long k, long v, long out, long lse) {
         long b = p.batch();
-        long qBytes = 4L * b * p.queryHeads() * p.queryLength() * p.headDim();
-        long kBytes = 4L * b * p.kvHeads() * p.keyLength() * p.headDim();
-        long vBytes = 4L * b * p.kvHeads() * p.keyLength() * p.valueDim();
+        long qBytes = inputBytes * b * p.queryHeads() * p.queryLength() * p.headDim();
+        long kBytes = inputBytes * b * p.kvHeads() * p.keyLength() * p.headDim();
+        long vBytes = inputBytes * b * p.kvHeads() * p.keyLength() * p.valueDim();
         long oBytes = 4L * b * p.queryHeads() * p.queryLength() * p.valueDim();
         long lseBytes = 4L * p.lseSize();
         overlap("out", out, oBytes, "q", q, qBytes);
@@ -232,27 +296,66 @@ public final class CudaPlan extends BasePlan {
         }
     }
 
-    /** Launches the attention kernel and, when rows are split, the merge kernel after it. Holds deviceLock. */
-    private void launch(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, long lse, CUstream stream) {
-        byte[] params = KernelParams.of(problem(), mask().causal(), layout(), work, geometry, planBuffers, q, k, v, out, lse)
-                .bytes();
+    // Launches the conversion (when the kernel reads 16-bit copies of float32 inputs), the attention
+    // kernel and, when rows are split, the merge kernel. q, k, v carry float32 addresses, or for
+    // 16-bit inputs the caller's 16-bit addresses; their strides (in elements) hold either way. Holds deviceLock.
+    private void launch(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, long lse,
+                        LaunchGeometry.Inputs inputs, CUstream stream) {
+        LaunchGeometry.Launch run = LaunchGeometry.select(geometry, fallback, inputs, q.address(), k.address(), v.address());
+        LaunchGeometry g = run.geometry();
+        KernelParams.Inputs16 inputs16;
+        DeviceTensor qf = q;
+        DeviceTensor kf = k;
+        DeviceTensor vf = v;
+        if (inputs == LaunchGeometry.Inputs.SIXTEEN_BIT) {
+            inputs16 = new KernelParams.Inputs16(q.address(), k.address(), v.address());
+            qf = q.at(0);
+            kf = k.at(0);
+            vf = v.at(0);
+        } else if (run.convert()) {
+            allocateCopies();
+            inputs16 = new KernelParams.Inputs16(DeviceTensor.address(q16Buf), DeviceTensor.address(k16Buf),
+                    DeviceTensor.address(v16Buf));
+        } else {
+            inputs16 = KernelParams.Inputs16.NONE;
+        }
+        byte[] params = KernelParams.of(problem(), mask().causal(), layout(), work, g, planBuffers, qf, kf, vf, out, lse,
+                inputs16).bytes();
         Pointer args = Pointer.to(Pointer.to(params));
-        if (workspaceFree != null) {
-            // The previous call's merge (on whatever stream) has read the workspace this call overwrites.
-            CudaException.check(JCudaDriver.cuStreamWaitEvent(stream, workspaceFree, 0), "cuStreamWaitEvent");
+        boolean usesPlanBuffers = g.merges() || run.convert();
+        if (buffersFree != null && usesPlanBuffers) {
+            // The previous call's kernels (on whatever stream) are done with the buffers this call overwrites.
+            CudaException.check(JCudaDriver.cuStreamWaitEvent(stream, buffersFree, 0), "cuStreamWaitEvent");
         }
-        int shared = geometry.sharedBytes();
-        CudaException.check(JCudaDriver.cuLaunchKernel(attention, geometry.gridX(), geometry.gridY(), 1,
-                geometry.threads(), 1, 1, shared, stream, args, null),
-                "cuLaunchKernel(" + geometry.kernel() + ", grid " + geometry.gridX() + "x" + geometry.gridY()
-                        + ", " + shared + " bytes shared)");
-        if (merge != null) {
-            CudaException.check(JCudaDriver.cuLaunchKernel(merge, geometry.mergeGridX(), geometry.gridY(), 1,
-                    LaunchGeometry.MERGE_THREADS, 1, 1, 0, stream, args, null),
-                    "cuLaunchKernel(" + LaunchGeometry.MERGE_KERNEL + ", grid " + geometry.mergeGridX() + "x"
-                            + geometry.gridY() + ")");
-            CudaException.check(JCudaDriver.cuEventRecord(workspaceFree, stream), "cuEventRecord");
+        if (run.convert()) {
+            CudaException.check(JCudaDriver.cuLaunchKernel(device.function(g.convertKernel()), g.convertGridX(), 3, 1,
+                    LaunchGeometry.CONVERT_THREADS, 1, 1, 0, stream, args, null),
+                    "cuLaunchKernel(" + g.convertKernel() + ", grid " + g.convertGridX() + "x3)");
         }
+        int shared = g.sharedBytes();
+        CudaException.check(JCudaDriver.cuLaunchKernel(device.function(run.kernel()), g.gridX(), g.gridY(), 1,
+                g.threads(), 1, 1, shared, stream, args, null),
+                "cuLaunchKernel(" + run.kernel() + ", grid " + g.gridX() + "x" + g.gridY() + ", " + shared + " bytes shared)");
+        if (g.merges()) {
+            CudaException.check(JCudaDriver.cuLaunchKernel(device.function(LaunchGeometry.MERGE_KERNEL), g.mergeGridX(),
+                    g.gridY(), 1, LaunchGeometry.MERGE_THREADS, 1, 1, 0, stream, args, null),
+                    "cuLaunchKernel(" + LaunchGeometry.MERGE_KERNEL + ", grid " + g.mergeGridX() + "x" + g.gridY() + ")");
+        }
+        if (buffersFree != null && usesPlanBuffers) {
+            CudaException.check(JCudaDriver.cuEventRecord(buffersFree, stream), "cuEventRecord");
+        }
+    }
+
+    /** Allocates the 16-bit copies of q, k and v on first use. Holds deviceLock. */
+    private void allocateCopies() {
+        if (q16Buf != null) {
+            return;
+        }
+        AttentionProblem p = problem();
+        long b = p.batch();
+        q16Buf = alloc(2L * b * p.queryHeads() * p.queryLength() * p.headDim(), "16-bit copy of q");
+        k16Buf = alloc(2L * b * p.kvHeads() * p.keyLength() * p.headDim(), "16-bit copy of k");
+        v16Buf = alloc(2L * b * p.kvHeads() * p.keyLength() * p.valueDim(), "16-bit copy of v");
     }
 
     @Override
@@ -270,15 +373,16 @@ public final class CudaPlan extends BasePlan {
 
     private void free() {
         for (CUdeviceptr p : new CUdeviceptr[] {units, keyBlocks, splits, keyLens, queryLens, wsO, wsLse, qBuf, kBuf, vBuf,
-            oBuf, lseBuf}) {
+            oBuf, lseBuf, q16Buf, k16Buf, v16Buf}) {
             if (p != null) {
                 JCudaDriver.cuMemFree(p);
             }
         }
-        if (workspaceFree != null) {
-            JCudaDriver.cuEventDestroy(workspaceFree);
+        if (buffersFree != null) {
+            JCudaDriver.cuEventDestroy(buffersFree);
         }
         units = keyBlocks = splits = keyLens = queryLens = wsO = wsLse = qBuf = kBuf = vBuf = oBuf = lseBuf = null;
-        workspaceFree = null;
+        q16Buf = k16Buf = v16Buf = null;
+        buffersFree = null;
     }
 }

@@ -4,8 +4,9 @@ import dev.starling.api.TensorLayout;
 import jcuda.driver.CUdeviceptr;
 
 /**
- * A {@code [B, heads, length, dim]} float32 tensor in device memory as the kernels see it: its
- * address and its element strides {@code (batch, head, row)}; features are contiguous.
+ * A {@code [B, heads, length, dim]} tensor in device memory as the kernels see it (float32, or
+ * bf16/fp16 for 16-bit inputs): its address and its element strides {@code (batch, head, row)};
+ * features are contiguous.
  *
  * @param address device address of element {@code (0, 0, 0, 0)}
  * @param batchStride elements between batch entries
@@ -31,6 +32,14 @@ record DeviceTensor(long address, long batchStride, long headStride, long rowStr
         long d = dim;
         return layout == TensorLayout.BHSD ? new DeviceTensor(address, h * n * d, n * d, d)
                 : new DeviceTensor(address, n * h * d, d, h * d);
+    }
+
+    /**
+     * @param otherAddress a device address
+     * @return a tensor with these strides at {@code otherAddress}
+     */
+    DeviceTensor at(long otherAddress) {
+        return new DeviceTensor(otherAddress, batchStride, headStride, rowStride);
     }
 
     /**

@@ -58,7 +58,9 @@ final class KernelParams {
         SM_Q("smQ", Type.I32), SM_K("smK", Type.I32), SM_V("smV", Type.I32), SM_S("smS", Type.I32),
         SM_P("smP", Type.I32), SM_O("smO", Type.I32), SM_TMP("smTmp", Type.I32), SM_M("smM", Type.I32),
         SM_L("smL", Type.I32), SM_SEEN("smSeen", Type.I32), SM_BAD_KEY("smBadKey", Type.I32),
-        SM_BYTES("smBytes", Type.I32);
+        SM_BYTES("smBytes", Type.I32),
+        Q16("q16", Type.POINTER), K16("k16", Type.POINTER), V16("v16", Type.POINTER), BATCH("batch", Type.I32),
+        SCALE_LOG2("scaleLog2", Type.F32), STAGES("stages", Type.I32), SM_STAGE("smStage", Type.I32);
 
         final String cName;
         final Type type;
@@ -108,6 +110,22 @@ final class KernelParams {
         return OFFSETS[field.ordinal()];
     }
 
+    /** {@code log2(e)}: the mma kernels compute {@code exp2(s · scale · log2(e) − max)}. */
+    static final double LOG2_E = 1.0 / Math.log(2.0);
+
+    /**
+     * 16-bit inputs of one call: the plan's converted copies or the caller's own tensors (same
+     * strides as the float32 tensors of the call); 0 where there are none.
+     *
+     * @param q address of the 16-bit queries, or 0
+     * @param k address of the 16-bit keys, or 0
+     * @param v address of the 16-bit values, or 0
+     */
+    record Inputs16(long q, long k, long v) {
+        /** No 16-bit inputs. */
+        static final Inputs16 NONE = new Inputs16(0, 0, 0);
+    }
+
     /**
      * Fills every field for one call.
      *
@@ -117,16 +135,18 @@ final class KernelParams {
      * @param work the units and split rows uploaded as {@code plan}
      * @param geometry tile sizes and the shared-memory carve-up
      * @param plan the plan's device buffers
-     * @param q queries {@code [B, Hq, Nq, D]} on the device
+     * @param q queries {@code [B, Hq, Nq, D]} on the device (address 0 when the call brings only 16-bit inputs;
+     *        the strides are used either way)
      * @param k keys {@code [B, Hkv, Nk, D]}
      * @param v values {@code [B, Hkv, Nk, Dv]}
      * @param out output {@code [B, Hq, Nq, Dv]}
      * @param lse address of {@code LSE [B, Hq, Nq]}, or 0 when not asked for
+     * @param inputs16 the call's 16-bit inputs, or {@link Inputs16#NONE}
      * @return the filled struct
      */
     static KernelParams of(AttentionProblem problem, boolean causal, BlockLayout layout, WorkPlan work,
                            LaunchGeometry geometry, PlanBuffers plan, DeviceTensor q, DeviceTensor k, DeviceTensor v,
-                           DeviceTensor out, long lse) {
+                           DeviceTensor out, long lse, Inputs16 inputs16) {
         KernelParams p = new KernelParams();
         p.put(Field.Q, q.address()).put(Field.K, k.address()).put(Field.V, v.address()).put(Field.OUT, out.address())
                 .put(Field.LSE, lse);
@@ -152,6 +172,9 @@ final class KernelParams {
                 .put(Field.SM_P, s.p()).put(Field.SM_O, s.o()).put(Field.SM_TMP, s.tmp()).put(Field.SM_M, s.m())
                 .put(Field.SM_L, s.l()).put(Field.SM_SEEN, s.seen()).put(Field.SM_BAD_KEY, s.badKey())
                 .put(Field.SM_BYTES, s.bytes());
+        p.put(Field.Q16, inputs16.q()).put(Field.K16, inputs16.k()).put(Field.V16, inputs16.v())
+                .put(Field.BATCH, problem.batch()).put(Field.SCALE_LOG2, (float) (problem.scale() * LOG2_E))
+                .put(Field.STAGES, s.stages()).put(Field.SM_STAGE, s.stageBytes());
         for (Field f : Field.values()) {
             if (!p.written[f.ordinal()]) {
                 throw new IllegalStateException("kernel parameter " + f.cName + " was not set");

@@ -14,14 +14,22 @@ import dev.starling.api.Precision;
  * {@code ldp = tileK + 1} (the +1 spreads rows over the banks), {@code ldv = Dv}; buffers it does
  * not have are {@code −1}.
  *
- * <p>Tensor-core kernels ({@code starling_tf32}, {@code starling_bf16}; element type {@code T} of
- * {@code ts} = 4 or 2 bytes, row padding {@code pad} = 4 or 8 elements): {@code D} and {@code Dv}
+ * <p>WMMA kernels ({@code starling_tf32}, {@code starling_bf16}, {@code starling_fp16}; element type
+ * {@code T} of {@code ts} = 4 or 2 bytes, row padding {@code pad} = 4 or 8 elements): {@code D} and {@code Dv}
  * padded to multiples of 16 ({@code dPad}, {@code dvPad}); {@code Q [64][ldq]}, {@code K [tileK][ldq]},
  * {@code V [tileK][ldv]}, {@code P [64][ldp]} of {@code T} with {@code ldq = dPad + pad},
  * {@code ldv = dvPad + pad}, {@code ldp = tileK + pad}; float {@code S [64][lds]} with
  * {@code lds = tileK + 4}, float {@code O [64][ldo]} with {@code ldo = dvPad + 4}, a float
  * {@code 4 × 16 × 16} staging tile per warp, per-row float {@code M}, {@code L}, int {@code seen},
  * and int {@code badKey [64]}.
+ *
+ * <p>{@code mma.sync} kernels ({@link MmaSpecialisation}, {@link #forMma}): rows of
+ * {@code rowBytes = headDim · ts + }{@link #MMA_ROW_PAD_BYTES} bytes ({@code ldq = ldv =
+ * rowBytes / ts} elements; an odd number of 16-byte chunks, so {@code ldmatrix} is free of bank
+ * conflicts); {@code Q [64][ldq]} at {@code q}, then {@code stages} K tiles of {@code blockN} rows
+ * from {@code k}, then {@code stages} V tiles from {@code v}, one every {@code stageBytes}
+ * ({@code blockN · rowBytes} rounded up to {@link #ALIGN}). Nothing else: S, P and O live in
+ * registers.
  *
  * <p>Every buffer starts on an {@link #ALIGN}-byte boundary (WMMA needs 32). Offsets and leading
  * dimensions are in bytes and elements respectively.
@@ -30,29 +38,34 @@ import dev.starling.api.Precision;
  * @param dvPad value dim as the kernel pads it
  * @param ldq leading dimension of the Q and K tiles, elements
  * @param ldv leading dimension of the V tile
- * @param ldp leading dimension of P
+ * @param ldp leading dimension of P, or −1
  * @param lds leading dimension of S, or −1
  * @param ldo leading dimension of O, or −1
  * @param q byte offset of the Q tile
  * @param k byte offset of the K tile
  * @param v byte offset of the V tile
  * @param s byte offset of S, or −1
- * @param p byte offset of P
+ * @param p byte offset of P, or −1
  * @param o byte offset of O, or −1
  * @param tmp byte offset of the per-warp staging tiles, or −1
  * @param m byte offset of the running maxima, or −1
  * @param l byte offset of the running sums, or −1
  * @param seen byte offset of the row-read-a-key flags, or −1
  * @param badKey byte offset of the non-finite-value flags of the key tile, or −1
+ * @param stages K/V stages ({@code cp.async} buffers) of the mma kernels; 1 for the others
+ * @param stageBytes bytes from one K (or V) stage to the next, or −1 when there is one stage
  * @param bytes dynamic shared memory to launch with
  */
 public record SharedLayout(int dPad, int dvPad, int ldq, int ldv, int ldp, int lds, int ldo, int q, int k, int v,
-                           int s, int p, int o, int tmp, int m, int l, int seen, int badKey, int bytes) {
+                           int s, int p, int o, int tmp, int m, int l, int seen, int badKey, int stages, int stageBytes,
+                           int bytes) {
     /** Alignment of every buffer and slack added to the total ({@code SMEM_ALIGN} in the .cu). */
     public static final int ALIGN = 128;
+    /** Padding of each shared row of the mma kernels, bytes ({@code MMA_ROW_PAD_BYTES} in the .cu). */
+    public static final int MMA_ROW_PAD_BYTES = 16;
 
     /**
-     * The carve-up for one kernel.
+     * The carve-up of {@code starling_fp32} (FP32) or a WMMA kernel (TF32, BF16, FP16).
      *
      * @param precision selects the kernel
      * @param d head dim {@code D}, {@code 1..128}
@@ -82,10 +95,12 @@ public record SharedLayout(int dPad, int dvPad, int ldq, int ldv, int ldp, int l
             int k = c.take(4 * tileK * ldq);
             int v = c.take(4 * tileK * ldv);
             int p = c.take(4 * tq * ldp);
-            return new SharedLayout(d, dv, ldq, ldv, ldp, -1, -1, q, k, v, -1, p, -1, -1, -1, -1, -1, -1, c.total());
+            return new SharedLayout(d, dv, ldq, ldv, ldp, -1, -1, q, k, v, -1, p, -1, -1, -1, -1, -1, -1, 1, -1,
+                    c.total());
         }
-        int ts = precision == Precision.BF16 ? 2 : 4;
-        int pad = precision == Precision.BF16 ? 8 : 4;
+        boolean sixteenBit = precision == Precision.BF16 || precision == Precision.FP16;
+        int ts = sixteenBit ? 2 : 4;
+        int pad = sixteenBit ? 8 : 4;
         int dPad = roundUp(d, 16);
         int dvPad = roundUp(dv, 16);
         int ldq = dPad + pad;
@@ -104,8 +119,34 @@ public record SharedLayout(int dPad, int dvPad, int ldq, int ldv, int ldp, int l
         int l = c.take(4 * tq);
         int seen = c.take(4 * tq);
         int badKey = c.take(4 * LaunchGeometry.MAX_TILE_K);
-        return new SharedLayout(dPad, dvPad, ldq, ldv, ldp, lds, ldo, q, k, v, s, p, o, tmp, m, l, seen, badKey,
+        return new SharedLayout(dPad, dvPad, ldq, ldv, ldp, lds, ldo, q, k, v, s, p, o, tmp, m, l, seen, badKey, 1, -1,
                 c.total());
+    }
+
+    /**
+     * The carve-up of an {@code mma.sync} kernel ({@code MmaShape} in the .cu computes the same
+     * offsets; {@code static_assert}s there bound its total).
+     *
+     * @param spec the specialisation
+     * @param stages K/V stages, {@link MmaSpecialisation#MIN_STAGES} to {@link MmaSpecialisation#MAX_STAGES}
+     * @return the layout
+     * @throws IllegalArgumentException if {@code stages} is out of range
+     */
+    public static SharedLayout forMma(MmaSpecialisation spec, int stages) {
+        if (stages < MmaSpecialisation.MIN_STAGES || stages > MmaSpecialisation.MAX_STAGES) {
+            throw new IllegalArgumentException("stages must be in [" + MmaSpecialisation.MIN_STAGES + ", "
+                    + MmaSpecialisation.MAX_STAGES + "], got " + stages);
+        }
+        int ts = spec.elementBytes();
+        int rowBytes = spec.headDim() * ts + MMA_ROW_PAD_BYTES;
+        int ld = rowBytes / ts;
+        int stageBytes = roundUp(spec.blockN() * rowBytes, ALIGN);
+        Carver c = new Carver();
+        int q = c.take(MmaSpecialisation.BLOCK_M * rowBytes);
+        int k = c.take(stages * stageBytes);
+        int v = c.take(stages * stageBytes);
+        return new SharedLayout(spec.headDim(), spec.headDim(), ld, ld, -1, -1, -1, q, k, v, -1, -1, -1, -1, -1, -1, -1,
+                -1, stages, stageBytes, c.total());
     }
 
     /** Hands out {@link #ALIGN}-aligned byte ranges one after the other. */

@@ -111,7 +111,7 @@ class HostLogicTest {
                     for (int tileK : new int[] {32, 64}) {
                         SharedLayout s = SharedLayout.of(precision, d, dv, tileK);
                         String what = precision + " D=" + d + " Dv=" + dv + " tileK=" + tileK;
-                        int ts = precision == Precision.BF16 ? 2 : 4;
+                        int ts = precision == Precision.BF16 || precision == Precision.FP16 ? 2 : 4;
                         List<int[]> ranges = new ArrayList<>();
                         if (precision == Precision.FP32) {
                             assertEquals(d + 1, s.ldq(), what);
@@ -181,16 +181,19 @@ class HostLogicTest {
     void deviceOutputsMayNotOverlapInputs() {
         AttentionProblem p = AttentionProblem.builder().batch(1).heads(2).length(10).headDim(4).build();
         long bytes = 4L * 2 * 10 * 4; // 160 bytes per tensor
-        CudaPlan.checkNoOverlap(p, 0, 1000, 2000, 3000, 4000);
-        CudaPlan.checkNoOverlap(p, 0, 1000, 2000, 3000, -1);
-        CudaPlan.checkNoOverlap(p, 0, 1000, 2000, 2000 + bytes, 2000 + 2 * bytes);
+        CudaPlan.checkNoOverlap(p, 4, 0, 1000, 2000, 3000, 4000);
+        CudaPlan.checkNoOverlap(p, 4, 0, 1000, 2000, 3000, -1);
+        CudaPlan.checkNoOverlap(p, 4, 0, 1000, 2000, 2000 + bytes, 2000 + 2 * bytes);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> CudaPlan.checkNoOverlap(p, 0, 1000, 2000, 2000 + bytes - 4, -1));
+                () -> CudaPlan.checkNoOverlap(p, 4, 0, 1000, 2000, 2000 + bytes - 4, -1));
         assertTrue(e.getMessage().startsWith("out ") && e.getMessage().contains("overlaps v"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> CudaPlan.checkNoOverlap(p, 0, 1000, 2000, 3000, 3000 + 8));
+        e = assertThrows(IllegalArgumentException.class, () -> CudaPlan.checkNoOverlap(p, 4, 0, 1000, 2000, 3000, 3000 + 8));
         assertTrue(e.getMessage().startsWith("lse ") && e.getMessage().contains("overlaps out"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> CudaPlan.checkNoOverlap(p, 0, 1000, 2000, 0, -1));
+        e = assertThrows(IllegalArgumentException.class, () -> CudaPlan.checkNoOverlap(p, 4, 0, 1000, 2000, 0, -1));
         assertTrue(e.getMessage().contains("overlaps q"), e.getMessage());
+        // 16-bit inputs are half the bytes: an output right after 16-bit v does not overlap it.
+        CudaPlan.checkNoOverlap(p, 2, 0, 1000, 2000, 2000 + bytes / 2, -1);
+        assertThrows(IllegalArgumentException.class, () -> CudaPlan.checkNoOverlap(p, 2, 0, 1000, 2000, 2000 + bytes / 2 - 4, -1));
     }
 
     @Test

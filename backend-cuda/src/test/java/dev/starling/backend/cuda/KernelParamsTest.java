@@ -60,19 +60,35 @@ class KernelParamsTest {
     @Test
     void constantsMatchTheKernels() throws IOException {
         String cu = kernels();
-        Map<String, Integer> expected = Map.of("TILE_Q", LaunchGeometry.TILE_Q, "MAX_TILE_K", LaunchGeometry.MAX_TILE_K,
-                "SMEM_ALIGN", SharedLayout.ALIGN, "FP32_THREADS", LaunchGeometry.FP32_THREADS,
-                "MMA_THREADS", LaunchGeometry.MMA_THREADS, "MERGE_THREADS", LaunchGeometry.MERGE_THREADS,
-                "UNIT_INTS", WorkPlan.UNIT_INTS, "SPLIT_INTS", WorkPlan.SPLIT_INTS);
+        Map<String, Integer> expected = Map.ofEntries(Map.entry("TILE_Q", LaunchGeometry.TILE_Q),
+                Map.entry("MAX_TILE_K", LaunchGeometry.MAX_TILE_K), Map.entry("SMEM_ALIGN", SharedLayout.ALIGN),
+                Map.entry("FP32_THREADS", LaunchGeometry.FP32_THREADS), Map.entry("MMA_THREADS", LaunchGeometry.MMA_THREADS),
+                Map.entry("MERGE_THREADS", LaunchGeometry.MERGE_THREADS), Map.entry("UNIT_INTS", WorkPlan.UNIT_INTS),
+                Map.entry("SPLIT_INTS", WorkPlan.SPLIT_INTS), Map.entry("CONVERT_THREADS", LaunchGeometry.CONVERT_THREADS),
+                Map.entry("MMA_BLOCK_M", MmaSpecialisation.BLOCK_M),
+                Map.entry("MMA_ROW_PAD_BYTES", SharedLayout.MMA_ROW_PAD_BYTES),
+                Map.entry("MMA_MAX_STAGES", MmaSpecialisation.MAX_STAGES));
         for (Map.Entry<String, Integer> e : expected.entrySet()) {
             Matcher m = Pattern.compile("#define " + e.getKey() + " (\\d+)").matcher(cu);
             assertTrue(m.find(), "#define " + e.getKey() + " in the .cu");
             assertEquals(e.getValue(), Integer.parseInt(m.group(1)), e.getKey());
         }
-        for (String kernel : new String[] {LaunchGeometry.kernelName(Precision.FP32), LaunchGeometry.kernelName(Precision.TF32),
-            LaunchGeometry.kernelName(Precision.BF16), LaunchGeometry.MERGE_KERNEL}) {
-            assertTrue(cu.contains("void __launch_bounds__") && Pattern.compile("\\) " + kernel + "\\(const Params p\\)")
-                    .matcher(cu).find(), kernel + " takes the one Params argument");
+        java.util.Set<String> kernels = new java.util.TreeSet<>();
+        for (Precision p : Precision.values()) {
+            kernels.add(LaunchGeometry.kernelName(p));
+            if (LaunchGeometry.sixteenBitKernelName(p) != null) {
+                kernels.add(LaunchGeometry.sixteenBitKernelName(p));
+            }
+        }
+        kernels.add(LaunchGeometry.MERGE_KERNEL);
+        for (MmaSpecialisation spec : MmaSpecialisation.ALL) {
+            if (spec.convertKernel() != null) {
+                kernels.add(spec.convertKernel());
+            }
+        }
+        for (String kernel : kernels) {
+            assertTrue(Pattern.compile("extern \"C\" __global__ void __launch_bounds__\\([^)]*\\) " + kernel
+                    + "\\(const Params p\\)").matcher(cu).find(), kernel + " takes the one Params argument");
         }
     }
 
@@ -105,7 +121,7 @@ class KernelParamsTest {
         DeviceTensor k = DeviceTensor.of(0x20000, TensorLayout.BHSD, 2, 500, 40);
         DeviceTensor v = DeviceTensor.of(0x30000, TensorLayout.BHSD, 2, 500, 24);
         DeviceTensor o = DeviceTensor.of(0x40000, TensorLayout.BSHD, 8, 300, 24);
-        KernelParams kp = KernelParams.of(p, true, l, w, g, plan, q, k, v, o, 0x50000);
+        KernelParams kp = KernelParams.of(p, true, l, w, g, plan, q, k, v, o, 0x50000, KernelParams.Inputs16.NONE);
         byte[] bytes = kp.bytes();
         assertEquals(KernelParams.SIZE, bytes.length);
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
@@ -135,6 +151,9 @@ class KernelParamsTest {
         longs.put(Field.OSB, 300L * 8 * 24);
         longs.put(Field.OSH, 24L);
         longs.put(Field.OSN, 8L * 24);
+        longs.put(Field.Q16, 0L);
+        longs.put(Field.K16, 0L);
+        longs.put(Field.V16, 0L);
         Map<Field, Integer> ints = new LinkedHashMap<>();
         ints.put(Field.HQ, 8);
         ints.put(Field.GROUP, 4);
@@ -171,7 +190,10 @@ class KernelParamsTest {
         ints.put(Field.SM_SEEN, s.seen());
         ints.put(Field.SM_BAD_KEY, s.badKey());
         ints.put(Field.SM_BYTES, g.sharedBytes());
-        assertEquals(Field.values().length, longs.size() + ints.size() + 1, "every field is checked");
+        ints.put(Field.BATCH, 2);
+        ints.put(Field.STAGES, 1);
+        ints.put(Field.SM_STAGE, -1);
+        assertEquals(Field.values().length, longs.size() + ints.size() + 2, "every field is checked");
         for (Map.Entry<Field, Long> e : longs.entrySet()) {
             assertEquals(e.getValue(), b.getLong(KernelParams.offset(e.getKey())), e.getKey().cName);
             assertEquals(e.getValue(), kp.getLong(e.getKey()), e.getKey().cName);
@@ -180,8 +202,38 @@ class KernelParamsTest {
             assertEquals(e.getValue(), b.getInt(KernelParams.offset(e.getKey())), e.getKey().cName);
         }
         assertEquals(p.scale(), b.getFloat(KernelParams.offset(Field.SCALE)));
+        assertEquals((float) (p.scale() / Math.log(2)), b.getFloat(KernelParams.offset(Field.SCALE_LOG2)));
         assertTrue(w.splitsPerLayout() > 0, "the case splits rows");
         // Distinct buffer offsets: the carve-up reached the struct, not a default.
         assertTrue(s.q() < s.k() && s.k() < s.v() && s.v() < s.s() && s.s() < s.p() && s.p() < s.o());
+    }
+
+    /** An mma launch: 16-bit inputs, stages and the stage stride reach the struct; the float32 pointers may be 0. */
+    @Test
+    void anMmaCallFillsTheSixteenBitInputsAndStages() {
+        AttentionProblem p = AttentionProblem.builder().batch(3).heads(4).length(640).headDim(128)
+                .precision(Precision.FP16).scale(-0.25f).build();
+        BlockLayout l = Patterns.parse("bigbird(block=64, window=3, global=2, random=3)").layout(640, 640, 4);
+        WorkPlan w = WorkPlan.of(l, SplitRows.OFF);
+        LaunchGeometry g = LaunchGeometry.of(p, l, w, new LaunchGeometry.DeviceLimits(227 * 1024, 228 * 1024),
+                KernelFamily.MMA, 0);
+        assertEquals("starling_mma_fp16_d128", g.kernel());
+        KernelParams.PlanBuffers plan = new KernelParams.PlanBuffers(0x1000, 0x2000, 0x3000, 0, 0, 0, 0);
+        DeviceTensor q = DeviceTensor.of(0, TensorLayout.BHSD, 4, 640, 128);
+        DeviceTensor o = DeviceTensor.of(0x40000, TensorLayout.BHSD, 4, 640, 128);
+        KernelParams kp = KernelParams.of(p, false, l, w, g, plan, q, q, q, o, 0,
+                new KernelParams.Inputs16(0x10000, 0x20000, 0x30000));
+        assertEquals(0L, kp.getLong(Field.Q));
+        assertEquals(0x10000L, kp.getLong(Field.Q16));
+        assertEquals(0x20000L, kp.getLong(Field.K16));
+        assertEquals(0x30000L, kp.getLong(Field.V16));
+        assertEquals(640L * 128, kp.getLong(Field.QSH), "16-bit inputs keep the element strides");
+        assertEquals(3, kp.getInt(Field.BATCH));
+        assertEquals(g.shared().stages(), kp.getInt(Field.STAGES));
+        assertEquals(g.shared().stageBytes(), kp.getInt(Field.SM_STAGE));
+        assertEquals(g.shared().k(), kp.getInt(Field.SM_K));
+        assertEquals(g.shared().v(), kp.getInt(Field.SM_V));
+        assertEquals(g.sharedBytes(), kp.getInt(Field.SM_BYTES));
+        assertEquals(-0.25f * 1.442695f, kp.getFloat(Field.SCALE_LOG2), 1e-6f, "negative scales keep their sign");
     }
 }

@@ -1,11 +1,15 @@
 package dev.starling.bench.cli;
 
+import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.bench.compare.CompareMain;
 import dev.starling.bench.compare.CompareRun;
+import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -13,54 +17,93 @@ import picocli.CommandLine.Option;
 
 /** {@code starling compare}: every backend and the dense peers, side by side, length by length. */
 @Command(name = "compare", mixinStandardHelpOptions = true,
-        description = {"Time every available backend on a sparse pattern and the dense peers (PyTorch via DJL, ND4J) on the",
-            "same shapes; each is first checked against dense float64 attention on the smallest length.",
-            "Prints a table of median times, spread, useful GFLOP/s, time relative to the fastest and peak memory."})
+        description = {"Time every backend found and the dense peers on one sparse pattern, length by length.",
+            "Every contender is first checked against dense float64 attention on the smallest length (at most 2,048 "
+                + "tokens); then each length gets a warm-up call and several timed calls. Prints median times, spread, useful GFLOP/s, time relative "
+                + "to the fastest and peak memory, with a legend; --csv and --plot also write them to files. Dense peers: "
+                + "PyTorch (libtorch through DJL) and ND4J, computing full attention on the same shapes."})
 final class CompareCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--pattern", defaultValue = "bigbird(block=64, window=3, global=2, random=3, seed=0)",
-            description = "pattern (default: ${DEFAULT-VALUE})")
+    @Option(names = "--pattern", paramLabel = "SPEC", defaultValue = "bigbird(block=64, window=3, global=2, random=3, seed=0)",
+            description = "sparse pattern (default: ${DEFAULT-VALUE})")
     String pattern;
-    @Option(names = "--lengths", split = ",", defaultValue = "1024,4096,16384,65536",
+    @Option(names = "--lengths", paramLabel = "N", split = ",", defaultValue = "1024,4096,16384,65536",
             description = "sequence lengths (default: ${DEFAULT-VALUE})")
     int[] lengths;
-    @Option(names = "--batch", defaultValue = "1", description = "batch (default: ${DEFAULT-VALUE})")
+    @Option(names = "--batch", paramLabel = "B", defaultValue = "1", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch;
-    @Option(names = "--heads", defaultValue = "8", description = "heads (default: ${DEFAULT-VALUE})")
+    @Option(names = "--heads", paramLabel = "H", defaultValue = "8", description = "heads (default: ${DEFAULT-VALUE})")
     int heads;
-    @Option(names = "--head-dim", defaultValue = "64", description = "head dim (default: ${DEFAULT-VALUE})")
+    @Option(names = "--head-dim", paramLabel = "D", defaultValue = "64", description = "head dim (default: ${DEFAULT-VALUE})")
     int headDim;
-    @Option(names = "--backends", split = ",", description = "backends to include (default: every one found)")
+    @Option(names = "--backends", paramLabel = "NAME", split = ",",
+            description = "backends to include (default: every one found); an unknown name is an error that lists the names found")
     List<String> backends;
     @Option(names = "--no-peers", description = "leave out the dense peers")
     boolean noPeers;
-    @Option(names = "--reps", defaultValue = "5", description = "most timed calls per cell (default: ${DEFAULT-VALUE})")
+    @Option(names = "--reps", paramLabel = "R", defaultValue = "5",
+            description = "most timed calls per contender and length (default: ${DEFAULT-VALUE})")
     int reps;
-    @Option(names = "--cell-seconds", defaultValue = "20",
-            description = "time budget per cell; slow cells get fewer calls, at least 3 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--cell-seconds", paramLabel = "S", defaultValue = "20",
+            description = "time budget per contender and length: slow ones get fewer timed calls, at least 3 (default: ${DEFAULT-VALUE})")
     double cellSeconds;
-    @Option(names = "--dense-memory", defaultValue = "8", description = "GiB the dense peers may use (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dense-memory", paramLabel = "GIB", defaultValue = "8",
+            description = "GiB the dense peers may use for one head's scores; longer lengths are skipped (default: ${DEFAULT-VALUE})")
     double denseGiB;
     @Option(names = "--csv", paramLabel = "FILE", description = "also write the results as CSV")
     Path csv;
     @Option(names = "--plot", paramLabel = "FILE.png", description = "also draw time against length, log-log, as PNG")
     Path plot;
-    @Option(names = "--machine-rate", negatable = true, defaultValue = "true",
-            description = "measure the machine's matrix-product rate too (default: ${DEFAULT-VALUE})")
+    // negatable + defaultValue "true" alone makes the plain form set false (picocli flips the default); the
+    // fallbackValue makes --machine-rate mean true and --no-machine-rate false.
+    @Option(names = "--machine-rate", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "measure the machine's single-precision matrix-product rate (ND4J and libtorch, a few seconds) "
+                    + "and compare the best sparse rate with it; --no-machine-rate skips it (default: on)")
     boolean machineRate;
 
     @Override
-    public Integer call() throws Exception {
+    public Integer call() throws IOException {
         if (lengths.length == 0 || Arrays.stream(lengths).anyMatch(n -> n < 1) || batch < 1 || heads < 1 || headDim < 1
                 || reps < 1) {
             throw new IllegalArgumentException("--lengths, --batch, --heads, --head-dim and --reps must be >= 1");
         }
-        int[] sorted = Arrays.stream(lengths).sorted().toArray();
-        CompareRun.Config config = new CompareRun.Config(Patterns.parse(pattern), batch, heads, headDim, sorted,
-                backends == null ? List.of() : backends.stream().map(String::toLowerCase).toList(), !noPeers, reps,
-                cellSeconds, (long) (denseGiB * (1L << 30)));
-        return CompareMain.run(config, spec.commandLine().getOut(), csv, plot, machineRate);
+        if (!(cellSeconds > 0) || !(denseGiB > 0)) {
+            throw new IllegalArgumentException("--cell-seconds and --dense-memory must be > 0");
+        }
+        PatternSpec spec = Patterns.parse(pattern);
+        checkOutputs(spec);
+        int[] sorted = Arrays.stream(lengths).distinct().sorted().toArray();
+        CompareRun.Config config = new CompareRun.Config(spec, batch, heads, headDim, sorted,
+                backends == null ? List.of() : backends.stream().map(s -> s.strip().toLowerCase(java.util.Locale.ROOT))
+                        .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)));
+        return CompareMain.run(config, this.spec.commandLine().getOut(), csv, plot, machineRate);
+    }
+
+    /** Refuses unwritable outputs before minutes of timing, and outputs that name each other or an input. */
+    private void checkOutputs(PatternSpec spec) throws IOException {
+        List<Map.Entry<String, Path>> outputs = new ArrayList<>();
+        if (csv != null) {
+            outputs.add(Map.entry("--csv", csv));
+        }
+        if (plot != null) {
+            outputs.add(Map.entry("--plot", plot));
+        }
+        List<Map.Entry<String, Path>> inputs = new ArrayList<>();
+        RunCommand.layoutFiles(spec, inputs);
+        for (int i = 0; i < outputs.size(); i++) {
+            Map.Entry<String, Path> o = outputs.get(i);
+            FileChecks.requireWritable(o.getValue());
+            for (Map.Entry<String, Path> in : inputs) {
+                if (FileChecks.sameFile(o.getValue(), in.getValue())) {
+                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + in.getKey()
+                            + " " + in.getValue() + "; compare never writes over an input");
+                }
+            }
+            if (i > 0 && FileChecks.sameFile(o.getValue(), outputs.get(0).getValue())) {
+                throw new IllegalArgumentException("--csv and --plot are the same file: " + o.getValue());
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.TokenMask;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
+import dev.starling.bench.draw.LayoutImage;
 import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -18,9 +19,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code starling pattern SPEC --seq N}: statistics, a text drawing and an {@code .npy} export of a layout. */
+/**
+ * {@code starling pattern SPEC --seq N}: statistics, a text drawing, a picture ({@code --png}) and an
+ * {@code .npy} export of a layout.
+ */
 @Command(name = "pattern", mixinStandardHelpOptions = true,
-        description = "Materialise a pattern and print blocks, allowed pairs, density and work saved against dense.")
+        description = {"Materialise a pattern and print blocks, allowed pairs, density and work saved against dense.",
+            "--show draws it as text, --png as a picture (global, window and random blocks in colours), --npy exports "
+                + "it as a block mask."})
 final class PatternCommand implements Callable<Integer> {
     /** Largest block grid {@code --show} draws. */
     static final int MAX_SHOW = 128;
@@ -49,6 +55,11 @@ final class PatternCommand implements Callable<Integer> {
     @Option(names = "--npy", paramLabel = "FILE", description = "write the layout as uint8 [heads, queryBlocks, keyBlocks], 1 = allowed")
     Path npy;
 
+    @Option(names = "--png", paramLabel = "FILE.png", description = "draw the layout as a PNG: a panel per head (up to "
+            + LayoutImage.MAX_PANELS + "), global, window and random blocks in colours, downsampled beyond "
+            + LayoutImage.PANEL + " blocks a side")
+    Path png;
+
     @Override
     public Integer call() throws IOException {
         if (seq < 1 || (kvSeq != null && kvSeq < 1) || heads < 1) {
@@ -56,17 +67,7 @@ final class PatternCommand implements Callable<Integer> {
         }
         int nk = kvSeq == null ? seq : kvSeq;
         PatternSpec pattern = Patterns.parse(patternText);
-        if (npy != null) {
-            FileChecks.requireWritable(npy);
-            List<Map.Entry<String, Path>> layoutFiles = new ArrayList<>();
-            RunCommand.layoutFiles(pattern, layoutFiles);
-            for (Map.Entry<String, Path> input : layoutFiles) {
-                if (FileChecks.sameFile(npy, input.getValue())) {
-                    throw new IllegalArgumentException("--npy " + npy + " is the same file as " + input.getKey() + " "
-                            + input.getValue() + "; pattern never writes over an input");
-                }
-            }
-        }
+        checkOutputs(pattern);
         long t0 = System.nanoTime();
         BlockLayout layout = pattern.layout(seq, nk, heads, causal);
         double millis = (System.nanoTime() - t0) / 1e6;
@@ -75,18 +76,60 @@ final class PatternCommand implements Callable<Integer> {
         if (show) {
             draw(out, layout);
         }
-        if (npy != null) {
-            NpyArray array = toNpy(layout, heads);
+        LayoutImage image = png == null ? null : LayoutImage.of(pattern, layout, heads);
+        if (npy != null || png != null) {
             try (StagedFiles files = new StagedFiles()) {
-                files.stage(npy, array::write);
+                if (npy != null) {
+                    files.stage(npy, toNpy(layout, heads)::write);
+                }
+                if (image != null) {
+                    files.stage(png, image::writePng);
+                }
                 files.commit();
             }
+        }
+        if (npy != null) {
             out.printf("wrote %s: uint8 [%d, %d, %d]%n", npy, heads, layout.queryBlocks(), layout.keyBlocks());
+        }
+        if (image != null) {
+            out.printf("wrote %s: %d x %d pixels, %s, %s%n", png, image.width(), image.height(),
+                    image.panels() == 1 ? "one panel" : image.panels() + " panels (one per head)", image.scale());
+            if (image.headsLeftOut() > 0) {
+                out.printf("  heads 0-%d drawn; %d of %d heads left out (at most %d panels)%n", image.panels() - 1,
+                        image.headsLeftOut(), heads, LayoutImage.MAX_PANELS);
+            }
         }
         out.flush();
         return 0;
     }
 
+    /** Refuses outputs that cannot be written, that name an input or each other, before anything is built. */
+    private void checkOutputs(PatternSpec pattern) throws IOException {
+        List<Map.Entry<String, Path>> outputs = new ArrayList<>();
+        if (npy != null) {
+            outputs.add(Map.entry("--npy", npy));
+        }
+        if (png != null) {
+            outputs.add(Map.entry("--png", png));
+        }
+        List<Map.Entry<String, Path>> layoutFiles = new ArrayList<>();
+        RunCommand.layoutFiles(pattern, layoutFiles);
+        for (int i = 0; i < outputs.size(); i++) {
+            Map.Entry<String, Path> o = outputs.get(i);
+            FileChecks.requireWritable(o.getValue());
+            for (Map.Entry<String, Path> input : layoutFiles) {
+                if (FileChecks.sameFile(o.getValue(), input.getValue())) {
+                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + input.getKey()
+                            + " " + input.getValue() + "; pattern never writes over an input");
+                }
+            }
+            if (i > 0 && FileChecks.sameFile(o.getValue(), outputs.get(0).getValue())) {
+                throw new IllegalArgumentException("--npy and --png are the same file: " + o.getValue());
+            }
+        }
+    }
+
+    /** Prints the layout's statistics: blocks, allowed blocks and pairs, density, work saved, size and build time. */
     static void describe(PrintWriter out, PatternSpec pattern, BlockLayout layout, int heads, double millis) {
         long blocks = (long) layout.queryBlocks() * layout.keyBlocks();
         long nnz = layout.nnzOverHeads(heads);
@@ -104,6 +147,7 @@ final class PatternCommand implements Callable<Integer> {
         out.printf("layout         %.1f KB, built in %.1f ms%n", layout.memoryBytes() / 1024.0, millis);
     }
 
+    /** Draws the layout as text, one character per block, up to {@link #MAX_SHOW} blocks a side. */
     static void draw(PrintWriter out, BlockLayout layout) {
         if (layout.queryBlocks() > MAX_SHOW || layout.keyBlocks() > MAX_SHOW) {
             out.printf("(--show draws up to %dx%d blocks; this layout has %dx%d)%n", MAX_SHOW, MAX_SHOW,

@@ -1,26 +1,44 @@
 package dev.starling.bench.compare;
 
+import dev.starling.bench.draw.ComparePlot;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.Path;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import org.knowm.xchart.BitmapEncoder;
-import org.knowm.xchart.XYChart;
-import org.knowm.xchart.XYChartBuilder;
-import org.knowm.xchart.XYSeries;
-import org.knowm.xchart.style.markers.SeriesMarkers;
+import java.util.stream.Collectors;
 
-/** The table, the CSV and the log-log plot of a {@link CompareRun}. */
+/** The table and its legend, the CSV and the log-log plot of a {@link CompareRun}. */
 final class CompareReport {
 
     private CompareReport() {
     }
 
+    /** The column legend printed under the table: one entry per column that needs one, continuation lines indented. */
+    static final List<String> LEGEND = List.of(
+            "median ms   median time of one call, after one warm-up call",
+            "spread      fastest-slowest call; (5) = 5 timed calls (at most --reps; fewer when calls are slow, see",
+            "            --cell-seconds; never fewer than 3)",
+            "GFLOP/s     useful rate, 2·(D + Dv)·pairs / time; pairs = the pattern's allowed pairs for sparse",
+            "            contenders, all N·N pairs for dense ones",
+            "x fastest   time / the fastest contender's time at this length (1.00 = the fastest)",
+            "peak MB     memory needed above the level just before: Java heap allocated by prepare plus, for the",
+            "            calls, the smaller of the most one call allocated and the peak rise in heap occupancy (both",
+            "            upper bounds of what a call holds), plus the peak growth of resident memory (RSS) less heap",
+            "            growth: native buffers, pages touched (" + (NativeHeap.canTrim()
+                    ? "freed memory returned to the system before the baseline; " : "freed memory kept for reuse is not seen; ")
+                    + "sampled every " + MemorySampler.PERIOD_MS + " ms)");
+
+    /**
+     * Prints the table, then its legend.
+     *
+     * @param out where it goes
+     * @param cells the rows
+     */
     static void table(PrintWriter out, List<CompareRun.Cell> cells) {
         out.printf(Locale.ROOT, "%-12s %-6s %7s %11s %19s %9s %10s %9s%n", "contender", "kind", "N", "median ms",
                 "spread (min-max)", "GFLOP/s", "x fastest", "peak MB");
@@ -31,55 +49,94 @@ final class CompareReport {
                 out.printf(Locale.ROOT, "%-12s %-6s %7s  %s%n", c.contender(), kind, n, c.status());
                 continue;
             }
-            out.printf(Locale.ROOT, "%-12s %-6s %7s %11.1f %19s %9.2f %10.2f %9.0f%n", c.contender(), kind, n, c.medianMs(),
+            out.printf(Locale.ROOT, "%-12s %-6s %7s %11.1f %19s %9.2f %10.2f %9s%n", c.contender(), kind, n, c.medianMs(),
                     String.format(Locale.ROOT, "%.1f-%.1f (%d)", c.minMs(), c.maxMs(), c.reps()), c.gflops(), c.relative(),
-                    c.peakBytes() / 1048576.0);
+                    megabytes(c.peakBytes()));
+        }
+        out.println();
+        for (String line : LEGEND) {
+            out.println("  " + line);
         }
         out.flush();
     }
 
-    static void csv(Path file, List<CompareRun.Cell> cells) throws IOException {
-        List<String> lines = new ArrayList<>();
-        lines.add("contender,kind,length,status,median_ms,min_ms,max_ms,calls,gflops,relative_to_fastest,peak_mb");
+    /** Megabytes with two decimals below 1 MB and one below 10 MB, so small but real numbers do not read as 0. */
+    static String megabytes(long bytes) {
+        double mb = bytes / 1048576.0;
+        return String.format(Locale.ROOT, mb < 1 ? "%.2f" : mb < 10 ? "%.1f" : "%.0f", mb);
+    }
+
+    /**
+     * Writes the table as CSV, one row per cell.
+     *
+     * @param out the file's stream. Not closed.
+     * @param cells the rows
+     * @throws IOException if writing fails
+     */
+    static void csv(OutputStream out, List<CompareRun.Cell> cells) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        sb.append("contender,kind,length,status,median_ms,min_ms,max_ms,calls,gflops,relative_to_fastest,peak_mb\n");
         for (CompareRun.Cell c : cells) {
-            lines.add(String.join(",", c.contender(), c.dense() ? "dense" : "sparse", String.valueOf(c.length()),
+            sb.append(String.join(",", c.contender(), c.dense() ? "dense" : "sparse", String.valueOf(c.length()),
                     '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()), num(c.maxMs()),
                     String.valueOf(c.reps()), num(c.gflops()), num(c.relative()),
-                    c.ok() ? num(c.peakBytes() / 1048576.0) : ""));
+                    c.ok() ? num(c.peakBytes() / 1048576.0) : "")).append('\n');
         }
-        Files.write(file, lines);
+        out.write(sb.toString().getBytes(StandardCharsets.UTF_8));
     }
 
     private static String num(double x) {
         return Double.isNaN(x) ? "" : String.format(Locale.ROOT, "%.4f", x);
     }
 
-    static void plot(Path file, List<CompareRun.Cell> cells, String title) throws IOException {
-        System.setProperty("java.awt.headless", "true");
-        XYChart chart = new XYChartBuilder().width(900).height(600).title(title)
-                .xAxisTitle("sequence length (tokens)").yAxisTitle("time per call (ms)").build();
-        chart.getStyler().setXAxisLogarithmic(true);
-        chart.getStyler().setYAxisLogarithmic(true);
-        chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNW);
-        chart.getStyler().setMarkerSize(8);
-        Map<String, List<CompareRun.Cell>> series = new LinkedHashMap<>();
+    /**
+     * Draws time against length, one line per contender, and writes it as PNG.
+     *
+     * @param out the file's stream. Not closed.
+     * @param cells the rows; those without numbers are left out
+     * @param title the plot's title
+     * @throws IOException if no contender produced a time, or writing fails
+     */
+    static void plot(OutputStream out, List<CompareRun.Cell> cells, String title) throws IOException {
+        Map<String, ComparePlot.Series> series = new LinkedHashMap<>();
         for (CompareRun.Cell c : cells) {
             if (c.ok()) {
-                series.computeIfAbsent(c.contender() + (c.dense() ? " (dense)" : " (sparse)"), x -> new ArrayList<>()).add(c);
+                series.computeIfAbsent(c.contender(), x -> new ComparePlot.Series(c.contender(), c.dense(), new ArrayList<>(),
+                        new ArrayList<>()));
+                series.get(c.contender()).lengths().add(c.length());
+                series.get(c.contender()).millis().add(c.medianMs());
             }
-        }
-        for (Map.Entry<String, List<CompareRun.Cell>> e : series.entrySet()) {
-            double[] x = e.getValue().stream().mapToDouble(CompareRun.Cell::length).toArray();
-            double[] y = e.getValue().stream().mapToDouble(CompareRun.Cell::medianMs).toArray();
-            XYSeries s = chart.addSeries(e.getKey(), x, y);
-            s.setMarker(SeriesMarkers.CIRCLE);
         }
         if (series.isEmpty()) {
             throw new IOException("nothing to plot: no contender produced a time");
         }
-        String name = file.getFileName().toString();
-        String base = name.toLowerCase(Locale.ROOT).endsWith(".png") ? file.toString().substring(0, file.toString().length() - 4)
-                : file.toString();
-        BitmapEncoder.saveBitmap(chart, base, BitmapEncoder.BitmapFormat.PNG);
+        ComparePlot.write(out, title, List.copyOf(series.values()));
+    }
+
+    /**
+     * One line on the oracle check: that every contender agreed, on which case, or who did not.
+     *
+     * @param checks the contenders' checks
+     * @param length the length checked
+     * @param seed the seed of the checked inputs
+     * @param config the run's configuration
+     * @return the line
+     */
+    static String checkLine(List<CompareRun.Check> checks, int length, long seed, CompareRun.Config config) {
+        String onCase = String.format(Locale.ROOT, "N=%,d, B=%d, H=%d, D=%d, seed %d (sparse backends over %s, dense peers "
+                + "over all pairs; FP32 tolerance)", length, config.batch(), config.heads(), config.headDim(), seed,
+                config.pattern().text());
+        if (checks.isEmpty()) {
+            return "oracle check: no contender could run here";
+        }
+        List<CompareRun.Check> other = checks.stream().filter(c -> !c.agreed()).toList();
+        if (other.isEmpty()) {
+            return (checks.size() == 1 ? "oracle check: the one contender" : "oracle check: all " + checks.size() + " contenders")
+                    + " agreed with dense float64 attention on " + onCase;
+        }
+        long agreed = checks.size() - other.size();
+        return "oracle check: " + agreed + " of " + checks.size() + " contenders agreed with dense float64 attention on "
+                + onCase + "; " + other.stream().map(c -> c.contender() + " " + c.verdict())
+                .collect(Collectors.joining("; "));
     }
 }

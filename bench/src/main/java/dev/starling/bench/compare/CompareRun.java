@@ -22,8 +22,8 @@ import java.util.Random;
 /**
  * One {@code starling compare} run: every available backend on the sparse problem and the dense
  * peers on the same shapes, length by length; each first checked against the float64 dense oracle
- * ({@link DenseOracle}) on the smallest length, then timed (median of several calls after a warm-up)
- * with its peak memory.
+ * ({@link DenseOracle}) on the smallest length (at most {@value #MAX_CHECK_LENGTH} tokens), then timed
+ * (median of several calls after a warm-up) with its peak memory.
  */
 public final class CompareRun {
 
@@ -58,28 +58,103 @@ public final class CompareRun {
      * @param reps timed calls
      * @param gflops useful GFLOP/s, {@code 2·(D + Dv)·P / time}
      * @param relative time over the fastest contender's at this length
-     * @param peakBytes peak resident memory above the level before the cell
+     * @param peakBytes memory the contender needed at this length above the level just before it: Java
+     *                  heap allocated by prepare plus the most by one call, plus the peak growth of native
+     *                  memory in use ({@link MemorySampler})
      */
     public record Cell(String contender, boolean dense, int length, String status, double medianMs, double minMs,
                        double maxMs, int reps, double gflops, double relative, long peakBytes) {
+        /** @return whether the cell has numbers (status {@code ok}) */
         boolean ok() {
             return status.equals("ok");
         }
     }
 
+    /**
+     * How one contender fared against the float64 oracle before it was timed.
+     *
+     * @param contender name
+     * @param dense whether it computes full attention (checked against the oracle over all pairs)
+     * @param verdict {@link #AGREED}, or why it was not checked, or (starting with {@code WRONG}) how it disagreed
+     */
+    public record Check(String contender, boolean dense, String verdict) {
+        /** The verdict of a contender whose output matched the oracle within the FP32 tolerance. */
+        public static final String AGREED = "agreed";
+
+        /** @return whether it agreed with the oracle */
+        public boolean agreed() {
+            return verdict.equals(AGREED);
+        }
+
+        /** @return whether it disagreed (and was not timed) */
+        public boolean wrong() {
+            return verdict.startsWith("WRONG");
+        }
+    }
+
+    /**
+     * Everything one run measured.
+     *
+     * @param cells the table's rows, contender by contender in length order
+     * @param checks the oracle check (on the smallest length, at most {@value #MAX_CHECK_LENGTH}) of every
+     *               contender that could run here, in the order checked
+     */
+    public record Outcome(List<Cell> cells, List<Check> checks) {
+    }
+
+    /** Seed of the random inputs of the oracle check (the timed inputs are seeded with their length). */
+    static final long CHECK_SEED = 7;
+    /**
+     * Longest length the oracle check runs on: the float64 oracle is dense and quadratic, so checking
+     * at 65,536 tokens alone would take longer than the whole comparison.
+     */
+    static final int MAX_CHECK_LENGTH = 2048;
+
     private final Config config;
+    private final List<BackendReport> reports;
     private final Progress progress;
 
-    CompareRun(Config config, Progress progress) {
+    /**
+     * @param config what to compare
+     * @param reports the backends found ({@link BackendSelector#reports()})
+     * @param progress where progress is drawn
+     * @throws IllegalArgumentException if {@link Config#backends()} names a backend not among {@code reports}
+     */
+    CompareRun(Config config, List<BackendReport> reports, Progress progress) {
+        requireKnown(config.backends(), reports.stream().map(BackendReport::name).toList());
         this.config = config;
+        this.reports = reports;
         this.progress = progress;
     }
 
-    /** @return the cells, contender by contender in length order, then the relative times filled in */
-    List<Cell> run(PrintWriter log) {
+    /**
+     * Refuses backend names that were not found: a typo must not silently compare nothing.
+     *
+     * @param wanted names given to {@code --backends}
+     * @param found names of the backends on the class path
+     * @throws IllegalArgumentException naming the unknown names and listing the ones found
+     */
+    static void requireKnown(List<String> wanted, List<String> found) {
+        List<String> unknown = wanted.stream().filter(w -> !found.contains(w)).toList();
+        if (!unknown.isEmpty()) {
+            throw new IllegalArgumentException("--backends: no backend named " + unknown.stream().map(u -> "'" + u + "'")
+                    .collect(java.util.stream.Collectors.joining(", ")) + "; found: " + String.join(", ", found)
+                    + (namesAPeer(unknown) ? " (the dense peers torch-dense and nd4j-dense are not backends: "
+                    + "they run unless --no-peers)" : ""));
+        }
+    }
+
+    /** Whether one of the unknown names looks like a dense peer, which {@code --backends} does not select. */
+    private static boolean namesAPeer(List<String> unknown) {
+        return unknown.stream().anyMatch(u -> u.endsWith("-dense"));
+    }
+
+    /** @return the cells (relative times filled in) and the oracle checks */
+    Outcome run(PrintWriter log) {
         List<Cell> cells = new ArrayList<>();
+        List<Check> checks = new ArrayList<>();
         List<Contender> contenders = new ArrayList<>();
-        for (BackendReport r : BackendSelector.discover().reports()) {
+        for (BackendReport r : reports) {
             if (!config.backends().isEmpty() && !config.backends().contains(r.name())) {
                 continue;
             }
@@ -101,14 +176,17 @@ public final class CompareRun {
             }
         }
         contenders.removeIf(c -> {
-            String wrong = check(c);
-            if (wrong != null) {
-                cells.add(noNumber(c.name(), c.dense(), config.lengths()[0], "WRONG, not timed: " + wrong));
-                log.println("starling compare: " + c.name() + " disagrees with the float64 oracle: " + wrong);
+            String verdict = check(c);
+            checks.add(new Check(c.name(), c.dense(), verdict));
+            if (verdict.startsWith("WRONG")) {
+                cells.add(noNumber(c.name(), c.dense(), checkLength(), verdict + ", not timed"));
+                log.println("starling compare: " + c.name() + " disagrees with the float64 oracle: " + verdict);
                 return true;
             }
             return false;
         });
+        log.println(CompareReport.checkLine(checks, checkLength(), CHECK_SEED, config));
+        log.flush();
         progress.start(contenders.size() * config.lengths().length);
         for (int n : config.lengths()) {
             AttentionProblem problem = problem(n);
@@ -126,7 +204,7 @@ public final class CompareRun {
             c.close();
         }
         progress.done();
-        return withRelative(cells);
+        return new Outcome(withRelative(cells), List.copyOf(checks));
     }
 
     private AttentionProblem problem(int n) {
@@ -142,11 +220,21 @@ public final class CompareRun {
         return Tensor.bhsd(d, config.batch(), config.heads(), n, config.headDim());
     }
 
-    /** Checks a contender against the float64 oracle on the smallest length; returns what is wrong, or null. */
+    /** @return the length the oracle check runs on: the smallest length, at most {@link #MAX_CHECK_LENGTH} */
+    private int checkLength() {
+        return Math.min(config.lengths()[0], MAX_CHECK_LENGTH);
+    }
+
+    /**
+     * Checks a contender against the float64 oracle on {@link #checkLength()}: sparse backends over the
+     * pattern, dense peers over every pair.
+     *
+     * @return {@link Check#AGREED}, {@code "not checked: why"}, or {@code "WRONG: what"}
+     */
     private String check(Contender c) {
-        int n = config.lengths()[0];
+        int n = checkLength();
         AttentionProblem p = problem(n);
-        Random random = new Random(7);
+        Random random = new Random(CHECK_SEED);
         Tensor q = random(random, n);
         Tensor k = random(random, n);
         Tensor v = random(random, n);
@@ -154,19 +242,20 @@ public final class CompareRun {
                 : config.pattern();
         BlockLayout layout = Starling.layout(p, pattern);
         Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
-        if (c.refuses(p) != null) {
-            return null;
+        String refused = c.refuses(p);
+        if (refused != null) {
+            return "not checked: " + refused;
         }
         try {
             c.prepare(p, q, k, v);
             c.run(out);
         } catch (RuntimeException e) {
-            return "threw " + e;
+            return "WRONG: threw " + e;
         } finally {
             c.close();
         }
         Comparison.Outcome o = Comparison.compare(p, DenseOracle.compute(p, layout, q, k, v), out, null, Tolerance.FP32);
-        return o.ok() ? null : o.message();
+        return o.ok() ? Check.AGREED : "WRONG: " + o.message();
     }
 
     private Cell time(Contender c, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor out) {
@@ -176,16 +265,21 @@ public final class CompareRun {
         }
         try (MemorySampler memory = new MemorySampler()) {
             c.prepare(p, q, k, v);
+            memory.prepared();
+            memory.beforeCall();
             long t0 = System.nanoTime();
             c.run(out);   // warm-up
             double warmMs = (System.nanoTime() - t0) / 1e6;
+            memory.afterCall();
             int reps = (int) Math.max(3, Math.min(config.reps(), Math.floor(config.cellSeconds() * 1000 / warmMs)));
             double[] ms = new double[reps];
             for (int r = 0; r < reps; r++) {
                 progress.detail("call " + (r + 1) + "/" + reps);
+                memory.beforeCall();
                 long t = System.nanoTime();
                 c.run(out);
                 ms[r] = (System.nanoTime() - t) / 1e6;
+                memory.afterCall();
             }
             c.close();
             Arrays.sort(ms);

@@ -75,6 +75,7 @@ final class DenseNd4jPeer implements Contender {
     }
 
     @Override
+    @SuppressWarnings("try")   // the workspace is never named in its try: the block scopes where ops allocate
     public void run(Tensor out) {
         long n = problem.queryLength();
         long bytes = 4 * (n * problem.keyLength() + 2 * n + n * problem.valueDim() + n * problem.headDim()) + (1L << 20);

@@ -1,0 +1,88 @@
+package dev.starling.bench.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** {@code starling compare}'s options, exit codes and report (issue 13, items 6 and 7). */
+class CompareCommandTest {
+
+    private static CompareCommand parse(String... args) {
+        CommandLine cl = StarlingCli.commandLine();
+        CommandLine.ParseResult parsed = cl.parseArgs(args);
+        return (CompareCommand) parsed.subcommand().commandSpec().userObject();
+    }
+
+    @Test
+    void machineRateIsOnByDefaultAndTheOptionsSayWhatTheyDo() {
+        assertTrue(parse("compare").machineRate);
+        assertTrue(parse("compare", "--machine-rate").machineRate);
+        assertFalse(parse("compare", "--no-machine-rate").machineRate);
+    }
+
+    @Test
+    void anUnknownBackendIsBadInputThatListsTheNamesFound() {
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--backends", "nope", "--no-peers", "--lengths", "64");
+        assertEquals(StarlingCli.BAD_INPUT, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().contains("no backend named 'nope'") && r.err().contains("found: ") && r.err().contains("reference"),
+                r.err());
+        assertFalse(r.out().contains("contender"), "nothing was timed: " + r.out());
+    }
+
+    @Test
+    void unwritableOrCollidingOutputsAreRefusedBeforeAnythingIsTimed(@TempDir Path dir) throws Exception {
+        Path sub = Files.createDirectory(dir.resolve("sub"));
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--backends", "reference", "--no-peers", "--csv", sub.toString());
+        assertEquals(StarlingCli.BAD_INPUT, r.code());
+        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        Path same = dir.resolve("x");
+        r = StarlingCliTest.run("compare", "--backends", "reference", "--no-peers", "--csv", same.toString(), "--plot",
+                dir.resolve(".").resolve("x").toString());
+        assertEquals(StarlingCli.BAD_INPUT, r.code());
+        assertTrue(r.err().contains("--csv and --plot are the same file"), r.err());
+        assertFalse(r.out().contains("contender"), r.out());
+        assertFalse(Files.exists(same));
+    }
+
+    /** One small run, reference only: the oracle line, the legend, memory for a pure-Java backend, done, files. */
+    @Test
+    void theReportConfirmsTheOracleExplainsItsColumnsAndEndsWithDone(@TempDir Path dir) throws Exception {
+        Path csv = Files.writeString(dir.resolve("compare.csv"), "previous");
+        Path png = dir.resolve("compare.png");
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--backends", "reference", "--no-peers", "--lengths",
+                "256,128", "--heads", "2", "--head-dim", "16", "--reps", "3", "--pattern", "bigbird(block=32)",
+                "--csv", csv.toString(), "--plot", png.toString(), "--no-machine-rate");
+        assertEquals(0, r.code(), r.out() + r.err());
+        String out = r.out();
+        assertTrue(out.contains("oracle check: the one contender agreed with dense float64 attention on N=128, B=1, H=2, D=16"),
+                out);
+        assertTrue(out.contains("x fastest   time / the fastest contender's time at this length"), out);
+        assertTrue(out.contains("(3)"), out);
+        assertFalse(out.contains("machine:"), "--no-machine-rate: " + out);
+        List<String> lines = out.strip().lines().toList();
+        assertTrue(lines.get(lines.size() - 1).startsWith("done in "), lines.get(lines.size() - 1));
+
+        List<String> rows = Files.readAllLines(csv);
+        assertTrue(rows.get(0).endsWith(",peak_mb"), rows.get(0));
+        List<String> reference = rows.stream().filter(l -> l.startsWith("reference,sparse,")).toList();
+        assertEquals(2, reference.size(), rows.toString());
+        for (String row : reference) {
+            String[] f = row.split(",");
+            assertTrue(Double.parseDouble(f[f.length - 1]) > 0, "a pure-Java backend's memory shows up: " + row);
+        }
+        assertTrue(Files.size(png) > 1000);
+        try (Stream<Path> files = Files.list(dir)) {
+            assertEquals(List.of("compare.csv", "compare.png"), files.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no temporary file is left beside the outputs");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+package dev.starling.bench.compare;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.starling.api.pattern.Patterns;
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.util.List;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+
+/** The words, lines and files of {@code starling compare}'s report, on made-up cells (no timing). */
+class CompareReportTest {
+
+    private static CompareRun.Cell cell(String name, boolean dense, int n, double ms) {
+        return new CompareRun.Cell(name, dense, n, "ok", ms, ms * 0.9, ms * 1.2, 5, 1.0, 1.0, 3L << 20);
+    }
+
+    private static final CompareRun.Config CONFIG = new CompareRun.Config(Patterns.parse("bigbird(block=64)"), 1, 8, 64,
+            new int[] {1024, 4096}, List.of(), true, 5, 20, 1L << 33);
+
+    @Test
+    void aSlowerSparseBackendIsCalledSlowerNotAFractionFaster() {
+        assertEquals("5.0x slower", CompareMain.speed(160.5, 32.1));
+        assertEquals("10.0x faster", CompareMain.speed(3.21, 32.1));
+        assertEquals("1.0x faster", CompareMain.speed(7, 7));
+    }
+
+    @Test
+    void theCheckLineSaysWhoAgreedAndOnWhatCase() {
+        String line = CompareReport.checkLine(List.of(new CompareRun.Check("reference", false, "agreed"),
+                new CompareRun.Check("torch-dense", true, "agreed")), 1024, 7, CONFIG);
+        assertTrue(line.startsWith("oracle check: all 2 contenders agreed with dense float64 attention on N=1,024, B=1, H=8, "
+                + "D=64, seed 7 (sparse backends over bigbird(block=64, window=3, global=2, random=3, seed=0)"), line);
+
+        line = CompareReport.checkLine(List.of(new CompareRun.Check("reference", false, "agreed"),
+                new CompareRun.Check("broken", false, "WRONG: max error 0.5"),
+                new CompareRun.Check("nd4j-dense", true, "not checked: skipped: too big")), 1024, 7, CONFIG);
+        assertTrue(line.startsWith("oracle check: 1 of 3 contenders agreed"), line);
+        assertTrue(line.contains("broken WRONG: max error 0.5") && line.contains("nd4j-dense not checked"), line);
+        assertEquals(1, line.lines().count());
+    }
+
+    @Test
+    void anUnknownBackendNameIsRefusedWithTheNamesFound() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> CompareRun.requireKnown(List.of("reference", "nope"), List.of("cuda", "nd4j", "reference")));
+        assertEquals("--backends: no backend named 'nope'; found: cuda, nd4j, reference", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> CompareRun.requireKnown(List.of("torch-dense"), List.of("reference")));
+        assertTrue(e.getMessage().contains("not backends"), e.getMessage());
+        CompareRun.requireKnown(List.of("reference"), List.of("cuda", "reference"));
+        CompareRun.requireKnown(List.of(), List.of("reference"));
+    }
+
+    @Test
+    void smallMemoryIsNotRoundedToZero() {
+        assertEquals("0.07", CompareReport.megabytes(70_000));
+        assertEquals("2.5", CompareReport.megabytes(5L << 19));
+        assertEquals("144", CompareReport.megabytes(144L << 20));
+    }
+
+    @Test
+    void theTableHasALegendForEveryColumnThatNeedsOne() {
+        java.io.StringWriter text = new java.io.StringWriter();
+        CompareReport.table(new java.io.PrintWriter(text), List.of(cell("reference", false, 1024, 12.5)));
+        String out = text.toString();
+        for (String column : new String[] {"median ms", "spread", "GFLOP/s", "x fastest", "peak MB"}) {
+            assertTrue(out.lines().anyMatch(l -> l.startsWith("  " + column + " ")), column + " in:\n" + out);
+        }
+        assertTrue(out.contains("time / the fastest contender's time at this length"), out);
+        assertTrue(out.contains("allowed pairs for sparse") && out.contains("all N·N pairs for dense"), out);
+        assertTrue(out.contains("(5) = 5 timed calls"), out);
+        assertTrue(out.contains("11.3-15.0 (5)") && out.contains(" 3.0"), out);
+    }
+
+    @Test
+    void thePlotIsAPngOfTheDocumentedSize() throws Exception {
+        ByteArrayOutputStream png = new ByteArrayOutputStream();
+        CompareReport.plot(png, List.of(cell("reference", false, 1024, 12.5), cell("reference", false, 4096, 50),
+                cell("torch-dense", true, 1024, 30), cell("torch-dense", true, 4096, 400)), "a title");
+        BufferedImage image = ImageIO.read(new ByteArrayInputStream(png.toByteArray()));
+        assertEquals(dev.starling.bench.draw.ComparePlot.WIDTH, image.getWidth());
+        assertEquals(dev.starling.bench.draw.ComparePlot.HEIGHT, image.getHeight());
+    }
+}
