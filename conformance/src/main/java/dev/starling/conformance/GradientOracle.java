@@ -160,17 +160,10 @@ public final class GradientOracle {
 
     /** A tensor's values in BHSD order as float64. */
     static double[] bhsd(Tensor t) {
-        double[] out = new double[t.data().length];
-        int at = 0;
-        for (int b = 0; b < t.batch(); b++) {
-            for (int h = 0; h < t.heads(); h++) {
-                for (int n = 0; n < t.length(); n++) {
-                    int off = t.offset(b, h, n);
-                    for (int d = 0; d < t.dim(); d++) {
-                        out[at++] = t.data()[off + d];
-                    }
-                }
-            }
+        float[] f = t.toLayout(dev.starling.api.TensorLayout.BHSD).data();
+        double[] out = new double[f.length];
+        for (int i = 0; i < f.length; i++) {
+            out[i] = f[i];
         }
         return out;
     }

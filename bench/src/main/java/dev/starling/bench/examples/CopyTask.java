@@ -60,11 +60,7 @@ public final class CopyTask implements AutoCloseable {
                 .build();
         this.layout = Patterns.parse(pattern).layout(length, length, 1);
         this.block = layout.queryBlock();
-        this.backend = BackendSelector.discover().reports().stream()
-                .filter(r -> r.usable() && r.backend().capabilities().backward()
-                        && r.backend().capabilities().unsupported(problem, true).isEmpty())
-                .map(r -> r.backend()).findFirst()
-                .orElseThrow(() -> new IllegalStateException("no backend on the class path declares BACKWARD"));
+        this.backend = BackendSelector.discover().select(problem, true, true);
         Random random = new Random(seed);
         this.wq = init(random, FEATURES * HEAD_DIM);
         this.wk = init(random, FEATURES * HEAD_DIM);
