@@ -38,12 +38,12 @@ cat "$out.ptxas.txt"
 if grep -Eq "[1-9][0-9]* B spill (stores|loads)" "$out.ptxas.txt"; then
   echo "[starling] ptxas: a kernel spills registers (see $out.ptxas.log)"
 fi
-# The mma kernels' budgets are static_asserts; a spill or a stack frame there fails the build
-# (STARLING_ALLOW_SPILLS=1 to build anyway, e.g. with another nvcc).
-if grep -E "starling_mma_" "$out.ptxas.txt" | grep -Eq " [1-9][0-9]* B (stack|spill)"; then
-  grep -E "starling_mma_" "$out.ptxas.txt" | grep -E " [1-9][0-9]* B (stack|spill)" >&2
+# The mma kernels' budgets are static_asserts; a spill or a stack frame there, or in a backward
+# kernel, fails the build (STARLING_ALLOW_SPILLS=1 to build anyway, e.g. with another nvcc).
+if grep -E "starling_(mma|bwd)_" "$out.ptxas.txt" | grep -Eq " [1-9][0-9]* B (stack|spill)"; then
+  grep -E "starling_(mma|bwd)_" "$out.ptxas.txt" | grep -E " [1-9][0-9]* B (stack|spill)" >&2
   if [ "${STARLING_ALLOW_SPILLS:-0}" != "1" ]; then
-    echo "[starling] an mma kernel spills or uses a stack frame: fix it (or STARLING_ALLOW_SPILLS=1)" >&2
+    echo "[starling] an mma or backward kernel spills or uses a stack frame: fix it (or STARLING_ALLOW_SPILLS=1)" >&2
     rm -f "$out.tmp"
     exit 1
   fi

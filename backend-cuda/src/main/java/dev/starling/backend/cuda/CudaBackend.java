@@ -22,10 +22,19 @@ import java.util.EnumSet;
  * {@code -Dstarling.cuda.kernels=mma|wmma} picks the kernels ({@link KernelFamily}, default {@code wmma});
  * {@code -Dstarling.cuda.mmaStages=2|3} forces the {@code cp.async} stages of the mma kernels
  * ({@link MmaSpecialisation#STAGES_PROPERTY}).
+ *
+ * <p>Backward: {@code -Dstarling.cuda.backward=true} ({@link #BACKWARD_PROPERTY}) declares the
+ * {@code backward} capability and runs the float32 backward kernels ({@link BackwardGeometry}).
+ * Off by default: the kernels compile in the normal build but have not yet run on a GPU.
  */
 public final class CudaBackend implements SparseAttention {
     /** Selection priority: above the CPU backends. */
     public static final int PRIORITY = 100;
+    /**
+     * {@code -Dstarling.cuda.backward=true} declares {@code backward} (read when capabilities are
+     * asked, so a plan keeps what was set when it was made). Default off: unverified on a GPU.
+     */
+    public static final String BACKWARD_PROPERTY = "starling.cuda.backward";
 
     /** Does no work; the driver is probed lazily. */
     public CudaBackend() {
@@ -51,7 +60,12 @@ public final class CudaBackend implements SparseAttention {
         Availability a = availability();
         String device = a.isAvailable() ? a.reason() : "cuda (unavailable)";
         return new Capabilities(precisions(KernelFamily.forCapabilities()), true, true, true, true, true, 1,
-                LaunchGeometry.MAX_HEAD_DIM, device);
+                LaunchGeometry.MAX_HEAD_DIM, device, backwardDeclared());
+    }
+
+    /** @return whether {@link #BACKWARD_PROPERTY} is {@code true} (case-insensitive); anything else is off */
+    static boolean backwardDeclared() {
+        return Boolean.parseBoolean(System.getProperty(BACKWARD_PROPERTY));
     }
 
     /**

@@ -5,6 +5,7 @@ import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.BasePlan;
+import dev.starling.api.plan.LayoutColumns;
 import dev.starling.api.plan.WorkPlan;
 import jcuda.Pointer;
 import jcuda.Sizeof;
@@ -31,6 +32,13 @@ import jcuda.driver.JCudaDriver;
  * serialised on the plan (they share its device buffers), so {@code forward} is safe from several
  * threads; on the GPU, launches that use the split-row workspace or the 16-bit copies wait for
  * the previous call's kernels that use them, whatever stream each call uses.
+ *
+ * <p>Backward ({@code -Dstarling.cuda.backward=true}, see {@link CudaBackend#BACKWARD_PROPERTY}):
+ * {@link #computeBackward} copies the inputs, the forward's output and LSE and {@code dO} in,
+ * launches {@code starling_bwd_delta}, {@code starling_bwd_dq} and {@code starling_bwd_dkdv}
+ * ({@link BackwardGeometry}) and copies {@code dQ}, {@code dK}, {@code dV} out. Its whole-row
+ * units, packed columns, {@code D} workspace and gradient buffers are made on the first backward
+ * call. Not yet run on a GPU.
  */
 public final class CudaPlan extends BasePlan {
     private final CudaDevice device;
@@ -58,6 +66,8 @@ public final class CudaPlan extends BasePlan {
     private CUdeviceptr q16Buf;
     private CUdeviceptr k16Buf;
     private CUdeviceptr v16Buf;
+    /** The backward pass's device state, made on the first {@code backward} call (holding deviceLock). */
+    private Backward backward;
 
     /**
      * Plans a problem on a device: the checks of {@link BasePlan}, the work plan, the launch, the uploads.
@@ -346,6 +356,155 @@ public final class CudaPlan extends BasePlan {
         }
     }
 
+    /**
+     * What the backward pass keeps on the device: the whole-row units and key blocks (the forward's
+     * own when it splits no row), the packed columns, the {@code D} workspace and the buffers of
+     * {@code dO}, {@code dQ}, {@code dK} and {@code dV}.
+     */
+    private static final class Backward {
+        final WorkPlan work;
+        final BackwardGeometry geometry;
+        final KernelParams.PlanBuffers buffers;
+        final CUdeviceptr[] owned;
+        final CUdeviceptr colStarts;
+        final CUdeviceptr colQueryBlocks;
+        final CUdeviceptr delta;
+        final CUdeviceptr dOut;
+        final CUdeviceptr dq;
+        final CUdeviceptr dk;
+        final CUdeviceptr dv;
+
+        Backward(WorkPlan work, BackwardGeometry geometry, KernelParams.PlanBuffers buffers, CUdeviceptr[] owned,
+                 CUdeviceptr colStarts, CUdeviceptr colQueryBlocks, CUdeviceptr delta, CUdeviceptr dOut, CUdeviceptr dq,
+                 CUdeviceptr dk, CUdeviceptr dv) {
+            this.work = work;
+            this.geometry = geometry;
+            this.buffers = buffers;
+            this.owned = owned;
+            this.colStarts = colStarts;
+            this.colQueryBlocks = colQueryBlocks;
+            this.delta = delta;
+            this.dOut = dOut;
+            this.dq = dq;
+            this.dk = dk;
+            this.dv = dv;
+        }
+    }
+
+    /** Makes the backward pass's device state on first use. Holds deviceLock. */
+    private Backward backwardState() {
+        if (backward != null) {
+            return backward;
+        }
+        AttentionProblem p = problem();
+        WorkPlan whole = work.splitsPerLayout() == 0 ? work : WorkPlan.of(layout(), SplitRows.OFF);
+        BackwardGeometry g = BackwardGeometry.of(p, layout(), whole, device.limits().maxSharedPerBlock());
+        device.function(BackwardGeometry.DELTA_KERNEL);
+        device.function(BackwardGeometry.DQ_KERNEL);
+        device.function(BackwardGeometry.DKDV_KERNEL);
+        java.util.List<CUdeviceptr> owned = new java.util.ArrayList<>();
+        try {
+            CUdeviceptr wholeUnits = units;
+            CUdeviceptr wholeKeyBlocks = keyBlocks;
+            if (whole != work) {
+                wholeUnits = upload(whole.packUnits(), "whole-row units");
+                owned.add(wholeUnits);
+                wholeKeyBlocks = upload(whole.packKeyBlocks(), "whole-row key blocks");
+                owned.add(wholeKeyBlocks);
+            }
+            LayoutColumns columns = LayoutColumns.of(layout());
+            CUdeviceptr starts = upload(BackwardColumns.packStarts(columns), "column starts");
+            owned.add(starts);
+            CUdeviceptr queryBlocks = upload(BackwardColumns.packQueryBlocks(columns), "column query blocks");
+            owned.add(queryBlocks);
+            long b = p.batch();
+            CUdeviceptr delta = alloc(4L * p.lseSize(), "backward D workspace");
+            owned.add(delta);
+            CUdeviceptr dOut = alloc(4L * b * p.queryHeads() * p.queryLength() * p.valueDim(), "dOut");
+            owned.add(dOut);
+            CUdeviceptr dq = alloc(4L * b * p.queryHeads() * p.queryLength() * p.headDim(), "dq");
+            owned.add(dq);
+            CUdeviceptr dk = alloc(4L * b * p.kvHeads() * p.keyLength() * p.headDim(), "dk");
+            owned.add(dk);
+            CUdeviceptr dv = alloc(4L * b * p.kvHeads() * p.keyLength() * p.valueDim(), "dv");
+            owned.add(dv);
+            KernelParams.PlanBuffers buffers = new KernelParams.PlanBuffers(DeviceTensor.address(wholeUnits),
+                    DeviceTensor.address(wholeKeyBlocks), 0, DeviceTensor.address(keyLens), DeviceTensor.address(queryLens),
+                    0, 0);
+            backward = new Backward(whole, g, buffers, owned.toArray(new CUdeviceptr[0]), starts, queryBlocks, delta, dOut,
+                    dq, dk, dv);
+            return backward;
+        } catch (RuntimeException e) {
+            for (CUdeviceptr ptr : owned) {
+                JCudaDriver.cuMemFree(ptr);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * The gradients on the GPU (DESIGN section 4), float32 whatever the plan's precision, from the
+     * forward's output and LSE: copies in, three launches ({@link BackwardGeometry}), copies out.
+     * Deterministic: every CTA owns what it writes and sums in a fixed order. Only called when the
+     * backend declares {@code backward} ({@code -Dstarling.cuda.backward=true}).
+     */
+    @Override
+    protected void computeBackward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                   Tensor dk, Tensor dv) {
+        synchronized (deviceLock) {
+            device.makeCurrent();
+            Backward bw = backwardState();
+            if (qBuf == null) {
+                qBuf = alloc(4L * q.data().length, "q");
+                kBuf = alloc(4L * k.data().length, "k");
+                vBuf = alloc(4L * v.data().length, "v");
+                oBuf = alloc(4L * out.data().length, "out");
+                lseBuf = alloc(4L * problem().lseSize(), "lse");
+            }
+            copyIn(qBuf, q.data(), "q");
+            copyIn(kBuf, k.data(), "k");
+            copyIn(vBuf, v.data(), "v");
+            copyIn(oBuf, out.data(), "out");
+            copyIn(lseBuf, lse, "lse");
+            copyIn(bw.dOut, dOut.data(), "dOut");
+            BackwardGeometry g = bw.geometry;
+            KernelParams.Backward grads = new KernelParams.Backward(onDevice(bw.dOut, dOut), onDevice(bw.dq, dq),
+                    onDevice(bw.dk, dk), onDevice(bw.dv, dv), DeviceTensor.address(bw.delta),
+                    DeviceTensor.address(bw.colStarts), DeviceTensor.address(bw.colQueryBlocks), layout().keyBlocks(),
+                    g.keyTilesPerBlock(), g.rows());
+            DeviceTensor qd = onDevice(qBuf, q);
+            DeviceTensor kd = onDevice(kBuf, k);
+            DeviceTensor vd = onDevice(vBuf, v);
+            DeviceTensor od = onDevice(oBuf, out);
+            long lseAddress = DeviceTensor.address(lseBuf);
+            boolean causal = mask().causal();
+            byte[] dqParams = KernelParams.backward(problem(), causal, layout(), bw.work, g, g.dqShared(), bw.buffers, qd,
+                    kd, vd, od, lseAddress, grads).bytes();
+            byte[] dkdvParams = KernelParams.backward(problem(), causal, layout(), bw.work, g, g.dkdvShared(), bw.buffers,
+                    qd, kd, vd, od, lseAddress, grads).bytes();
+            launchBackward(BackwardGeometry.DELTA_KERNEL, g.deltaGridX(), g.gridY(), 0, dqParams);
+            launchBackward(BackwardGeometry.DQ_KERNEL, g.dqGridX(), g.gridY(), g.dqShared().bytes(), dqParams);
+            launchBackward(BackwardGeometry.DKDV_KERNEL, g.dkdvGridX(), g.dkdvGridY(), g.dkdvShared().bytes(), dkdvParams);
+            CudaException.check(JCudaDriver.cuCtxSynchronize(), "cuCtxSynchronize (after the backward kernels)");
+            copyOut(dq.data(), bw.dq, "dq");
+            copyOut(dk.data(), bw.dk, "dk");
+            copyOut(dv.data(), bw.dv, "dv");
+        }
+    }
+
+    private void launchBackward(String kernel, int gridX, int gridY, int shared, byte[] params) {
+        if (gridX == 0 || gridY == 0) {
+            return;   // nothing to compute (no rows or no keys); a launch with an empty grid is an error
+        }
+        CudaException.check(JCudaDriver.cuLaunchKernel(device.function(kernel), gridX, gridY, 1, BackwardGeometry.THREADS,
+                1, 1, shared, null, Pointer.to(Pointer.to(params)), null),
+                "cuLaunchKernel(" + kernel + ", grid " + gridX + "x" + gridY + ", " + shared + " bytes shared)");
+    }
+
+    private static void copyOut(float[] dst, CUdeviceptr src, String what) {
+        CudaException.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(dst), src, 4L * dst.length), "cuMemcpyDtoH(" + what + ")");
+    }
+
     /** Allocates the 16-bit copies of q, k and v on first use. Holds deviceLock. */
     private void allocateCopies() {
         if (q16Buf != null) {
@@ -380,6 +539,12 @@ public final class CudaPlan extends BasePlan {
         }
         if (buffersFree != null) {
             JCudaDriver.cuEventDestroy(buffersFree);
+        }
+        if (backward != null) {
+            for (CUdeviceptr p : backward.owned) {
+                JCudaDriver.cuMemFree(p);
+            }
+            backward = null;
         }
         units = keyBlocks = splits = keyLens = queryLens = wsO = wsLse = qBuf = kBuf = vBuf = oBuf = lseBuf = null;
         q16Buf = k16Buf = v16Buf = null;

@@ -60,7 +60,16 @@ final class KernelParams {
         SM_L("smL", Type.I32), SM_SEEN("smSeen", Type.I32), SM_BAD_KEY("smBadKey", Type.I32),
         SM_BYTES("smBytes", Type.I32),
         Q16("q16", Type.POINTER), K16("k16", Type.POINTER), V16("v16", Type.POINTER), BATCH("batch", Type.I32),
-        SCALE_LOG2("scaleLog2", Type.F32), STAGES("stages", Type.I32), SM_STAGE("smStage", Type.I32);
+        SCALE_LOG2("scaleLog2", Type.F32), STAGES("stages", Type.I32), SM_STAGE("smStage", Type.I32),
+        D_OUT("dout", Type.POINTER), GRAD_Q("dq", Type.POINTER), GRAD_K("dk", Type.POINTER), GRAD_V("dv", Type.POINTER),
+        DELTA("delta", Type.POINTER), COL_STARTS("colStarts", Type.POINTER),
+        COL_QUERY_BLOCKS("colQueryBlocks", Type.POINTER),
+        GSB("gsb", Type.I64), GSH("gsh", Type.I64), GSN("gsn", Type.I64),
+        DQSB("dqsb", Type.I64), DQSH("dqsh", Type.I64), DQSN("dqsn", Type.I64),
+        DKSB("dksb", Type.I64), DKSH("dksh", Type.I64), DKSN("dksn", Type.I64),
+        DVSB("dvsb", Type.I64), DVSH("dvsh", Type.I64), DVSN("dvsn", Type.I64),
+        KEY_BLOCK_COUNT("keyBlockCount", Type.I32), KEY_TILES_PER_BLOCK("keyTilesPerBlock", Type.I32),
+        BWD_ROWS("bwdRows", Type.I32);
 
         final String cName;
         final Type type;
@@ -127,6 +136,27 @@ final class KernelParams {
     }
 
     /**
+     * What a backward launch adds to the struct ({@code starling_bwd_*}); {@link #NONE} in forward launches.
+     *
+     * @param dOut {@code dO [B, Hq, Nq, Dv]} on the device
+     * @param dq {@code dQ [B, Hq, Nq, D]}
+     * @param dk {@code dK [B, Hkv, Nk, D]}
+     * @param dv {@code dV [B, Hkv, Nk, Dv]}
+     * @param delta address of the plan's {@code D} workspace {@code [B, Hq, Nq]}
+     * @param colStarts address of {@link BackwardColumns#packStarts}
+     * @param colQueryBlocks address of {@link BackwardColumns#packQueryBlocks}
+     * @param keyBlockCount key blocks of the layout
+     * @param keyTilesPerBlock 64-key tiles per key block
+     * @param rows query rows per chunk of {@code starling_bwd_dkdv}
+     */
+    record Backward(DeviceTensor dOut, DeviceTensor dq, DeviceTensor dk, DeviceTensor dv, long delta, long colStarts,
+                    long colQueryBlocks, int keyBlockCount, int keyTilesPerBlock, int rows) {
+        private static final DeviceTensor ZERO = new DeviceTensor(0, 0, 0, 0);
+        /** A forward launch: every backward field 0. */
+        static final Backward NONE = new Backward(ZERO, ZERO, ZERO, ZERO, 0, 0, 0, 0, 0, 0);
+    }
+
+    /**
      * Fills every field for one call.
      *
      * @param problem shapes, scale, GQA group
@@ -147,6 +177,40 @@ final class KernelParams {
     static KernelParams of(AttentionProblem problem, boolean causal, BlockLayout layout, WorkPlan work,
                            LaunchGeometry geometry, PlanBuffers plan, DeviceTensor q, DeviceTensor k, DeviceTensor v,
                            DeviceTensor out, long lse, Inputs16 inputs16) {
+        return fill(problem, causal, layout, work, geometry.tilesPerBlock(), geometry.tileK(), geometry.shared(), plan,
+                q, k, v, out, lse, inputs16, Backward.NONE);
+    }
+
+    /**
+     * Fills every field for one backward launch ({@code starling_bwd_delta}, {@code _dq} or {@code _dkdv}).
+     *
+     * @param problem shapes, scale, GQA group
+     * @param causal whether the causal rule applies (the token mask's resolved flag)
+     * @param layout block sizes
+     * @param work the whole-row work plan uploaded as {@code plan} (no split rows)
+     * @param geometry the backward launches
+     * @param shared the carve-up of the kernel launched ({@link BackwardGeometry#dqShared()} or
+     *        {@link BackwardGeometry#dkdvShared()})
+     * @param plan the plan's device buffers for the backward pass (whole-row units and key blocks)
+     * @param q queries on the device
+     * @param k keys
+     * @param v values
+     * @param out the forward's output
+     * @param lse address of the forward's LSE
+     * @param backward the gradients, {@code dO}, the {@code D} workspace and the packed columns
+     * @return the filled struct
+     */
+    static KernelParams backward(AttentionProblem problem, boolean causal, BlockLayout layout, WorkPlan work,
+                                 BackwardGeometry geometry, SharedLayout shared, PlanBuffers plan, DeviceTensor q,
+                                 DeviceTensor k, DeviceTensor v, DeviceTensor out, long lse, Backward backward) {
+        return fill(problem, causal, layout, work, geometry.tilesPerBlock(), geometry.tileK(), shared, plan, q, k, v, out,
+                lse, Inputs16.NONE, backward);
+    }
+
+    private static KernelParams fill(AttentionProblem problem, boolean causal, BlockLayout layout, WorkPlan work,
+                                     int tilesPerBlock, int tileK, SharedLayout s, PlanBuffers plan, DeviceTensor q,
+                                     DeviceTensor k, DeviceTensor v, DeviceTensor out, long lse, Inputs16 inputs16,
+                                     Backward bwd) {
         KernelParams p = new KernelParams();
         p.put(Field.Q, q.address()).put(Field.K, k.address()).put(Field.V, v.address()).put(Field.OUT, out.address())
                 .put(Field.LSE, lse);
@@ -163,9 +227,8 @@ final class KernelParams {
         p.put(Field.Q_BLOCK, layout.queryBlock()).put(Field.K_BLOCK, layout.keyBlock());
         p.put(Field.UNITS_PER_LAYOUT, work.unitsPerLayout()).put(Field.SPLITS_PER_LAYOUT, work.splitsPerLayout())
                 .put(Field.SLOTS_PER_LAYOUT, work.slotsPerLayout()).put(Field.HEAD_LAYOUTS, work.headLayouts());
-        p.put(Field.TILES_PER_BLOCK, geometry.tilesPerBlock()).put(Field.TILE_K, geometry.tileK())
+        p.put(Field.TILES_PER_BLOCK, tilesPerBlock).put(Field.TILE_K, tileK)
                 .put(Field.CAUSAL, causal ? 1 : 0).put(Field.SCALE, problem.scale());
-        SharedLayout s = geometry.shared();
         p.put(Field.D_PAD, s.dPad()).put(Field.DV_PAD, s.dvPad()).put(Field.LDQ, s.ldq()).put(Field.LDV, s.ldv())
                 .put(Field.LDP, s.ldp()).put(Field.LDS, s.lds()).put(Field.LDO, s.ldo());
         p.put(Field.SM_Q, s.q()).put(Field.SM_K, s.k()).put(Field.SM_V, s.v()).put(Field.SM_S, s.s())
@@ -175,6 +238,16 @@ final class KernelParams {
         p.put(Field.Q16, inputs16.q()).put(Field.K16, inputs16.k()).put(Field.V16, inputs16.v())
                 .put(Field.BATCH, problem.batch()).put(Field.SCALE_LOG2, (float) (problem.scale() * LOG2_E))
                 .put(Field.STAGES, s.stages()).put(Field.SM_STAGE, s.stageBytes());
+        p.put(Field.D_OUT, bwd.dOut().address()).put(Field.GRAD_Q, bwd.dq().address()).put(Field.GRAD_K, bwd.dk().address())
+                .put(Field.GRAD_V, bwd.dv().address()).put(Field.DELTA, bwd.delta()).put(Field.COL_STARTS, bwd.colStarts())
+                .put(Field.COL_QUERY_BLOCKS, bwd.colQueryBlocks());
+        p.put(Field.GSB, bwd.dOut().batchStride()).put(Field.GSH, bwd.dOut().headStride())
+                .put(Field.GSN, bwd.dOut().rowStride());
+        p.put(Field.DQSB, bwd.dq().batchStride()).put(Field.DQSH, bwd.dq().headStride()).put(Field.DQSN, bwd.dq().rowStride());
+        p.put(Field.DKSB, bwd.dk().batchStride()).put(Field.DKSH, bwd.dk().headStride()).put(Field.DKSN, bwd.dk().rowStride());
+        p.put(Field.DVSB, bwd.dv().batchStride()).put(Field.DVSH, bwd.dv().headStride()).put(Field.DVSN, bwd.dv().rowStride());
+        p.put(Field.KEY_BLOCK_COUNT, bwd.keyBlockCount()).put(Field.KEY_TILES_PER_BLOCK, bwd.keyTilesPerBlock())
+                .put(Field.BWD_ROWS, bwd.rows());
         for (Field f : Field.values()) {
             if (!p.written[f.ordinal()]) {
                 throw new IllegalStateException("kernel parameter " + f.cName + " was not set");

@@ -31,6 +31,9 @@ import dev.starling.api.Precision;
  * ({@code blockN · rowBytes} rounded up to {@link #ALIGN}). Nothing else: S, P and O live in
  * registers.
  *
+ * <p>Backward kernels (float32, {@link #forBackwardDq}, {@link #forBackwardDkdv}): rows padded by one
+ * float ({@code ldq = D + 1}, {@code ldv = ldo = Dv + 1}); the fields name what each buffer holds there.
+ *
  * <p>Every buffer starts on an {@link #ALIGN}-byte boundary (WMMA needs 32). Offsets and leading
  * dimensions are in bytes and elements respectively.
  *
@@ -147,6 +150,84 @@ public record SharedLayout(int dPad, int dvPad, int ldq, int ldv, int ldp, int l
         int v = c.take(stages * stageBytes);
         return new SharedLayout(spec.headDim(), spec.headDim(), ld, ld, -1, -1, -1, q, k, v, -1, -1, -1, -1, -1, -1, -1,
                 -1, stages, stageBytes, c.total());
+    }
+
+    /**
+     * The carve-up of {@code starling_bwd_dq}: {@code Q [64][ldq]} (pre-scaled) at {@code q},
+     * {@code K [tileK][ldq]} at {@code k}, {@code V [tileK][ldv]} at {@code v}, {@code dO [64][ldo]}
+     * at {@code o} and {@code dS [64][lds]} at {@code s}, all float, with {@code ldq = D + 1},
+     * {@code ldv = ldo = Dv + 1}, {@code lds = tileK + 1}.
+     *
+     * @param d head dim {@code D}, {@code 1..128}
+     * @param dv value dim {@code Dv}, {@code 1..128}
+     * @param tileK keys per key tile, a multiple of 16 up to {@link LaunchGeometry#MAX_TILE_K}
+     * @return the layout
+     * @throws IllegalArgumentException if a dimension is out of range
+     */
+    public static SharedLayout forBackwardDq(int d, int dv, int tileK) {
+        checkDims(d, dv);
+        checkTile("tileK", tileK);
+        int tq = LaunchGeometry.TILE_Q;
+        int ldq = d + 1;
+        int ldv = dv + 1;
+        int lds = tileK + 1;
+        Carver c = new Carver();
+        int q = c.take(4 * tq * ldq);
+        int k = c.take(4 * tileK * ldq);
+        int v = c.take(4 * tileK * ldv);
+        int o = c.take(4 * tq * ldv);
+        int s = c.take(4 * tq * lds);
+        return new SharedLayout(d, dv, ldq, ldv, -1, lds, ldv, q, k, v, s, -1, o, -1, -1, -1, -1, -1, 1, -1, c.total());
+    }
+
+    /**
+     * The carve-up of {@code starling_bwd_dkdv}, for one 64-key tile and chunks of {@code rows}
+     * query rows: {@code K [64][ldq]} at {@code k}, {@code V [64][ldv]} at {@code v},
+     * {@code Q [rows][ldq]} (pre-scaled) at {@code q}, {@code dO [rows][ldo]} at {@code o},
+     * {@code P [rows][ldp]} at {@code p}, {@code dS [rows][lds]} at {@code s}, and per row the LSE
+     * (float, at {@code m}), {@code D} (float, at {@code l}) and the keys of the tile the row reads
+     * (int, at {@code seen}); {@code ldq = D + 1}, {@code ldv = ldo = Dv + 1}, {@code ldp = lds = 65}.
+     *
+     * @param d head dim {@code D}, {@code 1..128}
+     * @param dv value dim {@code Dv}, {@code 1..128}
+     * @param rows query rows per chunk, a multiple of 16 up to {@link LaunchGeometry#TILE_Q}
+     * @return the layout
+     * @throws IllegalArgumentException if a dimension is out of range
+     */
+    public static SharedLayout forBackwardDkdv(int d, int dv, int rows) {
+        checkDims(d, dv);
+        checkTile("rows", rows);
+        int tk = LaunchGeometry.MAX_TILE_K;
+        int ldq = d + 1;
+        int ldv = dv + 1;
+        int ldp = tk + 1;
+        Carver c = new Carver();
+        int k = c.take(4 * tk * ldq);
+        int v = c.take(4 * tk * ldv);
+        int q = c.take(4 * rows * ldq);
+        int o = c.take(4 * rows * ldv);
+        int p = c.take(4 * rows * ldp);
+        int s = c.take(4 * rows * ldp);
+        int m = c.take(4 * rows);
+        int l = c.take(4 * rows);
+        int count = c.take(4 * rows);
+        return new SharedLayout(d, dv, ldq, ldv, ldp, ldp, ldv, q, k, v, s, p, o, -1, m, l, count, -1, 1, -1, c.total());
+    }
+
+    private static void checkDims(int d, int dv) {
+        if (d < 1 || d > LaunchGeometry.MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("d must be in [1, " + LaunchGeometry.MAX_HEAD_DIM + "], got " + d);
+        }
+        if (dv < 1 || dv > LaunchGeometry.MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("dv must be in [1, " + LaunchGeometry.MAX_HEAD_DIM + "], got " + dv);
+        }
+    }
+
+    private static void checkTile(String name, int n) {
+        if (n < 16 || n > LaunchGeometry.MAX_TILE_K || n % 16 != 0) {
+            throw new IllegalArgumentException(name + " must be a multiple of 16 in [16, " + LaunchGeometry.MAX_TILE_K
+                    + "], got " + n);
+        }
     }
 
     /** Hands out {@link #ALIGN}-aligned byte ranges one after the other. */

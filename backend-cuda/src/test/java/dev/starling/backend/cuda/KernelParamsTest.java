@@ -67,7 +67,8 @@ class KernelParamsTest {
                 Map.entry("SPLIT_INTS", WorkPlan.SPLIT_INTS), Map.entry("CONVERT_THREADS", LaunchGeometry.CONVERT_THREADS),
                 Map.entry("MMA_BLOCK_M", MmaSpecialisation.BLOCK_M),
                 Map.entry("MMA_ROW_PAD_BYTES", SharedLayout.MMA_ROW_PAD_BYTES),
-                Map.entry("MMA_MAX_STAGES", MmaSpecialisation.MAX_STAGES));
+                Map.entry("MMA_MAX_STAGES", MmaSpecialisation.MAX_STAGES),
+                Map.entry("BWD_THREADS", BackwardGeometry.THREADS));
         for (Map.Entry<String, Integer> e : expected.entrySet()) {
             Matcher m = Pattern.compile("#define " + e.getKey() + " (\\d+)").matcher(cu);
             assertTrue(m.find(), "#define " + e.getKey() + " in the .cu");
@@ -81,6 +82,9 @@ class KernelParamsTest {
             }
         }
         kernels.add(LaunchGeometry.MERGE_KERNEL);
+        kernels.add(BackwardGeometry.DELTA_KERNEL);
+        kernels.add(BackwardGeometry.DQ_KERNEL);
+        kernels.add(BackwardGeometry.DKDV_KERNEL);
         for (MmaSpecialisation spec : MmaSpecialisation.ALL) {
             if (spec.convertKernel() != null) {
                 kernels.add(spec.convertKernel());
@@ -154,6 +158,12 @@ class KernelParamsTest {
         longs.put(Field.Q16, 0L);
         longs.put(Field.K16, 0L);
         longs.put(Field.V16, 0L);
+        // A forward launch leaves every backward field 0.
+        for (Field f : new Field[] {Field.D_OUT, Field.GRAD_Q, Field.GRAD_K, Field.GRAD_V, Field.DELTA, Field.COL_STARTS,
+            Field.COL_QUERY_BLOCKS, Field.GSB, Field.GSH, Field.GSN, Field.DQSB, Field.DQSH, Field.DQSN, Field.DKSB,
+            Field.DKSH, Field.DKSN, Field.DVSB, Field.DVSH, Field.DVSN}) {
+            longs.put(f, 0L);
+        }
         Map<Field, Integer> ints = new LinkedHashMap<>();
         ints.put(Field.HQ, 8);
         ints.put(Field.GROUP, 4);
@@ -193,6 +203,9 @@ class KernelParamsTest {
         ints.put(Field.BATCH, 2);
         ints.put(Field.STAGES, 1);
         ints.put(Field.SM_STAGE, -1);
+        ints.put(Field.KEY_BLOCK_COUNT, 0);
+        ints.put(Field.KEY_TILES_PER_BLOCK, 0);
+        ints.put(Field.BWD_ROWS, 0);
         assertEquals(Field.values().length, longs.size() + ints.size() + 2, "every field is checked");
         for (Map.Entry<Field, Long> e : longs.entrySet()) {
             assertEquals(e.getValue(), b.getLong(KernelParams.offset(e.getKey())), e.getKey().cName);
