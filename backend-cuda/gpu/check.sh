@@ -12,7 +12,12 @@
 #      against the new ones (mma on float32 inputs with the conversion, and on bf16 inputs without),
 #      then the new kernels in fp16 and tf32 at 16 heads;
 #   4. the PyTorch peers on the same card and layouts: FlexAttention with a BlockMask from the same
-#      exported layout, dense SDPA, with the ratio to every Starling variant per row.
+#      exported layout, dense SDPA, with the ratio to every Starling variant per row;
+#   5. backward (issue 15; the kernels are compiled but were never run before this script): the
+#      conformance kit on cuda with -Dstarling.cuda.backward=true (in step 2, conformance-backward.log),
+#      BackwardTiming (float32 backward kernels: GPU time, wall time with copies, same bits twice),
+#      then flex_backward.py: Starling's and FlexAttention's gradients against float64 at one shape,
+#      and FlexAttention's backward timed on the same layouts, with the ratio to Starling's kernels.
 # Every log and CSV goes to $OUT (check.log has it all; summary at the end).
 #
 # usage: backend-cuda/gpu/check.sh CARRY_DIR
@@ -23,7 +28,8 @@
 # Knobs (environment): LENGTHS, HEADS, DIMS, VARIANTS (CudaBenchmark --variants), SPLIT (key blocks
 #   per unit in the variants, default 16), REPS, BUDGET_MS, KERNELS=wmma (the kit with today's kernels
 #   instead), SKIP_CONFORMANCE=1, SKIP_MMA_CHECK=1, SKIP_TIMING=1, PEERS=0, CONFORMANCE_TIMEOUT,
-#   CHECK_TIMEOUT, WARM_TIMEOUT, TIMING_TIMEOUT, PEERS_TIMEOUT (seconds).
+#   CHECK_TIMEOUT, WARM_TIMEOUT, TIMING_TIMEOUT, PEERS_TIMEOUT (seconds); backward: SKIP_BACKWARD=1,
+#   BWD_LENGTHS (default 4096,16384), BWD_HEADS (8,16), BWD_DIMS (64,128), BWD_TIMEOUT, BWD_PEERS_TIMEOUT.
 set -uo pipefail
 carry=${1:-gpu-carry}
 out=${OUT:-/tmp/starling-gpu}
@@ -63,6 +69,13 @@ if [ "${SKIP_CONFORMANCE:-0}" != "1" ]; then
     > "$out/conformance-split1.log" 2>&1 &
   pids+=($!)
 fi
+if [ "${SKIP_BACKWARD:-0}" != "1" ]; then
+  # The kit's gradient rules on cuda: the backward kernels run only with the property.
+  timeout "${CONFORMANCE_TIMEOUT:-300}" "$JAVA" -Dstarling.cuda.backward=true -Dstarling.cuda.kernels="$kernels" \
+    -cp "$CP" dev.starling.conformance.ConformanceRunner --backend cuda --quick ${CONFORMANCE_ARGS:-} \
+    > "$out/conformance-backward.log" 2>&1 &
+  bwd_pid=$!
+fi
 if [ "${SKIP_MMA_CHECK:-0}" != "1" ]; then
   timeout "${CHECK_TIMEOUT:-300}" "$JAVA" -Xmx8g -cp "$CP" dev.starling.backend.cuda.MmaKernelCheck \
     > "$out/mma-check.log" 2>&1 &
@@ -76,10 +89,12 @@ if [ $have_torch = 1 ]; then
 fi
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
-for f in conformance conformance-split1 mma-check; do
+bwd_status=0   # backward apart: its kernels are new and unverified, so its failures do not hide the forward's
+[ -n "${bwd_pid:-}" ] && { wait "$bwd_pid" || bwd_status=1; }
+for f in conformance conformance-split1 conformance-backward mma-check; do
   [ -f "$out/$f.log" ] && { echo "---- $f"; grep -v "^WARNING: " "$out/$f.log"; }
 done
-echo "== correctness done ($(elapsed)); exit status so far: $status"
+echo "== correctness done ($(elapsed)); exit status so far: $status (backward: $bwd_status)"
 
 if [ "${SKIP_TIMING:-0}" != "1" ]; then
   # FlexAttention may still be compiling (CPU work, one launch per shape): it does not wait for that.
@@ -105,6 +120,23 @@ if [ $have_torch = 1 ] && [ "${SKIP_TIMING:-0}" != "1" ]; then
 elif [ "${PEERS:-1}" = "1" ]; then
   echo "== peers: skipped (python3 with torch not found)"
 fi
+
+if [ "${SKIP_BACKWARD:-0}" != "1" ]; then
+  bwd_lengths=${BWD_LENGTHS:-4096,16384}
+  bwd_heads=${BWD_HEADS:-8,16}
+  bwd_dims=${BWD_DIMS:-64,128}
+  echo "== backward: Starling's float32 kernels, BigBird, device time and wall time with copies ($(elapsed))"
+  timeout "${BWD_TIMEOUT:-240}" "$JAVA" -Xmx32g -Dstarling.cuda.backward=true -cp "$CP" \
+    dev.starling.backend.cuda.BackwardTiming --lengths "$bwd_lengths" --heads "$bwd_heads" --dims "$bwd_dims" \
+    --reps "${REPS:-10}" --export "$export" --csv "$out/cuda-backward.csv" 2>&1 | grep -v "^WARNING: "
+  [ "${PIPESTATUS[0]}" = "0" ] || bwd_status=1
+  if [ $have_torch = 1 ]; then
+    echo "== backward peers: gradients against float64, FlexAttention's backward on the same layouts ($(elapsed))"
+    PYTHONUNBUFFERED=1 timeout "${BWD_PEERS_TIMEOUT:-300}" python3 "$here/backend-cuda/gpu/flex_backward.py" \
+      --export "$export" --lengths "$bwd_lengths" --heads "$bwd_heads" --dims "$bwd_dims" \
+      --reps "${REPS:-10}" --starling-csv "$out/cuda-backward.csv" --csv "$out/peers-backward.csv" || bwd_status=1
+  fi
+fi
 [ -n "${warm:-}" ] && kill "$warm" 2>/dev/null
-echo "== done ($(elapsed)); correctness exit status: $status"
-exit $status
+echo "== done ($(elapsed)); correctness exit status: $status; backward (conformance, determinism, agreement): $bwd_status"
+exit $(( status | bwd_status ))

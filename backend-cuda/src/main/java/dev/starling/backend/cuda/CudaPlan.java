@@ -68,6 +68,8 @@ public final class CudaPlan extends BasePlan {
     private CUdeviceptr v16Buf;
     /** The backward pass's device state, made on the first {@code backward} call (holding deviceLock). */
     private Backward backward;
+    /** GPU time of the last backward call's three kernels, ms (CUDA events); NaN before the first. */
+    private volatile float lastBackwardKernelMillis = Float.NaN;
 
     /**
      * Plans a problem on a device: the checks of {@link BasePlan}, the work plan, the launch, the uploads.
@@ -373,6 +375,9 @@ public final class CudaPlan extends BasePlan {
         final CUdeviceptr dq;
         final CUdeviceptr dk;
         final CUdeviceptr dv;
+        /** Recorded before the first and after the last backward kernel of a call. */
+        final CUevent start = new CUevent();
+        final CUevent stop = new CUevent();
 
         Backward(WorkPlan work, BackwardGeometry geometry, KernelParams.PlanBuffers buffers, CUdeviceptr[] owned,
                  CUdeviceptr colStarts, CUdeviceptr colQueryBlocks, CUdeviceptr delta, CUdeviceptr dOut, CUdeviceptr dq,
@@ -431,8 +436,11 @@ public final class CudaPlan extends BasePlan {
             KernelParams.PlanBuffers buffers = new KernelParams.PlanBuffers(DeviceTensor.address(wholeUnits),
                     DeviceTensor.address(wholeKeyBlocks), 0, DeviceTensor.address(keyLens), DeviceTensor.address(queryLens),
                     0, 0);
-            backward = new Backward(whole, g, buffers, owned.toArray(new CUdeviceptr[0]), starts, queryBlocks, delta, dOut,
-                    dq, dk, dv);
+            Backward made = new Backward(whole, g, buffers, owned.toArray(new CUdeviceptr[0]), starts, queryBlocks, delta,
+                    dOut, dq, dk, dv);
+            CudaException.check(JCudaDriver.cuEventCreate(made.start, CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate");
+            CudaException.check(JCudaDriver.cuEventCreate(made.stop, CUevent_flags.CU_EVENT_DEFAULT), "cuEventCreate");
+            backward = made;
             return backward;
         } catch (RuntimeException e) {
             for (CUdeviceptr ptr : owned) {
@@ -482,14 +490,24 @@ public final class CudaPlan extends BasePlan {
                     kd, vd, od, lseAddress, grads).bytes();
             byte[] dkdvParams = KernelParams.backward(problem(), causal, layout(), bw.work, g, g.dkdvShared(), bw.buffers,
                     qd, kd, vd, od, lseAddress, grads).bytes();
+            CudaException.check(JCudaDriver.cuEventRecord(bw.start, null), "cuEventRecord");
             launchBackward(BackwardGeometry.DELTA_KERNEL, g.deltaGridX(), g.gridY(), 0, dqParams);
             launchBackward(BackwardGeometry.DQ_KERNEL, g.dqGridX(), g.gridY(), g.dqShared().bytes(), dqParams);
             launchBackward(BackwardGeometry.DKDV_KERNEL, g.dkdvGridX(), g.dkdvGridY(), g.dkdvShared().bytes(), dkdvParams);
+            CudaException.check(JCudaDriver.cuEventRecord(bw.stop, null), "cuEventRecord");
             CudaException.check(JCudaDriver.cuCtxSynchronize(), "cuCtxSynchronize (after the backward kernels)");
+            float[] ms = new float[1];
+            CudaException.check(JCudaDriver.cuEventElapsedTime(ms, bw.start, bw.stop), "cuEventElapsedTime");
+            lastBackwardKernelMillis = ms[0];
             copyOut(dq.data(), bw.dq, "dq");
             copyOut(dk.data(), bw.dk, "dk");
             copyOut(dv.data(), bw.dv, "dv");
         }
+    }
+
+    /** @return GPU time of the last backward call's kernels in ms, without the copies; NaN before the first call */
+    float lastBackwardKernelMillis() {
+        return lastBackwardKernelMillis;
     }
 
     private void launchBackward(String kernel, int gridX, int gridY, int shared, byte[] params) {
@@ -544,6 +562,8 @@ public final class CudaPlan extends BasePlan {
             for (CUdeviceptr p : backward.owned) {
                 JCudaDriver.cuMemFree(p);
             }
+            JCudaDriver.cuEventDestroy(backward.start);
+            JCudaDriver.cuEventDestroy(backward.stop);
             backward = null;
         }
         units = keyBlocks = splits = keyLens = queryLens = wsO = wsLse = qBuf = kBuf = vBuf = oBuf = lseBuf = null;

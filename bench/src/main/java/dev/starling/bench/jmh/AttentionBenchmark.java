@@ -28,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * One {@code forward} of block-sparse attention per invocation, backend × pattern × length.
  * Inputs, layout and plan are built in setup, outside the measurement. Each parameter set runs in
- * its own fork, so backends do not share a JIT profile. An unavailable backend fails its setup with
+ * its own fork, so backends do not share a JIT profile; forks add {@code jdk.incubator.vector}, so
+ * {@code -p backend=vector} runs the vector backend. An unavailable backend fails its setup with
  * the backend's reason, and JMH reports no number for it.
  *
  * <pre>
@@ -39,12 +40,12 @@ import org.openjdk.jmh.annotations.Warmup;
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
-@Fork(value = 1, jvmArgsAppend = {"-Xmx6g"})
+@Fork(value = 1, jvmArgsAppend = {"-Xmx6g", "--add-modules", "jdk.incubator.vector"})
 @Warmup(iterations = 2, time = 5)
 @Measurement(iterations = 5, time = 5)
 public class AttentionBenchmark {
 
-    /** Backend name as in {@code starling backends}. */
+    /** Backend name as in {@code starling backends} ({@code vector} too). */
     @Param({"reference", "nd4j"})
     public String backend;
 
