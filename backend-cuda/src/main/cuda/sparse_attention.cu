@@ -25,6 +25,9 @@
 //        Other shapes fall back to the wmma kernels. bf16/fp16 inputs are 16-bit in global memory:
 //        starling_convert_{bf16,fp16} converts float32 inputs first, unless the caller passed 16-bit
 //        device pointers (CudaPlan.forward16).
+//
+// Backward (DESIGN section 4; off unless -Dstarling.cuda.backward=true, not yet run on a GPU):
+// starling_bwd_delta, starling_bwd_dq and starling_bwd_dkdv at the end of this file, float32.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
