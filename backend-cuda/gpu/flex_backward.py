@@ -25,6 +25,7 @@ import sys
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True   # the import below would leave a __pycache__ in the working tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "peers"))
 from flex_attention_bench import BLOCK, block_mask_from_layout, cuda_median_ms  # noqa: E402
 from torch.nn.attention.flex_attention import flex_attention  # noqa: E402
