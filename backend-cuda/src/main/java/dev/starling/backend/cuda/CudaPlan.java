@@ -7,6 +7,8 @@ import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.plan.BasePlan;
 import dev.starling.api.plan.LayoutColumns;
 import dev.starling.api.plan.WorkPlan;
+import java.util.ArrayList;
+import java.util.List;
 import jcuda.Pointer;
 import jcuda.Sizeof;
 import jcuda.driver.CUdeviceptr;
@@ -407,7 +409,7 @@ public final class CudaPlan extends BasePlan {
         device.function(BackwardGeometry.DELTA_KERNEL);
         device.function(BackwardGeometry.DQ_KERNEL);
         device.function(BackwardGeometry.DKDV_KERNEL);
-        java.util.List<CUdeviceptr> owned = new java.util.ArrayList<>();
+        List<CUdeviceptr> owned = new ArrayList<>();
         try {
             CUdeviceptr wholeUnits = units;
             CUdeviceptr wholeKeyBlocks = keyBlocks;
