@@ -1347,15 +1347,16 @@ extern "C" __global__ void __launch_bounds__(MERGE_THREADS) starling_merge(const
 // every precision of the forward (its LSE is what P is recomputed from). Three launches, each
 // owning every element it writes, so there are no atomics and every sum runs in a fixed order:
 // the gradients are deterministic.
-//   starling_bwd_delta: D_i = sum_d dO_id O_id per row, NaN for a row that contributes nothing
-//       (padded, LSE = -inf, or dO = 0: a masked loss);
+//   starling_bwd_delta: D_i = sum_d dO_id O_id per row (0 for a row that contributes nothing:
+//       padded or LSE = -inf; a NaN D is a NaN, as in the float64 oracle, never a skip mark);
 //   starling_bwd_dq: per whole-row unit (a WorkPlan without split rows) and 64-row tile, over the
 //       row's key blocks in CSR order: P = exp(s q.k - LSE), dP = dO.v, dS = P (dP - D),
 //       dQ = s sum_j dS k_j;
 //   starling_bwd_dkdv: per (batch, kv head, 64-key tile of a key block), over the query heads of
 //       its group in ascending order and, per head, the query blocks of its column
 //       (LayoutColumns, ascending): dV = sum_i P dO_i, dK = s sum_i dS q_i.
-// The same skip rules as backend-reference's BackwardKernel, sums in float32 (it sums in float64).
+// The same skip rule as backend-reference's BackwardKernel (padded and empty rows only), sums in
+// float32 (it sums in float64).
 // Masked pairs are never multiplied (no 0 * NaN), and the token mask is the forward's: causal
 // (causal_key_end), key and query lengths, tail blocks. Shared memory: SharedLayout.forBackwardDq
 // and forBackwardDkdv, in the Params of each launch.
@@ -1378,19 +1379,13 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS) starling_bwd_delta(con
     const float* g = dout_row(p, b, h, i);
     const float* o = output_row(p, b, h, i);
     float sum = 0.f;
-    int nonzero = 0;
-    for (int d = lane; d < p.Dv; d += 32) {
-        const float x = g[d];
-        sum = fmaf(x, o[d], sum);
-        nonzero |= x != 0.f;   // a NaN counts as non-zero, as in BackwardKernel
-    }
+    for (int d = lane; d < p.Dv; d += 32) sum = fmaf(g[d], o[d], sum);
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);   // a fixed tree
-    nonzero = __any_sync(0xffffffffu, nonzero);
     if (lane == 0) {
         const long long row = lse_index(p, b, h, i);
-        const bool skip = i >= query_length(p, b) || p.lse[row] == -CUDART_INF_F || !nonzero;
-        p.delta[row] = skip ? CUDART_NAN_F : sum;
+        const bool skip = i >= query_length(p, b) || p.lse[row] == -CUDART_INF_F;
+        p.delta[row] = skip ? 0.f : sum;
     }
 }
 
@@ -1437,12 +1432,6 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS) starling_bwd_dq(const 
 
     // The row contributes when it is valid, its LSE is not -inf and its dO is not zero (as
     // BackwardKernel.queryBlock; a row whose D itself is NaN is computed, and its dQ is NaN).
-    int nonzero = 0;
-    if (r < t.rows) {
-        for (int d = s; d < Dv; d += 4) nonzero |= sG[r * ldo + d] != 0.f;
-    }
-    nonzero |= __shfl_xor_sync(0xffffffffu, nonzero, 1);
-    nonzero |= __shfl_xor_sync(0xffffffffu, nonzero, 2);
     float lse = -CUDART_INF_F;
     float dlt = 0.f;
     if (rowValid) {
@@ -1450,7 +1439,7 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS) starling_bwd_dq(const 
         lse = p.lse[row];
         dlt = p.delta[row];
     }
-    const bool live = rowValid && lse != -CUDART_INF_F && nonzero;
+    const bool live = rowValid && lse != -CUDART_INF_F;
     const int rowEnd = live ? row_key_end(p, t.b, i) : 0;
     const float* kBase = p.k + t.b * p.ksb + t.kvh * p.ksh;
     const float* vBase = p.v + t.b * p.vsb + t.kvh * p.vsh;
@@ -1589,10 +1578,12 @@ extern "C" __global__ void __launch_bounds__(BWD_THREADS, 1) starling_bwd_dkdv(c
                 }
                 for (int rr = tid; rr < rows; rr += blockDim.x) {
                     const long long row = lse_index(p, b, h, i0 + rr);
-                    const float dlt = p.delta[row];
-                    sLse[rr] = p.lse[row];
-                    sDelta[rr] = dlt;
-                    sCount[rr] = dlt != dlt ? 0 : max(0, min(nk, block_key_end(p, b, i0 + rr, kb) - j0));
+                    const float l = p.lse[row];
+                    sLse[rr] = l;
+                    sDelta[rr] = p.delta[row];
+                    // A padded or empty row reads no key (its LSE is -inf), whatever dO holds.
+                    sCount[rr] = i0 + rr >= query_length(p, b) || l == -CUDART_INF_F
+                            ? 0 : max(0, min(nk, block_key_end(p, b, i0 + rr, kb) - j0));
                 }
                 __syncthreads();   // the chunk's Q, dO, LSE, D and key counts are in shared memory
                 for (int r = s; r < rows; r += 4) {

@@ -5,7 +5,7 @@
 # (its last valid row), key tiles of tileK keys, each row's readable prefix; the packed columns
 # (BackwardColumns: starts per head layout and key block, query blocks concatenated), 64-key tiles
 # of a key block, the group's query heads in order, chunks of bwdRows query rows, the per-row key
-# counts and the NaN marker of skipped rows. Transliterated in float64 at tile granularity and
+# counts and the skip of empty rows (LSE = -inf). Transliterated in float64 at tile granularity and
 # compared with dense masked gradients on random layouts: causal with Nq != Nk, key and query
 # lengths (zeros included), tails, block sizes 32/64/128, GQA, empty rows, rows with dO = 0.
 import math
@@ -105,9 +105,8 @@ def kernels(p, Q, K, V, O, L, dO, tileK, R):
     for b in range(p.B):   # starling_bwd_delta
         for h in range(p.Hq):
             for i in range(p.Nq):
-                nonzero = (dO[b, h, i] != 0).any()
-                skip = i >= query_length(p, b) or L[b, h, i] == -math.inf or not nonzero
-                delta[b, h, i] = NAN if skip else (dO[b, h, i] * O[b, h, i]).sum()
+                skip = i >= query_length(p, b) or L[b, h, i] == -math.inf
+                delta[b, h, i] = 0.0 if skip else (dO[b, h, i] * O[b, h, i]).sum()
     dQ = np.full_like(Q, 12345.0); dK = np.full_like(K, 12345.0); dV = np.full_like(V, 12345.0)
     Qs = Q * p.scale
     for b in range(p.B):   # starling_bwd_dq: whole-row units, 64-row tiles
@@ -122,7 +121,7 @@ def kernels(p, Q, K, V, O, L, dO, tileK, R):
                     for r in range(rows):
                         i = t0 + r
                         valid = i < qLen
-                        live[r] = valid and L[b, h, i] != -math.inf and (dO[b, h, i] != 0).any()
+                        live[r] = valid and L[b, h, i] != -math.inf
                         rowEnd[r] = row_key_end(p, b, i) if live[r] else 0
                     for kb in p.rows[hl_of(p, h)][qb]:
                         j0 = key_begin(p, kb)
@@ -159,7 +158,7 @@ def kernels(p, Q, K, V, O, L, dO, tileK, R):
                             for i0 in range(qb * p.qBlock, rowsEnd, R):
                                 for i in range(i0, min(i0 + R, rowsEnd)):
                                     d = delta[b, h, i]
-                                    cnt = 0 if d != d else max(0, min(nk, block_key_end(p, b, i, kb) - j0))
+                                    cnt = 0 if L[b, h, i] == -math.inf else max(0, min(nk, block_key_end(p, b, i, kb) - j0))
                                     if cnt == 0:
                                         continue
                                     s = Qs[b, h, i] @ K[b, kvh, j0:j0 + cnt].T
