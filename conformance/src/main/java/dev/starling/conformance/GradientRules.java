@@ -265,6 +265,8 @@ final class GradientRules {
                 Tensor[] inputs = call.inputs();
                 try (AttentionPlan plan = openPlan(backend, call)) {
                     worst = Math.max(worst, injected(plan, call, null));
+                    Tensor finiteOut = call.out;
+                    float[] finiteLse = call.lse;
                     for (NonFiniteInjection at : NonFiniteInjection.positions(c, true, RANDOM_INJECTIONS)) {
                         float old = at.apply(inputs);
                         if (at.tensor() < 3) {
@@ -272,9 +274,8 @@ final class GradientRules {
                         }
                         worst = Math.max(worst, injected(plan, call, at));
                         at.undo(inputs, old);
-                        if (at.tensor() < 3) {
-                            call.refreshForward();
-                        }
+                        call.out = finiteOut.copy();
+                        call.lse = finiteLse.clone();
                     }
                 }
             }

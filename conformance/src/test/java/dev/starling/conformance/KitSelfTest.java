@@ -101,6 +101,20 @@ class KitSelfTest {
         "NON_LOWERCASE_NAME # R25_SERVICE_CONTRACT # .*name\\(\\) is 'Flawed-NonLowercase', not lowercase.*",
         "UNSTABLE_PRIORITY # R25_SERVICE_CONTRACT # .*priority\\(\\) is not stable.*",
         "CAUSAL_SHIFT_IGNORED # R26_KEY_SHARDS_MERGE # case causal.* cut into \\d+ key shards starting at key blocks .*merged in shard order: output at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
+        "UNDECLARED_BACKWARD_RUNS # R17_UNDECLARED_FEATURES_THROW # the backend does not declare BACKWARD, so backward must throw UnsupportedOperationException but it ran.*",
+        "BACKWARD_MISSING_DELTA # R27_GRADIENTS_MATCH_ORACLE # case pattern .*\\[case seed -?\\d+, .*\\]: dq at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\): .* vs expected .*allowed .*·rms .*",
+        "BACKWARD_SCALE_TWICE # R27_GRADIENTS_MATCH_ORACLE # case pattern .*: (dq|dk) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_MASK_IGNORED # R28_GRADIENT_MASKS # case causal.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_GQA_FIRST_HEAD_ONLY # R29_GRADIENT_GROUPED_QUERY # case (gqa|mqa) .*: (dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_MASKED_NAN_LEAKS # R30_GRADIENT_NON_FINITE # case .* with (NaN|-?Infinity) in (q|dOut) at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\) .*: (dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\): NaN vs expected .*\\(NaN where the oracle has a finite value\\).*",
+        "BACKWARD_NONDETERMINISTIC # R31_GRADIENT_DETERMINISTIC # case .*: a second call on the same plan differs bit for bit from the first backward call, (dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\): .* where .* \\(\\d+ of \\d+ elements differ\\)",
+        "BACKWARD_SHARED_SCRATCH # R32_THREAD_SAFE_BACKWARD # .*: \\d+ of 12 concurrent backward calls differed bit for bit .*(dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\).*",
+        "BACKWARD_UNREAD_KEYS_UNWRITTEN # R33_GRADIENT_EVERY_ELEMENT_WRITTEN # case .*: dk at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\) was never written \\(still holds the NaN sentinel 0x7fc5a5a5\\)",
+        "BACKWARD_WRITES_DOUT # R34_BACKWARD_INPUTS_NOT_MODIFIED # case .*query lengths.*: backward modified its input dOut at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\): 0.0 where it held .*",
+        "BACKWARD_WRITES_BEFORE_CHECK # R35_BACKWARD_BAD_INPUT_REFUSED # backward with .* wrote into a gradient before refusing.*",
+        "BACKWARD_IGNORES_CLOSE # R36_BACKWARD_AFTER_CLOSE # backward after close must throw IllegalStateException but returned normally",
+        "CLOSE_IGNORED # R36_BACKWARD_AFTER_CLOSE # backward after close must throw IllegalStateException but returned normally",
+        "BACKWARD_GQA_BATCH_KV_OFFSET # R37_GRADIENT_FEATURE_COMBINATIONS # case combination \\d+ of \\d+ \\(batch=[23] heads=(gqa|mqa) .*(dk|dv) at \\(b=[12], h=\\d+, j=\\d+, d=\\d+\\).*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
         RuleResult r = check(flaw, rule);
@@ -137,7 +151,7 @@ class KitSelfTest {
      * out: it makes every other rule slow (rule 23 alone becomes quadratic in 16,429 keys), and its
      * failure of rule 24 says why it fails.
      */
-    @ParameterizedTest(name = "{0} fails exactly rules {1}")
+    @ParameterizedTest(name = "{0} fails exactly forward rules {1}")
     @CsvSource({
         "GQA_BATCH_KV_OFFSET, 22",
         "LSE_BATCH_STRIDE_GQA, 22",
@@ -161,12 +175,102 @@ class KitSelfTest {
         Set<Integer> expected = Arrays.stream(rules.split(" ")).map(Integer::valueOf).collect(Collectors.toCollection(TreeSet::new));
         Set<Integer> failed = new TreeSet<>();
         for (Rule rule : Rule.values()) {
-            if (rule != Rule.R19_LINEAR_MEMORY && rule != Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS
+            if (!BACKWARD_RULES.contains(rule) && rule != Rule.R19_LINEAR_MEMORY && rule != Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS
                     && check(flaw, rule).status() == RuleResult.Status.FAIL) {
                 failed.add(rule.number());
             }
         }
         assertEquals(expected, failed, flaw + " should fail exactly rules " + expected);
+    }
+
+    /** The rules that call {@code backward}: rule 17 (an undeclared backward) and the gradient rules 27 to 37. */
+    private static final Set<Rule> BACKWARD_RULES = EnumSet.of(Rule.R17_UNDECLARED_FEATURES_THROW,
+            Rule.R27_GRADIENTS_MATCH_ORACLE, Rule.R28_GRADIENT_MASKS, Rule.R29_GRADIENT_GROUPED_QUERY,
+            Rule.R30_GRADIENT_NON_FINITE, Rule.R31_GRADIENT_DETERMINISTIC, Rule.R32_THREAD_SAFE_BACKWARD,
+            Rule.R33_GRADIENT_EVERY_ELEMENT_WRITTEN, Rule.R34_BACKWARD_INPUTS_NOT_MODIFIED,
+            Rule.R35_BACKWARD_BAD_INPUT_REFUSED, Rule.R36_BACKWARD_AFTER_CLOSE, Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
+
+    /**
+     * Each broken backward fails exactly the rules listed among those that call {@code backward} (rule 17 and
+     * rules 27 to 37). The sweep over the forward rules, above, leaves these rules out, and this one leaves the
+     * forward rules out: the gradient rules give backward the oracle's forward output and LSE, so a forward flaw
+     * never reaches them, and each backward flaw changes only {@code backward} (its forward is the correct one).
+     * Where several rules see a flaw, it is for the same reason: rule 30 and 37 compare finite gradients of GQA,
+     * causal and length cases too; rule 32 compares a thread's calls with serial calls, which a call-order
+     * dependence breaks as well.
+     */
+    @ParameterizedTest(name = "{0} fails exactly backward rules {1}")
+    @CsvSource({
+        "UNDECLARED_BACKWARD_RUNS, 17",
+        "BACKWARD_MISSING_DELTA, 27 28 29 30 37",
+        "BACKWARD_SCALE_TWICE, 27 28 29 30 37",
+        "BACKWARD_MASK_IGNORED, 28 30 37",
+        "BACKWARD_GQA_FIRST_HEAD_ONLY, 29 30 37",
+        "BACKWARD_MASKED_NAN_LEAKS, 30",
+        "BACKWARD_NONDETERMINISTIC, 31 32",
+        "BACKWARD_SHARED_SCRATCH, 32",
+        "BACKWARD_UNREAD_KEYS_UNWRITTEN, 33 37",
+        "BACKWARD_WRITES_DOUT, 34",
+        "BACKWARD_WRITES_BEFORE_CHECK, 35",
+        "BACKWARD_IGNORES_CLOSE, 36",
+        "BACKWARD_GQA_BATCH_KV_OFFSET, 37",
+    })
+    void eachBackwardFlawFailsExactlyItsRules(Flaw flaw, String rules) {
+        Set<Integer> expected = Arrays.stream(rules.split(" ")).map(Integer::valueOf).collect(Collectors.toCollection(TreeSet::new));
+        Set<Integer> failed = new TreeSet<>();
+        for (Rule rule : BACKWARD_RULES) {
+            if (check(flaw, rule).status() == RuleResult.Status.FAIL) {
+                failed.add(rule.number());
+            }
+        }
+        assertEquals(expected, failed, flaw + " should fail exactly rules " + expected);
+    }
+
+    /** A backend that does not declare backward skips the gradient rules, naming the capability, and passes rule 17. */
+    @Test
+    void aBackendWithoutBackwardSkipsTheGradientRulesAndRefusesBackward() {
+        Capabilities noBackward = Capabilities.full("cpu", EnumSet.of(Precision.FP32));
+        ConformanceRules rules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, noBackward),
+                ConformanceRules.DEFAULT_SEED);
+        for (Rule rule : BACKWARD_RULES) {
+            RuleResult r = rules.check(rule);
+            if (rule == Rule.R17_UNDECLARED_FEATURES_THROW) {
+                assertEquals(RuleResult.Status.PASS, r.status(), r.detail());
+            } else {
+                assertEquals(RuleResult.Status.SKIPPED, r.status(), rule + ": " + r.detail());
+                assertTrue(r.detail().contains("does not declare BACKWARD"), r.detail());
+            }
+        }
+        Capabilities noGqa = new Capabilities(EnumSet.of(Precision.FP32), true, false, true, true, true, 1, 256, "cpu", true);
+        assertEquals("GROUPED_QUERY", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY, noGqa));
+        assertEquals("BACKWARD and GROUPED_QUERY", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY,
+                noGqa.withBackward(false)));
+        // Declaring backward without GQA, causal or lengths: the gradient rules run what is declared.
+        Capabilities bare = new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 1, 256, "cpu",
+                true);
+        ConformanceRules bareRules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, bare), ConformanceRules.DEFAULT_SEED);
+        for (Rule rule : List.of(Rule.R27_GRADIENTS_MATCH_ORACLE, Rule.R28_GRADIENT_MASKS, Rule.R30_GRADIENT_NON_FINITE,
+                Rule.R32_THREAD_SAFE_BACKWARD, Rule.R35_BACKWARD_BAD_INPUT_REFUSED, Rule.R37_GRADIENT_FEATURE_COMBINATIONS)) {
+            RuleResult r = bareRules.check(rule);
+            assertEquals(RuleResult.Status.PASS, r.status(), rule + ": " + r.detail());
+        }
+        assertEquals(RuleResult.Status.SKIPPED, bareRules.check(Rule.R29_GRADIENT_GROUPED_QUERY).status());
+    }
+
+    /** The printed run seed and rule of a gradient failure, given back, reproduce it exactly. */
+    @Test
+    void theReplayOfAGradientFailureReproducesIt() {
+        long runSeed = 78;
+        Supplier<SparseAttention> flawed = () -> new FlawedBackend(Flaw.BACKWARD_GQA_BATCH_KV_OFFSET);
+        RuleResult first = new ConformanceRules(flawed, runSeed).check(Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
+        assertEquals(RuleResult.Status.FAIL, first.status());
+        assertEquals(runSeed, first.seed());
+        String[] replay = first.replayCommand("flawed").split(" ");
+        long seed = Long.parseLong(replay[Arrays.asList(replay).indexOf("--seed") + 1]);
+        Set<Rule> only = Rule.parseList(replay[Arrays.asList(replay).indexOf("--only") + 1]);
+        List<RuleResult> again = ConformanceRunner.run(flawed, ConformanceRunner.Options.defaults().withSeed(seed).withOnly(only));
+        assertEquals(1, again.size());
+        assertEquals(first, again.get(0));
     }
 
     /** Rule 19's child JVM builds the configured instance, by a supplier class or by the contract class itself. */
@@ -367,5 +471,7 @@ class KitSelfTest {
         assertEquals("CAUSAL", ConformanceRules.missingCapability(Rule.R03_CAUSAL, none));
         assertEquals("LSE", ConformanceRules.missingCapability(Rule.R06_LSE, none));
         assertEquals("LSE", ConformanceRules.missingCapability(Rule.R21_KEY_SPLITS_MERGE, none));
+        assertEquals("BACKWARD", ConformanceRules.missingCapability(Rule.R27_GRADIENTS_MATCH_ORACLE, none));
+        assertEquals("BACKWARD", ConformanceRules.missingCapability(Rule.R37_GRADIENT_FEATURE_COMBINATIONS, none));
     }
 }
