@@ -16,7 +16,7 @@ import dev.starling.api.plan.TokenMask;
  *   <li>every other element must be of the oracle's class — NaN where the oracle has NaN, the same
  *       infinity where it has one, finite where it is finite — and, when finite,
  *       {@code |x − ref| <= atol·rms(T) + rtol·|ref|} with {@code rms(T)} the root mean square of the
- *       oracle's finite elements of that tensor;</li>
+ *       oracle's finite elements of that tensor that some allowed pair reaches;</li>
  *   <li>each tensor's relative Frobenius norm error over its finite elements is at most
  *       {@code relativeNorm}.</li>
  * </ul>
@@ -67,7 +67,7 @@ public final class GradientComparison {
             Tensor g = got[t];
             double[] ref = want[t];
             boolean[] live = reached[t == 0 ? 0 : 1];
-            double rms = rms(ref);
+            double rms = rms(ref, live, g.dim());
             double diffNorm = 0;
             double refNorm = 0;
             int dim = g.dim();
@@ -161,13 +161,20 @@ public final class GradientComparison {
         return new boolean[][] {rows, keys};
     }
 
-    /** Root mean square of the finite elements (0 when there are none). */
-    static double rms(double[] a) {
+    /**
+     * Root mean square of the finite elements that some allowed pair reaches (0 when there are none):
+     * the typical size of the gradient, which padded rows and unread keys (exact zeros) do not shrink.
+     *
+     * @param a a gradient tensor in BHSD order
+     * @param live per row of {@code a} ({@code dim} elements each), whether an allowed pair reaches it
+     * @param dim elements per row
+     */
+    static double rms(double[] a, boolean[] live, int dim) {
         double sum = 0;
         long n = 0;
-        for (double x : a) {
-            if (Double.isFinite(x)) {
-                sum += x * x;
+        for (int x = 0; x < a.length; x++) {
+            if (live[x / dim] && Double.isFinite(a[x])) {
+                sum += a[x] * a[x];
                 n++;
             }
         }

@@ -31,7 +31,8 @@ public record Tolerance(double atol, double rtol, double relativeNorm, double ls
      * correct kernel, grow with the sequence and with the inputs; the absolute part of the bound is
      * therefore taken in units of the oracle tensor's root mean square: element {@code x} of tensor
      * {@code T} passes when {@code |x − ref| <= atol·rms(T) + rtol·|ref|}, {@code rms(T)} over the
-     * oracle's finite elements of that tensor. Each tensor passes as a whole when also
+     * oracle's finite elements of that tensor that some allowed pair reaches (the exact zeros of padded rows
+     * and unread keys do not shrink it). Each tensor passes as a whole when also
      * {@code ‖x − ref‖ / ‖ref‖ <= relativeNorm} over its finite elements.
      *
      * @param atol absolute tolerance, in units of the oracle tensor's RMS
@@ -43,7 +44,7 @@ public record Tolerance(double atol, double rtol, double relativeNorm, double ls
          * The bound on one element.
          *
          * @param ref the oracle's element
-         * @param rms the oracle tensor's root mean square over its finite elements
+         * @param rms the oracle tensor's root mean square over its finite, reached elements
          * @return {@code atol·rms + rtol·|ref|}
          */
         public double allowed(double ref, double rms) {

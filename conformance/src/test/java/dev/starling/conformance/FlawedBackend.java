@@ -149,7 +149,13 @@ public class FlawedBackend implements SparseAttention {
          * Rule 37: the {@code dk}/{@code dv} batch stride uses {@code Hq}: right for batch 1 or without GQA,
          * wrong for batch &gt; 1 with GQA.
          */
-        BACKWARD_GQA_BATCH_KV_OFFSET
+        BACKWARD_GQA_BATCH_KV_OFFSET,
+        /**
+         * No flaw: the backward rounds every product, sum, exponential and accumulator to float32, as a
+         * plain float32 kernel with sequential sums would; it must pass the gradient rules with the fp32
+         * gradient tolerance (the self-test prints how close it comes).
+         */
+        FLOAT32_BACKWARD
     }
 
     private final Flaw flaw;
@@ -426,6 +432,11 @@ public class FlawedBackend implements SparseAttention {
             }
         }
 
+        /** @return {@code x} rounded to float32 for {@link Flaw#FLOAT32_BACKWARD}, else {@code x} */
+        private double f32(double x) {
+            return flaw == Flaw.FLOAT32_BACKWARD ? (float) x : x;
+        }
+
         /** Where key {@code (b, kvh, j)} of a key gradient goes, as the flaw computes it. */
         private int gradientOffset(Tensor t, int b, int kvh, int j) {
             if (flaw == Flaw.BACKWARD_GQA_BATCH_KV_OFFSET) {
@@ -456,7 +467,7 @@ public class FlawedBackend implements SparseAttention {
             double l = lse[mask.lseIndex(b, h, i)];
             double delta = 0;
             for (int d = 0; d < vdim; d++) {
-                delta += (double) dOut.data()[go + d] * out.data()[oo + d];
+                delta = f32(delta + f32((double) dOut.data()[go + d] * out.data()[oo + d]));
             }
             if (flaw == Flaw.BACKWARD_MISSING_DELTA) {
                 delta = 0;
@@ -475,17 +486,17 @@ public class FlawedBackend implements SparseAttention {
                     if (allowed || ignoreMask) {
                         double dot = 0;
                         for (int d = 0; d < dim; d++) {
-                            dot += (double) q.data()[qo + d] * k.data()[ko + d];
+                            dot = f32(dot + f32((double) q.data()[qo + d] * k.data()[ko + d]));
                         }
-                        pij = Math.exp(p.scale() * dot - l);
+                        pij = f32(Math.exp(f32(f32(p.scale() * dot) - l)));
                     }
                     double dp = 0;
                     for (int d = 0; d < vdim; d++) {
-                        dp += (double) dOut.data()[go + d] * v.data()[vo + d];
+                        dp = f32(dp + f32((double) dOut.data()[go + d] * v.data()[vo + d]));
                     }
-                    double ds = pij * (dp - delta);
+                    double ds = f32(pij * f32(dp - delta));
                     for (int d = 0; d < dim; d++) {
-                        accQ[d] += ds * k.data()[ko + d];
+                        accQ[d] = f32(accQ[d] + f32(ds * k.data()[ko + d]));
                     }
                     if (!toKeys) {
                         continue;
@@ -496,14 +507,14 @@ public class FlawedBackend implements SparseAttention {
                         if (accK32 != null) {
                             accK32[key * dim + d] += (float) (ds * q.data()[qo + d]);
                         } else {
-                            accK[key * dim + d] += ds * q.data()[qo + d];
+                            accK[key * dim + d] = f32(accK[key * dim + d] + f32(ds * q.data()[qo + d]));
                         }
                     }
                     for (int d = 0; d < vdim; d++) {
                         if (accV32 != null) {
                             accV32[key * vdim + d] += (float) (pij * dOut.data()[go + d]);
                         } else {
-                            accV[key * vdim + d] += pij * dOut.data()[go + d];
+                            accV[key * vdim + d] = f32(accV[key * vdim + d] + f32(pij * dOut.data()[go + d]));
                         }
                     }
                 }
