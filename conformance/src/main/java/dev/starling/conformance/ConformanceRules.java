@@ -116,7 +116,7 @@ public final class ConformanceRules {
     }
 
     /** Thrown inside a rule to end it with a failure. */
-    private static final class RuleFailure extends RuntimeException {
+    static final class RuleFailure extends RuntimeException {
         private static final long serialVersionUID = 1L;
         final double worst;
 
@@ -181,6 +181,7 @@ public final class ConformanceRules {
         if (missing != null) {
             return RuleResult.skip(rule, "backend does not declare " + missing + "; declare it to run this rule");
         }
+        GradientRules gradients = new GradientRules(seed);
         return guarded(rule, () -> switch (rule) {
             case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, Feature.CORE, false);
             case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, Feature.TAILS, false);
@@ -208,6 +209,17 @@ public final class ConformanceRules {
             case R24_WORK_FOLLOWS_ALLOWED_BLOCKS -> workFollowsAllowedBlocks(backend);
             case R25_SERVICE_CONTRACT -> serviceContract(backend);
             case R26_KEY_SHARDS_MERGE -> keyShardsMerge(backend);
+            case R27_GRADIENTS_MATCH_ORACLE -> gradients.gradientsMatchOracle(backend);
+            case R28_GRADIENT_MASKS -> gradients.gradientMasks(backend);
+            case R29_GRADIENT_GROUPED_QUERY -> gradients.gradientGroupedQuery(backend);
+            case R30_GRADIENT_NON_FINITE -> gradients.gradientNonFinite(backend);
+            case R31_GRADIENT_DETERMINISTIC -> gradients.gradientDeterministic(backend);
+            case R32_THREAD_SAFE_BACKWARD -> gradients.threadSafeBackward(backend);
+            case R33_GRADIENT_EVERY_ELEMENT_WRITTEN -> gradients.gradientEveryElementWritten(backend);
+            case R34_BACKWARD_INPUTS_NOT_MODIFIED -> gradients.backwardInputsNotModified(backend);
+            case R35_BACKWARD_BAD_INPUT_REFUSED -> gradients.backwardBadInputRefused(backend);
+            case R36_BACKWARD_AFTER_CLOSE -> gradients.backwardAfterClose(backend);
+            case R37_GRADIENT_FEATURE_COMBINATIONS -> gradients.gradientFeatureCombinations(backend);
         });
     }
 
@@ -238,6 +250,12 @@ public final class ConformanceRules {
             case R04_GROUPED_QUERY -> caps.groupedQuery() ? null : "GROUPED_QUERY";
             case R05_KEY_AND_QUERY_LENGTHS -> caps.keyLengths() && caps.queryLengths() ? null : "KEY_LENGTHS and QUERY_LENGTHS";
             case R06_LSE, R21_KEY_SPLITS_MERGE, R26_KEY_SHARDS_MERGE -> caps.lse() ? null : "LSE";
+            case R29_GRADIENT_GROUPED_QUERY -> caps.backward() && caps.groupedQuery() ? null
+                    : caps.backward() ? "GROUPED_QUERY" : caps.groupedQuery() ? "BACKWARD" : "BACKWARD and GROUPED_QUERY";
+            case R27_GRADIENTS_MATCH_ORACLE, R28_GRADIENT_MASKS, R30_GRADIENT_NON_FINITE, R31_GRADIENT_DETERMINISTIC,
+                    R32_THREAD_SAFE_BACKWARD, R33_GRADIENT_EVERY_ELEMENT_WRITTEN, R34_BACKWARD_INPUTS_NOT_MODIFIED,
+                    R35_BACKWARD_BAD_INPUT_REFUSED, R36_BACKWARD_AFTER_CLOSE, R37_GRADIENT_FEATURE_COMBINATIONS ->
+                    caps.backward() ? null : "BACKWARD";
             default -> null;
         };
     }
@@ -840,6 +858,10 @@ public final class ConformanceRules {
             probes.add(new Object[] {"head dim " + (caps.maxHeadDim() + 1),
                 base.toBuilder().headDim(caps.maxHeadDim() + 1).build(), false});
         }
+        if (!caps.backward()) {
+            int dim = headDim(caps, 16);
+            undeclaredBackwardThrows(backend, base.toBuilder().headDim(dim).valueDim(dim).build());
+        }
         for (Object[] probe : probes) {
             AttentionProblem pr = (AttentionProblem) probe[1];
             BlockLayout layout = Patterns.parse("window(block=16, blocks=3)").layout(64, 64, 2, pr.causal());
@@ -864,6 +886,47 @@ public final class ConformanceRules {
             }
         }
         return Double.NaN;
+    }
+
+    /**
+     * Rule 17 for the backward pass: a backend that does not declare {@code backward} throws
+     * {@link UnsupportedOperationException} naming it from {@code backward} with valid arguments, and
+     * writes no gradient.
+     */
+    private static void undeclaredBackwardThrows(SparseAttention backend, AttentionProblem pr) {
+        BlockLayout layout = Patterns.parse("window(block=16, blocks=3)").layout(64, 64, 2, false);
+        AttentionCase c = AttentionCase.random("backward probe", 17, pr, Patterns.parse("window(block=16, blocks=3)"),
+                TensorLayout.BHSD, AttentionCase.Values.NORMAL);
+        Tensor dq = Tensor.zeros(TensorLayout.BHSD, pr.batch(), pr.queryHeads(), pr.queryLength(), pr.headDim());
+        Tensor dk = Tensor.zeros(TensorLayout.BHSD, pr.batch(), pr.kvHeads(), pr.keyLength(), pr.headDim());
+        Tensor dv = Tensor.zeros(TensorLayout.BHSD, pr.batch(), pr.kvHeads(), pr.keyLength(), pr.valueDim());
+        for (Tensor g : new Tensor[] {dq, dk, dv}) {
+            Arrays.fill(g.data(), POISON);
+        }
+        GradientRules.Call call = new GradientRules.Call(c);
+        RuntimeException thrown = null;
+        try (AttentionPlan plan = backend.plan(pr, layout)) {
+            plan.backward(call.q, call.k, call.v, call.out, call.lse, call.dOut, dq, dk, dv);
+        } catch (RuntimeException e) {
+            thrown = e;
+        }
+        if (!(thrown instanceof UnsupportedOperationException)) {
+            throw new RuleFailure("the backend does not declare BACKWARD, so backward must throw "
+                    + "UnsupportedOperationException but " + (thrown == null ? "it ran" : "it threw " + thrown)
+                    + "; either declare the capability or refuse it", Double.NaN);
+        }
+        if (thrown.getMessage() == null || !thrown.getMessage().toLowerCase(Locale.ROOT).contains("backward")) {
+            throw new RuleFailure("UnsupportedOperationException for an undeclared backward must name BACKWARD, but says: "
+                    + thrown.getMessage(), Double.NaN);
+        }
+        for (Tensor g : new Tensor[] {dq, dk, dv}) {
+            for (float f : g.data()) {
+                if (f != POISON) {
+                    throw new RuleFailure("backward, which the backend does not declare, wrote gradients before throwing",
+                            Double.NaN);
+                }
+            }
+        }
     }
 
     /**

@@ -13,6 +13,20 @@ import dev.starling.api.plan.TokenMask;
  * {@code dVⱼ = Σᵢ Pᵢⱼ·dOᵢ}, summed over the query heads of a key/value head. Empty rows contribute
  * nothing. Its cost is {@code O(B·Hq·Nq·Nk·(D + Dv))}: for test sizes only. The kit's self-test
  * checks it against central finite differences of {@link #forward}.
+ *
+ * <p><b>Non-finite inputs</b> (the policy conformance rule 30 checks, element by element): the result
+ * is exactly what these formulas give in IEEE float64 arithmetic, every sum taken over every allowed
+ * pair of a row (pairs of zero weight included) and over nothing else. So a row whose softmax is NaN
+ * (a NaN or {@code +∞} score, or every score {@code −∞}: the forward policy of DESIGN section 2) makes
+ * its {@code dq} row NaN and every feature of {@code dk} and {@code dv} of every key it reads NaN; a
+ * NaN in feature {@code d} of {@code dOᵢ} makes {@code Dᵢ} and so {@code dq} of row {@code i} and
+ * {@code dk} of every key it reads NaN, but only feature {@code d} of those keys' {@code dv}; a
+ * non-finite {@code kⱼ} feature reaches {@code dq} (even through a zero weight: {@code 0·∞ = NaN})
+ * of exactly the rows that read {@code j}. Rows and keys outside every allowed pair of the bad
+ * element never see it: a query row with no allowed key (empty or padded) contributes nothing, a
+ * key no row reads gets exact zeros, whatever {@code q}, {@code k}, {@code v} and {@code dOut} hold
+ * there. The forward output {@code O} in {@code Dᵢ} is recomputed here from the inputs, as the dense
+ * oracle computes it.
  */
 public final class GradientOracle {
 
@@ -44,7 +58,17 @@ public final class GradientOracle {
         return compute(p, layout, bhsd(q), bhsd(k), bhsd(v), bhsd(dOut));
     }
 
-    /** The same on BHSD float64 arrays (for finite differences). */
+    /**
+     * The same on BHSD float64 arrays (for finite differences).
+     *
+     * @param p the problem. Not modified.
+     * @param layout the layout. Not modified.
+     * @param q queries, BHSD. Not modified.
+     * @param k keys, BHSD. Not modified.
+     * @param v values, BHSD. Not modified.
+     * @param dOut output gradient, BHSD. Not modified.
+     * @return the float64 gradients
+     */
     static Result compute(AttentionProblem p, BlockLayout layout, double[] q, double[] k, double[] v, double[] dOut) {
         TokenMask mask = TokenMask.of(p, layout);
         int nq = p.queryLength();
@@ -56,17 +80,22 @@ public final class GradientOracle {
         double[] dk = new double[k.length];
         double[] dv = new double[v.length];
         double[] prob = new double[nk];
+        int[] allowed = new int[nk];
+        double[] o = new double[vdim];
         for (int b = 0; b < p.batch(); b++) {
             for (int h = 0; h < p.queryHeads(); h++) {
                 int kvh = p.kvHeadOf(h);
                 int kBase = (b * p.kvHeads() + kvh) * nk;
                 for (int i = 0; i < nq; i++) {
                     int row = (b * p.queryHeads() + h) * nq + i;
-                    if (!softmax(mask, b, h, i, q, row * dim, k, kBase, dim, s, prob)) {
+                    int n = softmax(mask, b, h, i, q, row * dim, k, kBase, dim, s, prob, allowed);
+                    if (n == 0) {
                         continue;
                     }
-                    double[] o = new double[vdim];
-                    for (int j = 0; j < nk; j++) {
+                    // O over the allowed keys only: a key the row does not read adds nothing, not even 0·NaN.
+                    java.util.Arrays.fill(o, 0);
+                    for (int x = 0; x < n; x++) {
+                        int j = allowed[x];
                         for (int d = 0; d < vdim; d++) {
                             o[d] += prob[j] * v[(kBase + j) * vdim + d];
                         }
@@ -75,10 +104,8 @@ public final class GradientOracle {
                     for (int d = 0; d < vdim; d++) {
                         delta += dOut[row * vdim + d] * o[d];
                     }
-                    for (int j = 0; j < nk; j++) {
-                        if (!mask.allowed(b, h, i, j)) {
-                            continue;
-                        }
+                    for (int x = 0; x < n; x++) {
+                        int j = allowed[x];
                         double dp = 0;
                         for (int d = 0; d < vdim; d++) {
                             dp += dOut[row * vdim + d] * v[(kBase + j) * vdim + d];
@@ -108,15 +135,15 @@ public final class GradientOracle {
         int vdim = p.valueDim();
         double[] out = new double[p.batch() * p.queryHeads() * nq * vdim];
         double[] prob = new double[nk];
+        int[] allowed = new int[nk];
         for (int b = 0; b < p.batch(); b++) {
             for (int h = 0; h < p.queryHeads(); h++) {
                 int kBase = (b * p.kvHeads() + p.kvHeadOf(h)) * nk;
                 for (int i = 0; i < nq; i++) {
                     int row = (b * p.queryHeads() + h) * nq + i;
-                    if (!softmax(mask, b, h, i, q, row * dim, k, kBase, dim, p.scale(), prob)) {
-                        continue;
-                    }
-                    for (int j = 0; j < nk; j++) {
+                    int n = softmax(mask, b, h, i, q, row * dim, k, kBase, dim, p.scale(), prob, allowed);
+                    for (int x = 0; x < n; x++) {
+                        int j = allowed[x];
                         for (int d = 0; d < vdim; d++) {
                             out[row * vdim + d] += prob[j] * v[(kBase + j) * vdim + d];
                         }
@@ -127,11 +154,16 @@ public final class GradientOracle {
         return out;
     }
 
-    /** Fills {@code prob} with row {@code i}'s softmax over its allowed keys (0 elsewhere); false for an empty row. */
-    private static boolean softmax(TokenMask mask, int b, int h, int i, double[] q, int qOff, double[] k, int kBase,
-                                   int dim, double scale, double[] prob) {
+    /**
+     * Fills {@code prob} with row {@code i}'s softmax over its allowed keys, listed in {@code allowed}
+     * (other entries of {@code prob} are left as they were).
+     *
+     * @return how many keys the row reads (0 for an empty row)
+     */
+    private static int softmax(TokenMask mask, int b, int h, int i, double[] q, int qOff, double[] k, int kBase,
+                               int dim, double scale, double[] prob, int[] allowed) {
         double max = Double.NEGATIVE_INFINITY;
-        boolean any = false;
+        int n = 0;
         for (int j = 0; j < prob.length; j++) {
             if (!mask.allowed(b, h, i, j)) {
                 continue;
@@ -141,21 +173,19 @@ public final class GradientOracle {
                 dot += q[qOff + d] * k[(kBase + j) * dim + d];
             }
             prob[j] = scale * dot;
-            max = any ? Math.max(max, prob[j]) : prob[j];
-            any = true;
-        }
-        if (!any) {
-            return false;
+            max = n == 0 ? prob[j] : Math.max(max, prob[j]);
+            allowed[n++] = j;
         }
         double sum = 0;
-        for (int j = 0; j < prob.length; j++) {
-            prob[j] = mask.allowed(b, h, i, j) ? Math.exp(prob[j] - max) : 0;
+        for (int x = 0; x < n; x++) {
+            int j = allowed[x];
+            prob[j] = Math.exp(prob[j] - max);
             sum += prob[j];
         }
-        for (int j = 0; j < prob.length; j++) {
-            prob[j] /= sum;
+        for (int x = 0; x < n; x++) {
+            prob[allowed[x]] /= sum;
         }
-        return true;
+        return n;
     }
 
     /** A tensor's values in BHSD order as float64. */

@@ -9,10 +9,11 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * One element of {@code q}, {@code k} or {@code v} set to NaN, {@code +∞} or {@code −∞}: what rule 20
- * injects, one at a time, into a finite case. {@link #positions} chooses them, seeded by the case.
+ * One element of {@code q}, {@code k} or {@code v} (or, for the backward pass, {@code dOut}) set to
+ * NaN, {@code +∞} or {@code −∞}: what rules 20 and 30 inject, one at a time, into a finite case.
+ * {@link #positions} chooses them, seeded by the case.
  *
- * @param tensor 0 for {@code q}, 1 for {@code k}, 2 for {@code v}
+ * @param tensor 0 for {@code q}, 1 for {@code k}, 2 for {@code v}, 3 for {@code dOut}
  * @param value the non-finite value
  * @param b batch entry
  * @param h head: the query head for {@code q}, the key/value head for {@code k} and {@code v}
@@ -23,7 +24,7 @@ import java.util.Random;
 record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, String kind) {
     /** The values rule 20 injects. */
     static final float[] VALUES = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
-    private static final String[] NAMES = {"q", "k", "v"};
+    private static final String[] NAMES = {"q", "k", "v", "dOut"};
     /** Uniformly random elements per tensor and value. */
     private static final int RANDOM_POSITIONS = 2;
 
@@ -40,6 +41,21 @@ record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, S
      * @return the injections
      */
     static List<NonFiniteInjection> positions(AttentionCase c) {
+        return positions(c, false, RANDOM_POSITIONS);
+    }
+
+    /**
+     * The injections of {@link #positions(AttentionCase)}, also in {@code dOut} (tensor 3, placed
+     * as in {@code q}: a row that reads a global key block, a row with no allowed key, the first and
+     * the last row) when {@code withOutputGradient}, with {@code randomPositions} uniformly random
+     * elements per tensor and value.
+     *
+     * @param c the case. Not modified.
+     * @param withOutputGradient whether to inject into {@code dOut} too
+     * @param randomPositions uniformly random elements per tensor and value
+     * @return the injections
+     */
+    static List<NonFiniteInjection> positions(AttentionCase c, boolean withOutputGradient, int randomPositions) {
         AttentionProblem p = c.problem();
         BlockLayout layout = c.layout();
         TokenMask mask = TokenMask.of(p, layout);
@@ -67,17 +83,17 @@ record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, S
             }
         }
         List<NonFiniteInjection> out = new ArrayList<>();
-        for (int t = 0; t < 3; t++) {
-            boolean query = t == 0;
+        for (int t = 0; t < (withOutputGradient ? 4 : 3); t++) {
+            boolean query = t == 0 || t == 3;
             int heads = query ? p.queryHeads() : p.kvHeads();
             int length = query ? nq : nk;
-            int dim = t == 2 ? p.valueDim() : p.headDim();
+            int dim = t >= 2 ? p.valueDim() : p.headDim();
             boolean[] read = query ? rowReads : keyRead;
             boolean[] global = query ? globalRow : keyReadByGlobal;
             for (int x = 0; x < VALUES.length; x++) {
                 float value = VALUES[x];
                 Random rnd = new Random(c.seed() * 31 + t * VALUES.length + x);
-                for (int r = 0; r < RANDOM_POSITIONS; r++) {
+                for (int r = 0; r < randomPositions; r++) {
                     out.add(new NonFiniteInjection(t, value, rnd.nextInt(p.batch()), rnd.nextInt(heads),
                             rnd.nextInt(length), rnd.nextInt(dim), "a random element"));
                 }
@@ -121,7 +137,7 @@ record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, S
         return new NonFiniteInjection(t, value, b, h, n, d, kind);
     }
 
-    /** @return "q", "k" or "v" */
+    /** @return "q", "k", "v" or "dOut" */
     String tensorName() {
         return NAMES[tensor];
     }
@@ -129,7 +145,7 @@ record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, S
     /**
      * Writes the value into the chosen element.
      *
-     * @param inputs {@code {q, k, v}}. Modified: one element.
+     * @param inputs {@code {q, k, v}} (and {@code dOut} for tensor 3). Modified: one element.
      * @return the value it replaced, for {@link #undo}
      */
     float apply(Tensor[] inputs) {
@@ -143,7 +159,7 @@ record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, S
     /**
      * Puts back what {@link #apply} replaced.
      *
-     * @param inputs {@code {q, k, v}}. Modified: one element.
+     * @param inputs {@code {q, k, v}} (and {@code dOut} for tensor 3). Modified: one element.
      * @param old the value {@link #apply} returned
      */
     void undo(Tensor[] inputs, float old) {
@@ -153,7 +169,7 @@ record NonFiniteInjection(int tensor, float value, int b, int h, int n, int d, S
 
     @Override
     public String toString() {
-        return value + " in " + tensorName() + " at (b=" + b + ", h=" + h + ", " + (tensor == 0 ? "i=" : "j=") + n
+        return value + " in " + tensorName() + " at (b=" + b + ", h=" + h + ", " + (tensor == 0 || tensor == 3 ? "i=" : "j=") + n
                 + ", d=" + d + ") (" + kind + ")";
     }
 }

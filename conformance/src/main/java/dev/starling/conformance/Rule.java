@@ -45,7 +45,10 @@ public enum Rule {
     R15_BAD_INPUT_REFUSED(15, "badInputRefused", true, null),
     /** forward after close throws IllegalStateException. */
     R16_FORWARD_AFTER_CLOSE(16, "forwardAfterCloseThrows", true, null),
-    /** Features not declared throw UnsupportedOperationException. */
+    /**
+     * Features not declared throw UnsupportedOperationException, backward included when
+     * {@code backward} is not declared.
+     */
     R17_UNDECLARED_FEATURES_THROW(17, "undeclaredFeaturesThrow", true, null),
     /** BSHD tensors give the same answer as BHSD. */
     R18_TENSOR_LAYOUTS(18, "bothTensorLayouts", true, null),
@@ -76,7 +79,45 @@ public enum Rule {
      * its own keys and values (its problem: key lengths cut, the causal rule moved), and merged in
      * any order, equals the whole.
      */
-    R26_KEY_SHARDS_MERGE(26, "keyShardsMergeToTheWhole", false, "LSE");
+    R26_KEY_SHARDS_MERGE(26, "keyShardsMergeToTheWhole", false, "LSE"),
+    /**
+     * Gradients {@code dq}, {@code dk}, {@code dv} match the float64 gradient oracle: every pattern,
+     * partial tail blocks, {@code Nq != Nk}, {@code Dv != D}, a custom scale, batch 2, block 64, BSHD.
+     */
+    R27_GRADIENTS_MATCH_ORACLE(27, "gradientsMatchOracle", false, "BACKWARD"),
+    /**
+     * Gradients under the masks: causal (also {@code Nq != Nk}), key and query lengths, empty rows and
+     * keys no row reads, which get exact zeros.
+     */
+    R28_GRADIENT_MASKS(28, "gradientMasksAndZeros", false, "BACKWARD"),
+    /** With GQA and MQA, a key/value head's {@code dk} and {@code dv} sum over its query heads. */
+    R29_GRADIENT_GROUPED_QUERY(29, "gradientGroupedQuery", false, "BACKWARD and GROUPED_QUERY"),
+    /**
+     * One NaN or infinity in {@code q}, {@code k}, {@code v} or {@code dOut} gives exactly the gradient
+     * oracle's NaN, infinities and numbers, element by element.
+     */
+    R30_GRADIENT_NON_FINITE(30, "gradientNonFiniteInputs", false, "BACKWARD"),
+    /** Repeated backward calls, on one plan and on a new one, give bit-identical gradients. */
+    R31_GRADIENT_DETERMINISTIC(31, "gradientDeterministic", false, "BACKWARD"),
+    /**
+     * Four threads calling backward on one plan, each with its own inputs, get bit for bit what serial
+     * calls on the same inputs get.
+     */
+    R32_THREAD_SAFE_BACKWARD(32, "threadSafeBackward", false, "BACKWARD"),
+    /** Every element of {@code dq}, {@code dk} and {@code dv} is written, over a NaN sentinel. */
+    R33_GRADIENT_EVERY_ELEMENT_WRITTEN(33, "gradientEveryElementWritten", false, "BACKWARD"),
+    /** Backward never modifies {@code q}, {@code k}, {@code v}, {@code out}, {@code lse} or {@code dOut}. */
+    R34_BACKWARD_INPUTS_NOT_MODIFIED(34, "backwardInputsNotModified", false, "BACKWARD"),
+    /**
+     * A wrong shape of any of the nine arguments, a missing {@code lse} or {@code dOut}, or a gradient
+     * sharing an array with an input or another gradient is refused with IllegalArgumentException naming
+     * it, before any gradient is written.
+     */
+    R35_BACKWARD_BAD_INPUT_REFUSED(35, "backwardBadInputRefused", false, "BACKWARD"),
+    /** backward after close throws IllegalStateException. */
+    R36_BACKWARD_AFTER_CLOSE(36, "backwardAfterCloseThrows", false, "BACKWARD"),
+    /** The combinations of rule 22, each run through backward and checked against the gradient oracle. */
+    R37_GRADIENT_FEATURE_COMBINATIONS(37, "gradientFeatureCombinations", false, "BACKWARD");
 
     private final int number;
     private final String id;

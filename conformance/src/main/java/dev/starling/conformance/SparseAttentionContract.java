@@ -34,7 +34,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 26 rules, 26 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 37 rules, 37 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -310,5 +310,71 @@ public abstract class SparseAttentionContract {
     @Test
     public void optional_rule26_keyShardsMergeToTheWhole() {
         check(Rule.R26_KEY_SHARDS_MERGE);
+    }
+
+    /** Rule 27. */
+    @Test
+    public void optional_rule27_gradientsMatchOracle() {
+        check(Rule.R27_GRADIENTS_MATCH_ORACLE);
+    }
+
+    /** Rule 28. */
+    @Test
+    public void optional_rule28_gradientMasksAndZeros() {
+        check(Rule.R28_GRADIENT_MASKS);
+    }
+
+    /** Rule 29. */
+    @Test
+    public void optional_rule29_gradientGroupedQuery() {
+        check(Rule.R29_GRADIENT_GROUPED_QUERY);
+    }
+
+    /** Rule 30. */
+    @Test
+    public void optional_rule30_gradientNonFiniteInputs() {
+        check(Rule.R30_GRADIENT_NON_FINITE);
+    }
+
+    /** Rule 31. */
+    @Test
+    public void optional_rule31_gradientDeterministic() {
+        check(Rule.R31_GRADIENT_DETERMINISTIC);
+    }
+
+    /** Rule 32. */
+    @Test
+    public void optional_rule32_threadSafeBackward() {
+        check(Rule.R32_THREAD_SAFE_BACKWARD);
+    }
+
+    /** Rule 33. */
+    @Test
+    public void optional_rule33_gradientEveryElementWritten() {
+        check(Rule.R33_GRADIENT_EVERY_ELEMENT_WRITTEN);
+    }
+
+    /** Rule 34. */
+    @Test
+    public void optional_rule34_backwardInputsNotModified() {
+        check(Rule.R34_BACKWARD_INPUTS_NOT_MODIFIED);
+    }
+
+    /** Rule 35. */
+    @Test
+    public void optional_rule35_backwardBadInputRefused() {
+        check(Rule.R35_BACKWARD_BAD_INPUT_REFUSED);
+    }
+
+    /** Rule 36. */
+    @Test
+    public void optional_rule36_backwardAfterCloseThrows() {
+        check(Rule.R36_BACKWARD_AFTER_CLOSE);
+    }
+
+    /** Rule 37. */
+    @Test
+    public void optional_rule37_gradientFeatureCombinations() {
+        check(Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
     }
 }

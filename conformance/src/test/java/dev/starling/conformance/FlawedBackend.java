@@ -113,7 +113,49 @@ public class FlawedBackend implements SparseAttention {
          * Rule 26: the causal rule always aligned bottom-right ({@code j <= i + Nk − Nq}), ignoring the
          * problem's {@code causalShift}: right for whole problems, wrong for a key shard, whose rule moves.
          */
-        CAUSAL_SHIFT_IGNORED
+        CAUSAL_SHIFT_IGNORED,
+        /** Rule 17: does not declare backward, yet its plan computes gradients instead of refusing. */
+        UNDECLARED_BACKWARD_RUNS,
+        /** Rule 27: {@code dS = P·(dO·v)}, the {@code − Dᵢ} term missing. */
+        BACKWARD_MISSING_DELTA,
+        /** Rule 27: {@code dq} and {@code dk} multiplied by the scale twice. */
+        BACKWARD_SCALE_TWICE,
+        /**
+         * Rule 28: the backward reads every key of a row's allowed blocks, ignoring the causal rule and the
+         * key and query lengths inside them: masked pairs leak gradient.
+         */
+        BACKWARD_MASK_IGNORED,
+        /** Rule 29: only the first query head of each group adds into {@code dk} and {@code dv}. */
+        BACKWARD_GQA_FIRST_HEAD_ONLY,
+        /**
+         * Rule 30: pairs of an allowed block that the mask cuts (causal, lengths, padded rows) get a zero
+         * weight but are still multiplied, so {@code 0·NaN} carries a NaN in one row's {@code q} or
+         * {@code dOut} into keys that row does not read (NaN leaking across rows).
+         */
+        BACKWARD_MASKED_NAN_LEAKS,
+        /** Rule 31: every other call accumulates {@code dk} and {@code dv} in float32, over the rows in reverse order. */
+        BACKWARD_NONDETERMINISTIC,
+        /** Rule 32: the {@code dk}/{@code dv} accumulators live in a field shared by concurrent calls. */
+        BACKWARD_SHARED_SCRATCH,
+        /** Rule 33: {@code dk} of keys no row reads is never written (the kernel visits only keys some row reads). */
+        BACKWARD_UNREAD_KEYS_UNWRITTEN,
+        /** Rule 34: zeroes {@code dOut} of padded query rows in the caller's array (a loss mask applied in place). */
+        BACKWARD_WRITES_DOUT,
+        /** Rule 35: zeroes the gradients before the checks refuse the call. */
+        BACKWARD_WRITES_BEFORE_CHECK,
+        /** Rule 36: backward skips the open check: it runs on a closed plan (forward still refuses). */
+        BACKWARD_IGNORES_CLOSE,
+        /**
+         * Rule 37: the {@code dk}/{@code dv} batch stride uses {@code Hq}: right for batch 1 or without GQA,
+         * wrong for batch &gt; 1 with GQA.
+         */
+        BACKWARD_GQA_BATCH_KV_OFFSET,
+        /**
+         * No flaw: the backward rounds every product, sum, exponential and accumulator to float32, as a
+         * plain float32 kernel with sequential sums would; it must pass the gradient rules with the fp32
+         * gradient tolerance (the self-test prints how close it comes).
+         */
+        FLOAT32_BACKWARD
     }
 
     private final Flaw flaw;
@@ -126,9 +168,12 @@ public class FlawedBackend implements SparseAttention {
     }
 
     FlawedBackend(Flaw flaw) {
-        this(flaw, flaw == Flaw.UNDECLARED_CAUSAL_IGNORED
-                ? new Capabilities(EnumSet.of(Precision.FP32), false, true, true, true, true, 1, Integer.MAX_VALUE, "cpu")
-                : Capabilities.full("cpu", EnumSet.of(Precision.FP32)));
+        this(flaw, switch (flaw) {
+            case UNDECLARED_CAUSAL_IGNORED ->
+                    new Capabilities(EnumSet.of(Precision.FP32), false, true, true, true, true, 1, Integer.MAX_VALUE, "cpu");
+            case UNDECLARED_BACKWARD_RUNS -> Capabilities.full("cpu", EnumSet.of(Precision.FP32));
+            default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).withBackward(true);
+        });
     }
 
     /** A backend declaring only {@code capabilities} (its plans refuse the rest). */
@@ -228,6 +273,25 @@ public class FlawedBackend implements SparseAttention {
                 public void close() {
                 }
             };
+            case BACKWARD_WRITES_BEFORE_CHECK -> new Wrapper(plan) {
+                @Override
+                public void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                     Tensor dk, Tensor dv) {
+                    for (Tensor g : new Tensor[] {dq, dk, dv}) {
+                        if (g != null) {
+                            Arrays.fill(g.data(), 0f);
+                        }
+                    }
+                    plan.backward(q, k, v, out, lse, dOut, dq, dk, dv);
+                }
+            };
+            case BACKWARD_IGNORES_CLOSE, UNDECLARED_BACKWARD_RUNS -> new Wrapper(plan) {
+                @Override
+                public void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                     Tensor dk, Tensor dv) {
+                    plan.backwardUnchecked(q, k, v, out, lse, dOut, dq, dk, dv);
+                }
+            };
             default -> plan;
         };
     }
@@ -256,6 +320,12 @@ public class FlawedBackend implements SparseAttention {
         }
 
         @Override
+        public void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, Tensor dk,
+                             Tensor dv) {
+            plan.backward(q, k, v, out, lse, dOut, dq, dk, dv);
+        }
+
+        @Override
         public void close() {
             plan.close();
         }
@@ -270,6 +340,10 @@ public class FlawedBackend implements SparseAttention {
         @SuppressWarnings("unused")
         private final float[][] dense;
         private final AtomicInteger calls = new AtomicInteger();
+        private final AtomicInteger backwardCalls = new AtomicInteger();
+        /** {@link Flaw#BACKWARD_SHARED_SCRATCH}: the {@code dk} and {@code dv} accumulators every call shares. */
+        private final double[] sharedDk;
+        private final double[] sharedDv;
         /** Where {@link Flaw#QUADRATIC_TIME} puts its wasted work, so the JIT keeps it. */
         private volatile double sink;
 
@@ -279,6 +353,176 @@ public class FlawedBackend implements SparseAttention {
             this.staged = flaw == Flaw.OUTPUT_STAGED_IN_PLAN
                     ? new float[problem.batch() * problem.queryHeads() * problem.queryLength() * problem.valueDim()] : null;
             this.dense = flaw == Flaw.QUADRATIC_MEMORY ? new float[problem.queryLength()][problem.keyLength()] : null;
+            int keys = problem.batch() * problem.kvHeads() * problem.keyLength();
+            this.sharedDk = flaw == Flaw.BACKWARD_SHARED_SCRATCH ? new double[keys * problem.headDim()] : null;
+            this.sharedDv = flaw == Flaw.BACKWARD_SHARED_SCRATCH ? new double[keys * problem.valueDim()] : null;
+        }
+
+        /** The checks of {@link BasePlan#backward}, then the arithmetic, without the open check or the capability. */
+        void backwardUnchecked(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, Tensor dk,
+                               Tensor dv) {
+            problem().checkGradients(q, k, v, out, lse, dOut, dq, dk, dv);
+            computeBackward(q, k, v, out, lse, dOut, dq, dk, dv);
+        }
+
+        /**
+         * A plain float64 backward, row by row over the keys {@link TokenMask} allows (DESIGN section 4):
+         * {@code P = exp(s·q·k − LSE)}, {@code D = dO·O}, {@code dS = P·(dO·v − D)}; {@code dq} written per
+         * row, {@code dk} and {@code dv} accumulated over every row and written at the end. Right with
+         * {@link Flaw#NONE}; each {@code BACKWARD_} flaw changes one thing.
+         */
+        @Override
+        protected void computeBackward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                       Tensor dk, Tensor dv) {
+            AttentionProblem p = problem();
+            int dim = p.headDim();
+            int vdim = p.valueDim();
+            int nq = p.queryLength();
+            int keys = p.batch() * p.kvHeads() * p.keyLength();
+            double gradScale = flaw == Flaw.BACKWARD_SCALE_TWICE ? (double) p.scale() * p.scale() : p.scale();
+            boolean shared = flaw == Flaw.BACKWARD_SHARED_SCRATCH;
+            boolean single = flaw == Flaw.BACKWARD_NONDETERMINISTIC;
+            boolean reverse = single && backwardCalls.getAndIncrement() % 2 == 1;
+            double[] accK = shared ? sharedDk : new double[keys * dim];
+            double[] accV = shared ? sharedDv : new double[keys * vdim];
+            if (shared) {
+                Arrays.fill(accK, 0);
+                Arrays.fill(accV, 0);
+            }
+            float[] accK32 = single ? new float[keys * dim] : null;
+            float[] accV32 = single ? new float[keys * vdim] : null;
+            boolean[] read = new boolean[keys];
+            if (flaw == Flaw.BACKWARD_WRITES_DOUT) {
+                for (int b = 0; b < p.batch(); b++) {
+                    for (int h = 0; h < p.queryHeads(); h++) {
+                        for (int i = p.queryLength(b); i < nq; i++) {
+                            Arrays.fill(dOut.data(), dOut.offset(b, h, i), dOut.offset(b, h, i) + vdim, 0f);
+                        }
+                    }
+                }
+            }
+            double[] accQ = new double[dim];
+            for (int b = 0; b < p.batch(); b++) {
+                for (int h = 0; h < p.queryHeads(); h++) {
+                    for (int x = 0; x < nq; x++) {
+                        int i = reverse ? nq - 1 - x : x;
+                        backwardRow(q, k, v, out, lse, dOut, dq, b, h, i, gradScale, accQ, accK, accV, accK32, accV32, read);
+                        if (shared) {
+                            Thread.yield(); // another call may zero or add into the shared accumulators now
+                        }
+                    }
+                }
+            }
+            for (int b = 0; b < p.batch(); b++) {
+                for (int kvh = 0; kvh < p.kvHeads(); kvh++) {
+                    for (int j = 0; j < p.keyLength(); j++) {
+                        int key = (b * p.kvHeads() + kvh) * p.keyLength() + j;
+                        int ko = gradientOffset(dk, b, kvh, j);
+                        int vo = gradientOffset(dv, b, kvh, j);
+                        if (!(flaw == Flaw.BACKWARD_UNREAD_KEYS_UNWRITTEN && !read[key])) {
+                            for (int d = 0; d < dim; d++) {
+                                dk.data()[ko + d] = (float) (gradScale * (single ? accK32[key * dim + d] : accK[key * dim + d]));
+                            }
+                        }
+                        for (int d = 0; d < vdim; d++) {
+                            dv.data()[vo + d] = single ? accV32[key * vdim + d] : (float) accV[key * vdim + d];
+                        }
+                    }
+                }
+            }
+        }
+
+        /** @return {@code x} rounded to float32 for {@link Flaw#FLOAT32_BACKWARD}, else {@code x} */
+        private double f32(double x) {
+            return flaw == Flaw.FLOAT32_BACKWARD ? (float) x : x;
+        }
+
+        /** Where key {@code (b, kvh, j)} of a key gradient goes, as the flaw computes it. */
+        private int gradientOffset(Tensor t, int b, int kvh, int j) {
+            if (flaw == Flaw.BACKWARD_GQA_BATCH_KV_OFFSET) {
+                return (int) ((t.offset(0, kvh, j) + (long) b * problem().queryHeads() * t.length() * t.dim())
+                        % t.data().length);
+            }
+            return t.offset(b, kvh, j);
+        }
+
+        /** Row {@code (b, h, i)}: writes its {@code dq} row and adds its pairs into the key accumulators. */
+        private void backwardRow(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, int b,
+                                 int h, int i, double gradScale, double[] accQ, double[] accK, double[] accV,
+                                 float[] accK32, float[] accV32, boolean[] read) {
+            AttentionProblem p = problem();
+            BlockLayout layout = layout();
+            TokenMask mask = mask();
+            int dim = p.headDim();
+            int vdim = p.valueDim();
+            int kvh = p.kvHeadOf(h);
+            boolean toKeys = !(flaw == Flaw.BACKWARD_GQA_FIRST_HEAD_ONLY && h % p.groupSize() != 0);
+            boolean valid = i < p.queryLength(b);
+            boolean leaky = flaw == Flaw.BACKWARD_MASKED_NAN_LEAKS;
+            boolean ignoreMask = flaw == Flaw.BACKWARD_MASK_IGNORED && valid;
+            int qb = i / layout.queryBlock();
+            int qo = q.offset(b, h, i);
+            int go = dOut.offset(b, h, i);
+            int oo = out.offset(b, h, i);
+            double l = lse[mask.lseIndex(b, h, i)];
+            double delta = 0;
+            for (int d = 0; d < vdim; d++) {
+                delta = f32(delta + f32((double) dOut.data()[go + d] * out.data()[oo + d]));
+            }
+            if (flaw == Flaw.BACKWARD_MISSING_DELTA) {
+                delta = 0;
+            }
+            Arrays.fill(accQ, 0);
+            for (int at = layout.rowBegin(h, qb); at < layout.rowEnd(h, qb); at++) {
+                int kb = layout.keyBlock(h, at);
+                int j0 = mask.keyBegin(kb);
+                int allowedEnd = valid ? mask.keyEnd(b, i, kb) : j0;
+                int end = leaky || ignoreMask ? mask.keyEnd(kb) : allowedEnd;
+                for (int j = j0; j < end; j++) {
+                    boolean allowed = j < allowedEnd;
+                    int ko = k.offset(b, kvh, j);
+                    int vo = v.offset(b, kvh, j);
+                    double pij = 0;
+                    if (allowed || ignoreMask) {
+                        double dot = 0;
+                        for (int d = 0; d < dim; d++) {
+                            dot = f32(dot + f32((double) q.data()[qo + d] * k.data()[ko + d]));
+                        }
+                        pij = f32(Math.exp(f32(f32(p.scale() * dot) - l)));
+                    }
+                    double dp = 0;
+                    for (int d = 0; d < vdim; d++) {
+                        dp = f32(dp + f32((double) dOut.data()[go + d] * v.data()[vo + d]));
+                    }
+                    double ds = f32(pij * f32(dp - delta));
+                    for (int d = 0; d < dim; d++) {
+                        accQ[d] = f32(accQ[d] + f32(ds * k.data()[ko + d]));
+                    }
+                    if (!toKeys) {
+                        continue;
+                    }
+                    int key = (b * p.kvHeads() + kvh) * p.keyLength() + j;
+                    read[key] |= allowed;
+                    for (int d = 0; d < dim; d++) {
+                        if (accK32 != null) {
+                            accK32[key * dim + d] += (float) (ds * q.data()[qo + d]);
+                        } else {
+                            accK[key * dim + d] = f32(accK[key * dim + d] + f32(ds * q.data()[qo + d]));
+                        }
+                    }
+                    for (int d = 0; d < vdim; d++) {
+                        if (accV32 != null) {
+                            accV32[key * vdim + d] += (float) (pij * dOut.data()[go + d]);
+                        } else {
+                            accV[key * vdim + d] = f32(accV[key * vdim + d] + f32(pij * dOut.data()[go + d]));
+                        }
+                    }
+                }
+            }
+            int dqo = dq.offset(b, h, i);
+            for (int d = 0; d < dim; d++) {
+                dq.data()[dqo + d] = (float) (gradScale * accQ[d]);
+            }
         }
 
         @Override

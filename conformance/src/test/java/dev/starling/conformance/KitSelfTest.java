@@ -27,7 +27,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * The kit tests itself: a correct backend passes every rule; each broken one is caught by the rule
  * meant for it, for the right reason (the failure says what the flaw does wrong), and the flaws of
- * the combination, long-sequence, concurrency, work and SPI rules fail exactly the rules listed.
+ * the combination, long-sequence, concurrency, work and SPI rules, and every broken backward pass, fail
+ * exactly the rules listed.
  */
 class KitSelfTest {
 
@@ -101,6 +102,20 @@ class KitSelfTest {
         "NON_LOWERCASE_NAME # R25_SERVICE_CONTRACT # .*name\\(\\) is 'Flawed-NonLowercase', not lowercase.*",
         "UNSTABLE_PRIORITY # R25_SERVICE_CONTRACT # .*priority\\(\\) is not stable.*",
         "CAUSAL_SHIFT_IGNORED # R26_KEY_SHARDS_MERGE # case causal.* cut into \\d+ key shards starting at key blocks .*merged in shard order: output at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
+        "UNDECLARED_BACKWARD_RUNS # R17_UNDECLARED_FEATURES_THROW # the backend does not declare BACKWARD, so backward must throw UnsupportedOperationException but it ran.*",
+        "BACKWARD_MISSING_DELTA # R27_GRADIENTS_MATCH_ORACLE # case pattern .*\\[case seed -?\\d+, .*\\]: dq at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\): .* vs expected .*allowed .*·rms .*",
+        "BACKWARD_SCALE_TWICE # R27_GRADIENTS_MATCH_ORACLE # case pattern .*: (dq|dk) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_MASK_IGNORED # R28_GRADIENT_MASKS # case causal.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_GQA_FIRST_HEAD_ONLY # R29_GRADIENT_GROUPED_QUERY # case (gqa|mqa) .*: (dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_MASKED_NAN_LEAKS # R30_GRADIENT_NON_FINITE # case .* with (NaN|-?Infinity) in (q|dOut) at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\) .*: (dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\): NaN vs expected .*\\(NaN where the oracle has a finite value\\).*",
+        "BACKWARD_NONDETERMINISTIC # R31_GRADIENT_DETERMINISTIC # case .*: a second call on the same plan differs bit for bit from the first backward call, (dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\): .* where .* \\(\\d+ of \\d+ elements differ\\)",
+        "BACKWARD_SHARED_SCRATCH # R32_THREAD_SAFE_BACKWARD # .*: \\d+ of 12 concurrent backward calls differed bit for bit .*(dk|dv) at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\).*",
+        "BACKWARD_UNREAD_KEYS_UNWRITTEN # R33_GRADIENT_EVERY_ELEMENT_WRITTEN # case .*: dk at \\(b=\\d+, h=\\d+, j=\\d+, d=\\d+\\) was never written \\(still holds the NaN sentinel 0x7fc5a5a5\\)",
+        "BACKWARD_WRITES_DOUT # R34_BACKWARD_INPUTS_NOT_MODIFIED # case .*query lengths.*: backward modified its input dOut at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\): 0.0 where it held .*",
+        "BACKWARD_WRITES_BEFORE_CHECK # R35_BACKWARD_BAD_INPUT_REFUSED # backward with .* wrote into a gradient before refusing.*",
+        "BACKWARD_IGNORES_CLOSE # R36_BACKWARD_AFTER_CLOSE # backward after close must throw IllegalStateException but returned normally",
+        "CLOSE_IGNORED # R36_BACKWARD_AFTER_CLOSE # backward after close must throw IllegalStateException but returned normally",
+        "BACKWARD_GQA_BATCH_KV_OFFSET # R37_GRADIENT_FEATURE_COMBINATIONS # case combination \\d+ of \\d+ \\(batch=[23] heads=(gqa|mqa) .*(dk|dv) at \\(b=[12], h=\\d+, j=\\d+, d=\\d+\\).*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
         RuleResult r = check(flaw, rule);
@@ -115,7 +130,7 @@ class KitSelfTest {
         CsvSource cases = KitSelfTest.class.getDeclaredMethod("eachBrokenBackendIsCaughtByItsRule", Flaw.class, Rule.class,
                 String.class).getAnnotation(CsvSource.class);
         Set<Rule> covered = EnumSet.of(Rule.R19_LINEAR_MEMORY); // rule19CatchesQuadraticMemoryOnTheConfiguredInstance
-        Set<Flaw> flaws = EnumSet.of(Flaw.NONE, Flaw.QUADRATIC_MEMORY);
+        Set<Flaw> flaws = EnumSet.of(Flaw.NONE, Flaw.QUADRATIC_MEMORY, Flaw.FLOAT32_BACKWARD);
         for (String row : cases.value()) {
             String[] cells = row.split("#");
             flaws.add(Flaw.valueOf(cells[0].strip()));
@@ -127,8 +142,10 @@ class KitSelfTest {
 
     /**
      * The flaws of the combination classes, long sequences, concurrency, work and the SPI fail exactly
-     * the rules listed, no fewer and no more (rule 19, a child JVM, and rule 24, a timing, aside: none
-     * of these flaws changes the work, and a timing should not make this test flaky). Most are caught by their
+     * the rules listed among rules 1 to 26, no fewer and no more (rule 19, a child JVM, and rule 24, a timing,
+     * aside: none of these flaws changes the work, and a timing should not make this test flaky; the gradient
+     * rules 27 to 37 give backward the oracle's forward output, so no forward flaw reaches them, and the sweep
+     * below covers them). Most are caught by their
      * rule alone: rules 1 to 21 never combine batch &gt; 1 with GQA, a head dim that is not a multiple
      * of 4 or above 64, tensors of different layouts, unequal block sizes, or causal with lengths.
      * Where another rule sees a flaw too, it is for the same reason: rules 20, 21, 23 and 26 compare LSE
@@ -137,7 +154,7 @@ class KitSelfTest {
      * out: it makes every other rule slow (rule 23 alone becomes quadratic in 16,429 keys), and its
      * failure of rule 24 says why it fails.
      */
-    @ParameterizedTest(name = "{0} fails exactly rules {1}")
+    @ParameterizedTest(name = "{0} fails exactly forward rules {1}")
     @CsvSource({
         "GQA_BATCH_KV_OFFSET, 22",
         "LSE_BATCH_STRIDE_GQA, 22",
@@ -161,12 +178,121 @@ class KitSelfTest {
         Set<Integer> expected = Arrays.stream(rules.split(" ")).map(Integer::valueOf).collect(Collectors.toCollection(TreeSet::new));
         Set<Integer> failed = new TreeSet<>();
         for (Rule rule : Rule.values()) {
-            if (rule != Rule.R19_LINEAR_MEMORY && rule != Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS
+            if (rule.number() < Rule.R27_GRADIENTS_MATCH_ORACLE.number() && rule != Rule.R19_LINEAR_MEMORY && rule != Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS
                     && check(flaw, rule).status() == RuleResult.Status.FAIL) {
                 failed.add(rule.number());
             }
         }
         assertEquals(expected, failed, flaw + " should fail exactly rules " + expected);
+    }
+
+    /** The rules that call {@code backward}: rule 17 (an undeclared backward) and the gradient rules 27 to 37. */
+    private static final Set<Rule> BACKWARD_RULES = EnumSet.of(Rule.R17_UNDECLARED_FEATURES_THROW,
+            Rule.R27_GRADIENTS_MATCH_ORACLE, Rule.R28_GRADIENT_MASKS, Rule.R29_GRADIENT_GROUPED_QUERY,
+            Rule.R30_GRADIENT_NON_FINITE, Rule.R31_GRADIENT_DETERMINISTIC, Rule.R32_THREAD_SAFE_BACKWARD,
+            Rule.R33_GRADIENT_EVERY_ELEMENT_WRITTEN, Rule.R34_BACKWARD_INPUTS_NOT_MODIFIED,
+            Rule.R35_BACKWARD_BAD_INPUT_REFUSED, Rule.R36_BACKWARD_AFTER_CLOSE, Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
+
+    /**
+     * Each broken backward fails exactly the rules listed among those that call {@code backward} (rule 17 and
+     * rules 27 to 37). The sweep over the forward rules, above, leaves the gradient rules out, and this one leaves
+     * the other forward rules out: the gradient rules give backward the oracle's forward output and LSE, so a forward flaw
+     * never reaches them, and each backward flaw changes only {@code backward} (its forward is the correct one).
+     * Where several rules see a flaw, it is for the same reason: rule 30 and 37 compare finite gradients of GQA,
+     * causal and length cases too; rule 32 compares a thread's calls with serial calls, which a call-order
+     * dependence breaks as well.
+     */
+    @ParameterizedTest(name = "{0} fails exactly backward rules {1}")
+    @CsvSource({
+        "UNDECLARED_BACKWARD_RUNS, 17",
+        "BACKWARD_MISSING_DELTA, 27 28 29 30 37",
+        "BACKWARD_SCALE_TWICE, 27 28 29 30 37",
+        "BACKWARD_MASK_IGNORED, 28 30 37",
+        "BACKWARD_GQA_FIRST_HEAD_ONLY, 29 30 37",
+        "BACKWARD_MASKED_NAN_LEAKS, 30",
+        "BACKWARD_NONDETERMINISTIC, 31 32",
+        "BACKWARD_SHARED_SCRATCH, 32",
+        "BACKWARD_UNREAD_KEYS_UNWRITTEN, 33 37",
+        "BACKWARD_WRITES_DOUT, 34",
+        "BACKWARD_WRITES_BEFORE_CHECK, 35",
+        "BACKWARD_IGNORES_CLOSE, 36",
+        "BACKWARD_GQA_BATCH_KV_OFFSET, 37",
+    })
+    void eachBackwardFlawFailsExactlyItsRules(Flaw flaw, String rules) {
+        Set<Integer> expected = Arrays.stream(rules.split(" ")).map(Integer::valueOf).collect(Collectors.toCollection(TreeSet::new));
+        Set<Integer> failed = new TreeSet<>();
+        for (Rule rule : BACKWARD_RULES) {
+            if (check(flaw, rule).status() == RuleResult.Status.FAIL) {
+                failed.add(rule.number());
+            }
+        }
+        assertEquals(expected, failed, flaw + " should fail exactly rules " + expected);
+    }
+
+    /**
+     * A backward in plain float32 arithmetic (sequential sums, no compensation) passes every gradient rule with the
+     * fp32 gradient tolerance: the tolerance is not tighter than float32 itself. Prints how close each rule comes
+     * (worst element as a fraction of the tolerance), a first measurement for setting the gradient rows.
+     */
+    @Test
+    void aFloat32BackwardPassesTheGradientRules() {
+        List<String> problems = new ArrayList<>();
+        for (Rule rule : BACKWARD_RULES) {
+            RuleResult r = check(Flaw.FLOAT32_BACKWARD, rule);
+            System.out.printf("float32 backward, %s: %s, worst element at %.3f of the fp32 gradient tolerance%n",
+                    rule.testName(), r.status(), r.worstRatio());
+            if (r.status() != RuleResult.Status.PASS) {
+                problems.add(rule.testName() + ": " + r.detail());
+            }
+        }
+        assertTrue(problems.isEmpty(), String.join("\n", problems));
+    }
+
+    /** A backend that does not declare backward skips the gradient rules, naming the capability, and passes rule 17. */
+    @Test
+    void aBackendWithoutBackwardSkipsTheGradientRulesAndRefusesBackward() {
+        Capabilities noBackward = Capabilities.full("cpu", EnumSet.of(Precision.FP32));
+        ConformanceRules rules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, noBackward),
+                ConformanceRules.DEFAULT_SEED);
+        for (Rule rule : BACKWARD_RULES) {
+            RuleResult r = rules.check(rule);
+            if (rule == Rule.R17_UNDECLARED_FEATURES_THROW) {
+                assertEquals(RuleResult.Status.PASS, r.status(), r.detail());
+            } else {
+                assertEquals(RuleResult.Status.SKIPPED, r.status(), rule + ": " + r.detail());
+                assertTrue(r.detail().contains("does not declare BACKWARD"), r.detail());
+            }
+        }
+        Capabilities noGqa = new Capabilities(EnumSet.of(Precision.FP32), true, false, true, true, true, 1, 256, "cpu", true);
+        assertEquals("GROUPED_QUERY", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY, noGqa));
+        assertEquals("BACKWARD and GROUPED_QUERY", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY,
+                noGqa.withBackward(false)));
+        // Declaring backward without GQA, causal or lengths: the gradient rules run what is declared.
+        Capabilities bare = new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 1, 256, "cpu",
+                true);
+        ConformanceRules bareRules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, bare), ConformanceRules.DEFAULT_SEED);
+        for (Rule rule : List.of(Rule.R27_GRADIENTS_MATCH_ORACLE, Rule.R28_GRADIENT_MASKS, Rule.R30_GRADIENT_NON_FINITE,
+                Rule.R32_THREAD_SAFE_BACKWARD, Rule.R35_BACKWARD_BAD_INPUT_REFUSED, Rule.R37_GRADIENT_FEATURE_COMBINATIONS)) {
+            RuleResult r = bareRules.check(rule);
+            assertEquals(RuleResult.Status.PASS, r.status(), rule + ": " + r.detail());
+        }
+        assertEquals(RuleResult.Status.SKIPPED, bareRules.check(Rule.R29_GRADIENT_GROUPED_QUERY).status());
+    }
+
+    /** The printed run seed and rule of a gradient failure, given back, reproduce it exactly. */
+    @Test
+    void theReplayOfAGradientFailureReproducesIt() {
+        long runSeed = 78;
+        Supplier<SparseAttention> flawed = () -> new FlawedBackend(Flaw.BACKWARD_GQA_BATCH_KV_OFFSET);
+        RuleResult first = new ConformanceRules(flawed, runSeed).check(Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
+        assertEquals(RuleResult.Status.FAIL, first.status());
+        assertEquals(runSeed, first.seed());
+        String[] replay = first.replayCommand("flawed").split(" ");
+        long seed = Long.parseLong(replay[Arrays.asList(replay).indexOf("--seed") + 1]);
+        Set<Rule> only = Rule.parseList(replay[Arrays.asList(replay).indexOf("--only") + 1]);
+        List<RuleResult> again = ConformanceRunner.run(flawed, ConformanceRunner.Options.defaults().withSeed(seed).withOnly(only));
+        assertEquals(1, again.size());
+        assertEquals(first, again.get(0));
     }
 
     /** Rule 19's child JVM builds the configured instance, by a supplier class or by the contract class itself. */
@@ -367,5 +493,7 @@ class KitSelfTest {
         assertEquals("CAUSAL", ConformanceRules.missingCapability(Rule.R03_CAUSAL, none));
         assertEquals("LSE", ConformanceRules.missingCapability(Rule.R06_LSE, none));
         assertEquals("LSE", ConformanceRules.missingCapability(Rule.R21_KEY_SPLITS_MERGE, none));
+        assertEquals("BACKWARD", ConformanceRules.missingCapability(Rule.R27_GRADIENTS_MATCH_ORACLE, none));
+        assertEquals("BACKWARD", ConformanceRules.missingCapability(Rule.R37_GRADIENT_FEATURE_COMBINATIONS, none));
     }
 }

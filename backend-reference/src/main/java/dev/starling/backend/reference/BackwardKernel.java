@@ -18,9 +18,11 @@ import java.util.Arrays;
  *       it ({@link LayoutColumns}), in a fixed order.</li>
  * </ol>
  * {@code Pᵢⱼ = exp(s·qᵢ·kⱼ − LSEᵢ)} is recomputed from the forward LSE, {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}.
- * Rows with {@code LSE = −∞} (empty or padded) or {@code dO = 0} contribute nothing and are
- * skipped (marked by a NaN {@code D}). Sums in float64. Memory: one
- * row's or one key block's accumulators per worker, plus {@code D} ({@code B·Hq·Nq} doubles) per call.
+ * Rows with {@code LSE = −∞} (empty) or padded contribute nothing and are skipped (marked in
+ * {@code rowSkip}). Every other row adds every allowed pair, also where {@code dO} is zero or the
+ * weight is: non-finite inputs then reach exactly the gradients the oracle's formulas give (a NaN
+ * {@code Dᵢ} is a NaN, not a mark). Sums in float64. Memory: one row's or one key block's
+ * accumulators per worker, plus {@code D} and the marks ({@code B·Hq·Nq} each) per call.
  * One instance per worker and call: not thread-safe.
  */
 final class BackwardKernel {
@@ -35,6 +37,7 @@ final class BackwardKernel {
     private final float[] lse;
     private final Tensor dOut;
     private final double[] rowDelta;
+    private final boolean[] rowSkip;
     private final int dim;
     private final int vdim;
     private final double scale;
@@ -43,7 +46,7 @@ final class BackwardKernel {
     private final double[] accV;
 
     BackwardKernel(TokenMask mask, LayoutColumns columns, Tensor q, Tensor k, Tensor v, Tensor out, float[] lse,
-                   Tensor dOut, double[] rowDelta) {
+                   Tensor dOut, double[] rowDelta, boolean[] rowSkip) {
         this.problem = mask.problem();
         this.layout = mask.layout();
         this.mask = mask;
@@ -55,6 +58,7 @@ final class BackwardKernel {
         this.lse = lse;
         this.dOut = dOut;
         this.rowDelta = rowDelta;
+        this.rowSkip = rowSkip;
         this.dim = problem.headDim();
         this.vdim = problem.valueDim();
         this.scale = problem.scale();
@@ -62,15 +66,6 @@ final class BackwardKernel {
         this.accQ = new double[dim];
         this.accK = new double[Math.multiplyExact(kRows, dim)];
         this.accV = new double[Math.multiplyExact(kRows, vdim)];
-    }
-
-    private static boolean isZero(float[] a, int off, int n) {
-        for (int x = off; x < off + n; x++) {
-            if (a[x] != 0f) {
-                return false;
-            }
-        }
-        return true;
     }
 
     /** Score {@code s·qᵢ·kⱼ} in float64. */
@@ -105,9 +100,10 @@ final class BackwardKernel {
             int dqOff = dq.offset(b, h, i);
             double l = lse[row];
             int gOff = dOut.offset(b, h, i);
-            // A row with dO = 0 has D = 0 and dS = 0: it contributes nothing anywhere (a masked loss).
-            if (i >= valid || l == Double.NEGATIVE_INFINITY || isZero(dOut.data(), gOff, vdim)) {
-                rowDelta[row] = Double.NaN;
+            // A padded or empty row reads no key: it contributes nothing anywhere, whatever dO holds.
+            rowSkip[row] = i >= valid || l == Double.NEGATIVE_INFINITY;
+            if (rowSkip[row]) {
+                rowDelta[row] = 0;
                 Arrays.fill(dqd, dqOff, dqOff + dim, 0f);
                 continue;
             }
@@ -150,7 +146,7 @@ final class BackwardKernel {
                     int row = mask.lseIndex(b, h, i);
                     double l = lse[row];
                     int end = mask.keyEnd(b, i, kb);
-                    if (Double.isNaN(rowDelta[row]) || end <= j0) {
+                    if (rowSkip[row] || end <= j0) {
                         continue;
                     }
                     int qOff = q.offset(b, h, i);

@@ -82,10 +82,11 @@ final class ReferencePlan extends BasePlan {
                                    Tensor dk, Tensor dv) {
         AttentionProblem p = problem();
         double[] delta = new double[p.lseSize()];
+        boolean[] skip = new boolean[p.lseSize()];
         LayoutColumns cols = columns();
         int qBlocks = layout().queryBlocks();
         parallel(p.batch() * p.queryHeads() * qBlocks, () -> {
-            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta);
+            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta, skip);
             return item -> {
                 int bh = item / qBlocks;
                 kernel.queryBlock(bh / p.queryHeads(), bh % p.queryHeads(), item % qBlocks, dq);
@@ -93,7 +94,7 @@ final class ReferencePlan extends BasePlan {
         });
         int kBlocks = layout().keyBlocks();
         parallel(p.batch() * p.kvHeads() * kBlocks, () -> {
-            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta);
+            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta, skip);
             return item -> {
                 int bh = item / kBlocks;
                 kernel.keyBlock(bh / p.kvHeads(), bh % p.kvHeads(), item % kBlocks, dk, dv);

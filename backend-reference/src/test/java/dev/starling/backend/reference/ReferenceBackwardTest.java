@@ -122,4 +122,44 @@ class ReferenceBackwardTest {
             }
         }
     }
+
+    /**
+     * The gradients do not depend on the plan's thread count (conformance rule 31 cannot vary it: the SPI does not
+     * expose threads): 1, 2, 3 and 8 workers give the same bits, GQA and global rows included.
+     */
+    @Test
+    void theThreadCountDoesNotChangeABit() {
+        AttentionProblem p = AttentionProblem.builder().batch(2).heads(4).kvHeads(2).queryLength(150).keyLength(170)
+                .headDim(12).valueDim(20).causal(true).keyLengths(170, 99).build();
+        AttentionCase c = AttentionCase.random("threads", 9, p,
+                Patterns.parse("bigbird(block=16, window=3, global=2, random=2)"), TensorLayout.BHSD,
+                AttentionCase.Values.NORMAL);
+        Tensor out = c.newOutput();
+        float[] lse = c.newLse();
+        Tensor g = c.newOutput();
+        Random random = new Random(10);
+        for (int i = 0; i < g.data().length; i++) {
+            g.data()[i] = (float) random.nextGaussian();
+        }
+        float[][] first = null;
+        for (int threads : new int[] {1, 2, 3, 8}) {
+            Tensor dq = Tensor.zeros(TensorLayout.BHSD, 2, 4, 150, 12);
+            Tensor dk = Tensor.zeros(TensorLayout.BHSD, 2, 2, 170, 12);
+            Tensor dv = Tensor.zeros(TensorLayout.BHSD, 2, 2, 170, 20);
+            try (AttentionPlan plan = ReferenceBackend.withThreads(threads).plan(p, c.layout())) {
+                if (first == null) {
+                    plan.forward(c.q(), c.k(), c.v(), out, lse);
+                }
+                plan.backward(c.q(), c.k(), c.v(), out, lse, g, dq, dk, dv);
+            }
+            float[][] now = {dq.data(), dk.data(), dv.data()};
+            if (first == null) {
+                first = now;
+            } else {
+                for (int t = 0; t < 3; t++) {
+                    assertArrayEquals(first[t], now[t], threads + " threads, gradient " + t);
+                }
+            }
+        }
+    }
 }
