@@ -1,0 +1,664 @@
+package dev.starling.backend.vector.kernel;
+
+import dev.starling.api.AttentionProblem;
+import dev.starling.api.Tensor;
+import dev.starling.api.plan.LayoutColumns;
+import dev.starling.api.plan.TokenMask;
+import dev.starling.backend.vector.GradientCall;
+import dev.starling.backend.vector.GradientKernel;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The backward micro-kernel: one key tile (up to {@value #KEY_TILE} keys of a key block) against
+ * every reading of it, in one sweep. Keys are the vector lanes here ({@code kCap = ⌈n / L⌉·L}
+ * lanes, zero-padded), so everything that changes from one reading to the next — the query rows,
+ * their output gradients, {@code LSE} and {@code D} — is read in place as scalar broadcasts, and
+ * only the key tile is packed, once: {@code Kᵀ·s} and {@code Vᵀ} ({@code [D][kCap]},
+ * {@code [Dv][kCap]}) and {@code K·s} row-major ({@code [kCap][Dpad]}), non-finite values replaced
+ * by 0 (no row that reads them runs here). Per reading of {@code m} active rows (padded to a
+ * multiple of 4 by copies of the first row that read no key):
+ * <ol>
+ *   <li>{@code S [m][kCap] = Q·(s·Kᵀ)} and {@code dP = dO·Vᵀ}: register tiles of 4 rows × 4 key
+ *       vectors, one broadcast per row and feature;</li>
+ *   <li>lane-wise {@code P = exp(S − LSE)} (the forward's polynomial), 0 on keys the row does not
+ *       read, and {@code dS = P·(dP − D)};</li>
+ *   <li>{@code dVᵀ += dOᵀ·P} and {@code dKᵀ += Qᵀ·dS} into the tile's accumulators
+ *       ({@code [Dv][kCap]}, {@code [D][kCap]}): tiles of 4 features × 4 key vectors over the rows;</li>
+ *   <li>{@code dQ += dS·(s·K)} into the chunk's slot rows: tiles of 4 rows × 4 feature vectors
+ *       over the keys.</li>
+ * </ol>
+ * Five products of the tile's size per reading, against the forward's two. Every {@code Vector}
+ * lives and dies inside one method. The sums run in a fixed order (readings by query head, then
+ * query block; rows and keys ascending), so results do not depend on threads.
+ */
+public final class GradientTileKernel implements GradientKernel {
+    /** Most keys of a tile. */
+    public static final int KEY_TILE = 64;
+    /** Most query rows per reading (a larger query block is walked in chunks of rows). */
+    public static final int ROWS = 64;
+
+    private static final VectorSpecies<Float> SPECIES = TileKernel.SPECIES;
+    private static final int LANES = TileKernel.LANES;
+
+    private final int dim;
+    private final int vdim;
+    private final int dPad;
+    private final int kTile;
+    private final int kCap;
+    /** {@code s·Kᵀ [D][kCap]}. */
+    private final float[] kT;
+    /** {@code Vᵀ [Dv][kCap]}. */
+    private final float[] vT;
+    /** {@code s·K [kCap][Dpad]}. */
+    private final float[] kR;
+    /** {@code dKᵀ} of the tile, unscaled. */
+    private final float[] dKT;
+    /** {@code dVᵀ} of the tile. */
+    private final float[] dVT;
+    /** {@code S}, then {@code P}, {@code [ROWS + 3][kCap]}. */
+    private final float[] pT;
+    /** {@code dP}, then {@code dS}. */
+    private final float[] dsT;
+    /** Lane {@code x} holds {@code x}: compared with a row's key end. */
+    private final float[] iota;
+    private final int[] rowQ = new int[ROWS + 3];
+    private final int[] rowG = new int[ROWS + 3];
+    private final int[] rowDq = new int[ROWS + 3];
+    private final float[] rowEnd = new float[ROWS + 3];
+    private final float[] rowLse = new float[ROWS + 3];
+    private final float[] rowDelta = new float[ROWS + 3];
+
+    /**
+     * Scratch for key tiles of up to {@code keyTile} keys.
+     *
+     * @param dim {@code D}
+     * @param vdim {@code Dv}
+     * @param keyTile keys per tile, at most {@link #KEY_TILE}
+     */
+    public GradientTileKernel(int dim, int vdim, int keyTile) {
+        this.dim = dim;
+        this.vdim = vdim;
+        this.kTile = keyTile;
+        this.kCap = roundUp(keyTile);
+        this.dPad = roundUp(dim);
+        this.kT = new float[Math.multiplyExact(dim, kCap)];
+        this.vT = new float[Math.multiplyExact(vdim, kCap)];
+        this.kR = new float[Math.multiplyExact(kCap, dPad)];
+        this.dKT = new float[kT.length];
+        this.dVT = new float[vT.length];
+        this.pT = new float[(ROWS + 3) * kCap];
+        this.dsT = new float[pT.length];
+        this.iota = new float[kCap];
+        for (int x = 0; x < kCap; x++) {
+            iota[x] = x;
+        }
+    }
+
+    /**
+     * @param n a length
+     * @return {@code n} rounded up to whole vectors
+     */
+    public static int roundUp(int n) {
+        return Math.toIntExact(((long) n + LANES - 1) / LANES * LANES);
+    }
+
+    @Override
+    public void unit(GradientCall c, int b, int kvh, int chunk) {
+        TokenMask mask = c.mask;
+        LayoutColumns cols = c.columns;
+        AttentionProblem p = mask.problem();
+        int group = p.groupSize();
+        int h0 = kvh * group;
+        int qBlocks = mask.layout().queryBlocks();
+        int slotBatch = b * c.slotsPerBatch;
+        for (int h = h0; h < h0 + group; h++) {
+            int[] slots = c.slotIndex[h];
+            for (int qb = 0; qb < qBlocks; qb++) {
+                int s = slots[chunk * qBlocks + qb];
+                if (s >= 0) {
+                    int at = (slotBatch + s) * c.slotFloats;
+                    Arrays.fill(c.dqSlots, at, at + c.slotFloats, 0f);
+                }
+            }
+        }
+        float[] qd = c.q.data();
+        float[] gd = c.dOut.data();
+        for (int kb = c.chunkStart[kvh][chunk]; kb < c.chunkStart[kvh][chunk + 1]; kb++) {
+            int kEnd = mask.keyEnd(kb);
+            for (int j0 = mask.keyBegin(kb); j0 < kEnd; j0 += kTile) {
+                int n = Math.min(kTile, kEnd - j0);
+                pack(c, b, kvh, j0, n);
+                for (int h = h0; h < h0 + group; h++) {
+                    int[] slots = c.slotIndex[h];
+                    for (int at = cols.columnBegin(h, kb); at < cols.columnEnd(h, kb); at++) {
+                        int qb = cols.queryBlock(h, at);
+                        int qBegin = mask.queryBegin(qb);
+                        int valid = mask.validQueryEnd(b, qb);
+                        int slotBase = (slotBatch + slots[chunk * qBlocks + qb]) * c.slotFloats;
+                        for (int i0 = qBegin; i0 < valid; i0 += ROWS) {
+                            int m = 0;
+                            int nMax = 0;
+                            for (int i = i0, iEnd = Math.min(valid, i0 + ROWS); i < iEnd; i++) {
+                                int row = mask.lseIndex(b, h, i);
+                                if (c.rowState[row] != GradientCall.ACTIVE) {
+                                    continue;
+                                }
+                                int e = Math.min(n, mask.keyEnd(b, i, kb) - j0);
+                                if (e <= 0) {
+                                    continue;
+                                }
+                                rowQ[m] = c.q.offset(b, h, i);
+                                rowG[m] = c.dOut.offset(b, h, i);
+                                rowDq[m] = slotBase + (i - qBegin) * dPad;
+                                rowEnd[m] = e;
+                                rowLse[m] = c.lse[row];
+                                rowDelta[m] = c.delta[row];
+                                nMax = Math.max(nMax, e);
+                                m++;
+                            }
+                            if (m > 0) {
+                                reading(qd, gd, c.dqSlots, m, nMax);
+                            }
+                        }
+                    }
+                }
+                writeKeys(c, b, kvh, j0, n, p.scale());
+            }
+        }
+    }
+
+    /** Packs key tile {@code [j0, j0 + n)}: {@code s·Kᵀ}, {@code Vᵀ}, {@code s·K}, non-finite values as 0; empties its sums. */
+    private void pack(GradientCall c, int b, int kvh, int j0, int n) {
+        float scale = c.mask.problem().scale();
+        float[] kd = c.k.data();
+        float[] vd = c.v.data();
+        Arrays.fill(kT, 0f);
+        Arrays.fill(vT, 0f);
+        for (int jl = 0; jl < n; jl++) {
+            int ko = c.k.offset(b, kvh, j0 + jl);
+            int vo = c.v.offset(b, kvh, j0 + jl);
+            for (int d = 0, at = jl; d < dim; d++, at += kCap) {
+                float x = kd[ko + d];
+                x = Float.isFinite(x) ? x * scale : 0f;
+                kT[at] = x;
+                kR[jl * dPad + d] = x;
+            }
+            for (int f = 0, at = jl; f < vdim; f++, at += kCap) {
+                float x = vd[vo + f];
+                vT[at] = Float.isFinite(x) ? x : 0f;
+            }
+        }
+        Arrays.fill(dKT, 0f);
+        Arrays.fill(dVT, 0f);
+    }
+
+    /** Writes the tile's {@code dK = s·dKᵀᵀ} and {@code dV = dVᵀᵀ} for keys {@code [j0, j0 + n)}. */
+    private void writeKeys(GradientCall c, int b, int kvh, int j0, int n, float scale) {
+        float[] dkd = c.dk.data();
+        float[] dvd = c.dv.data();
+        for (int jl = 0; jl < n; jl++) {
+            int ko = c.dk.offset(b, kvh, j0 + jl);
+            int vo = c.dv.offset(b, kvh, j0 + jl);
+            for (int d = 0, at = jl; d < dim; d++, at += kCap) {
+                dkd[ko + d] = dKT[at] * scale;
+            }
+            for (int f = 0, at = jl; f < vdim; f++, at += kCap) {
+                dvd[vo + f] = dVT[at];
+            }
+        }
+    }
+
+    /** One reading of the current tile by {@code m} gathered rows. */
+    private void reading(float[] qd, float[] gd, float[] dq, int m, int nMax) {
+        int m4 = (m + 3) & ~3;
+        for (int r = m; r < m4; r++) {
+            rowQ[r] = rowQ[0];
+            rowG[r] = rowG[0];
+            rowDq[r] = rowDq[0];
+            rowEnd[r] = 0f;
+            rowLse[r] = 0f;
+            rowDelta[r] = 0f;
+        }
+        final int kc = kCap;
+        for (int r = 0; r < m4; r += 4) {
+            int jv = 0;
+            for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
+                scores4x4(qd, rowQ, r, dim, kT, jv, pT);
+                scores4x4(gd, rowG, r, vdim, vT, jv, dsT);
+            }
+            for (; jv < kc; jv += LANES) {
+                scores4x1(qd, rowQ, r, dim, kT, jv, pT);
+                scores4x1(gd, rowG, r, vdim, vT, jv, dsT);
+            }
+        }
+        softmaxGrad(m4);
+        accumulate(gd, rowG, m4, vdim, pT, dVT);
+        accumulate(qd, rowQ, m4, dim, dsT, dKT);
+        for (int r = 0; r < m4; r += 4) {
+            int dv = 0;
+            for (; dv + 4 * LANES <= dPad; dv += 4 * LANES) {
+                queryGrad4x4(dq, r, m, nMax, dv);
+            }
+            for (; dv < dPad; dv += LANES) {
+                queryGrad4x1(dq, r, m, nMax, dv);
+            }
+        }
+    }
+
+    /** {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]} for every feature and key lane. */
+    private void accumulate(float[] src, int[] rowOff, int rows, int inner, float[] in, float[] accT) {
+        final int kc = kCap;
+        int f = 0;
+        for (; f + 4 <= inner; f += 4) {
+            int jv = 0;
+            for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
+                accumulate4x4(src, rowOff, rows, in, accT, f, jv);
+            }
+            for (; jv < kc; jv += LANES) {
+                accumulate4x1(src, rowOff, rows, in, accT, f, jv);
+            }
+        }
+        for (; f < inner; f++) {
+            int jv = 0;
+            for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
+                accumulate1x4(src, rowOff, rows, in, accT, f, jv);
+            }
+            for (; jv < kc; jv += LANES) {
+                accumulate1x1(src, rowOff, rows, in, accT, f, jv);
+            }
+        }
+    }
+
+    /**
+     * Lane-wise over keys, row by row: {@code P = exp(S − LSE)} by the forward's polynomial (its
+     * clamp makes far-below-the-maximum scores exactly 0), {@code P = 0} on keys past the row's end
+     * (and on the padded lanes), {@code dS = P·(dP − D)}; {@code P} replaces {@code S}, {@code dS}
+     * replaces {@code dP}.
+     */
+    private void softmaxGrad(int rows) {
+        final int kc = kCap;
+        final float[] s = pT;
+        final float[] g = dsT;
+        for (int r = 0; r < rows; r++) {
+            FloatVector lse = FloatVector.broadcast(SPECIES, rowLse[r]);
+            FloatVector delta = FloatVector.broadcast(SPECIES, rowDelta[r]);
+            float end = rowEnd[r];
+            for (int jv = 0, at = r * kc; jv < kc; jv += LANES, at += LANES) {
+                FloatVector x = FloatVector.fromArray(SPECIES, s, at).sub(lse);
+                FloatVector k = x.fma(TileKernel.LOG2E, TileKernel.ROUND);
+                FloatVector rr = k.sub(TileKernel.ROUND).fma(TileKernel.NEG_LN2, x);
+                FloatVector e = rr.fma(TileKernel.E5, TileKernel.E4).fma(rr, TileKernel.E3).fma(rr, TileKernel.E2)
+                        .fma(rr, TileKernel.E1).fma(rr, TileKernel.E0);
+                FloatVector pv = e.mul(k.reinterpretAsInts().add(TileKernel.EXP_BIAS).lanewise(VectorOperators.LSHL, 23)
+                        .reinterpretAsFloats()).blend(0f, x.compare(VectorOperators.LT, TileKernel.EXP_LOW))
+                        .blend(0f, FloatVector.fromArray(SPECIES, iota, jv).compare(VectorOperators.GE, end));
+                pv.intoArray(s, at);
+                pv.mul(FloatVector.fromArray(SPECIES, g, at).sub(delta)).intoArray(g, at);
+            }
+        }
+    }
+
+    /** Rows {@code r .. r+3} × key lanes {@code jv .. jv+4L}: {@code out[r][j] = Σ_d src[row r][d]·pt[d][j]}. */
+    private void scores4x4(float[] src, int[] rowOff, int r, int inner, float[] pt, int jv, float[] out) {
+        final int kc = kCap;
+        final int l1 = LANES;
+        final int l2 = 2 * LANES;
+        final int l3 = 3 * LANES;
+        final int a0 = rowOff[r];
+        final int a1 = rowOff[r + 1];
+        final int a2 = rowOff[r + 2];
+        final int a3 = rowOff[r + 3];
+        FloatVector c00 = FloatVector.zero(SPECIES);
+        FloatVector c01 = c00;
+        FloatVector c02 = c00;
+        FloatVector c03 = c00;
+        FloatVector c10 = c00;
+        FloatVector c11 = c00;
+        FloatVector c12 = c00;
+        FloatVector c13 = c00;
+        FloatVector c20 = c00;
+        FloatVector c21 = c00;
+        FloatVector c22 = c00;
+        FloatVector c23 = c00;
+        FloatVector c30 = c00;
+        FloatVector c31 = c00;
+        FloatVector c32 = c00;
+        FloatVector c33 = c00;
+        for (int d = 0, pp = jv; d < inner; d++, pp += kc) {
+            FloatVector t0 = FloatVector.fromArray(SPECIES, pt, pp);
+            FloatVector t1 = FloatVector.fromArray(SPECIES, pt, pp + l1);
+            FloatVector t2 = FloatVector.fromArray(SPECIES, pt, pp + l2);
+            FloatVector t3 = FloatVector.fromArray(SPECIES, pt, pp + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, src[a0 + d]);
+            c00 = t0.fma(b, c00);
+            c01 = t1.fma(b, c01);
+            c02 = t2.fma(b, c02);
+            c03 = t3.fma(b, c03);
+            b = FloatVector.broadcast(SPECIES, src[a1 + d]);
+            c10 = t0.fma(b, c10);
+            c11 = t1.fma(b, c11);
+            c12 = t2.fma(b, c12);
+            c13 = t3.fma(b, c13);
+            b = FloatVector.broadcast(SPECIES, src[a2 + d]);
+            c20 = t0.fma(b, c20);
+            c21 = t1.fma(b, c21);
+            c22 = t2.fma(b, c22);
+            c23 = t3.fma(b, c23);
+            b = FloatVector.broadcast(SPECIES, src[a3 + d]);
+            c30 = t0.fma(b, c30);
+            c31 = t1.fma(b, c31);
+            c32 = t2.fma(b, c32);
+            c33 = t3.fma(b, c33);
+        }
+        final int o0 = r * kc + jv;
+        c00.intoArray(out, o0);
+        c01.intoArray(out, o0 + l1);
+        c02.intoArray(out, o0 + l2);
+        c03.intoArray(out, o0 + l3);
+        c10.intoArray(out, o0 + kc);
+        c11.intoArray(out, o0 + kc + l1);
+        c12.intoArray(out, o0 + kc + l2);
+        c13.intoArray(out, o0 + kc + l3);
+        c20.intoArray(out, o0 + 2 * kc);
+        c21.intoArray(out, o0 + 2 * kc + l1);
+        c22.intoArray(out, o0 + 2 * kc + l2);
+        c23.intoArray(out, o0 + 2 * kc + l3);
+        c30.intoArray(out, o0 + 3 * kc);
+        c31.intoArray(out, o0 + 3 * kc + l1);
+        c32.intoArray(out, o0 + 3 * kc + l2);
+        c33.intoArray(out, o0 + 3 * kc + l3);
+    }
+
+    /** Rows {@code r .. r+3} × key lanes {@code jv .. jv+1L}: {@code out[r][j] = Σ_d src[row r][d]·pt[d][j]}. */
+    private void scores4x1(float[] src, int[] rowOff, int r, int inner, float[] pt, int jv, float[] out) {
+        final int kc = kCap;
+        final int a0 = rowOff[r];
+        final int a1 = rowOff[r + 1];
+        final int a2 = rowOff[r + 2];
+        final int a3 = rowOff[r + 3];
+        FloatVector c00 = FloatVector.zero(SPECIES);
+        FloatVector c10 = c00;
+        FloatVector c20 = c00;
+        FloatVector c30 = c00;
+        for (int d = 0, pp = jv; d < inner; d++, pp += kc) {
+            FloatVector t0 = FloatVector.fromArray(SPECIES, pt, pp);
+            FloatVector b = FloatVector.broadcast(SPECIES, src[a0 + d]);
+            c00 = t0.fma(b, c00);
+            b = FloatVector.broadcast(SPECIES, src[a1 + d]);
+            c10 = t0.fma(b, c10);
+            b = FloatVector.broadcast(SPECIES, src[a2 + d]);
+            c20 = t0.fma(b, c20);
+            b = FloatVector.broadcast(SPECIES, src[a3 + d]);
+            c30 = t0.fma(b, c30);
+        }
+        final int o0 = r * kc + jv;
+        c00.intoArray(out, o0);
+        c10.intoArray(out, o0 + kc);
+        c20.intoArray(out, o0 + 2 * kc);
+        c30.intoArray(out, o0 + 3 * kc);
+    }
+
+    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
+    private void accumulate4x4(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+        final int kc = kCap;
+        final int l1 = LANES;
+        final int l2 = 2 * LANES;
+        final int l3 = 3 * LANES;
+        final int o0 = f * kc + jv;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
+        FloatVector c01 = FloatVector.fromArray(SPECIES, accT, o0 + l1);
+        FloatVector c02 = FloatVector.fromArray(SPECIES, accT, o0 + l2);
+        FloatVector c03 = FloatVector.fromArray(SPECIES, accT, o0 + l3);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, accT, o0 + kc);
+        FloatVector c11 = FloatVector.fromArray(SPECIES, accT, o0 + kc + l1);
+        FloatVector c12 = FloatVector.fromArray(SPECIES, accT, o0 + kc + l2);
+        FloatVector c13 = FloatVector.fromArray(SPECIES, accT, o0 + kc + l3);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc);
+        FloatVector c21 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc + l1);
+        FloatVector c22 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc + l2);
+        FloatVector c23 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc + l3);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc);
+        FloatVector c31 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l1);
+        FloatVector c32 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l2);
+        FloatVector c33 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l3);
+        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
+            final int g = rowOff[r] + f;
+            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
+            FloatVector t1 = FloatVector.fromArray(SPECIES, in, ip + l1);
+            FloatVector t2 = FloatVector.fromArray(SPECIES, in, ip + l2);
+            FloatVector t3 = FloatVector.fromArray(SPECIES, in, ip + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
+            c00 = t0.fma(b, c00);
+            c01 = t1.fma(b, c01);
+            c02 = t2.fma(b, c02);
+            c03 = t3.fma(b, c03);
+            b = FloatVector.broadcast(SPECIES, src[g + 1]);
+            c10 = t0.fma(b, c10);
+            c11 = t1.fma(b, c11);
+            c12 = t2.fma(b, c12);
+            c13 = t3.fma(b, c13);
+            b = FloatVector.broadcast(SPECIES, src[g + 2]);
+            c20 = t0.fma(b, c20);
+            c21 = t1.fma(b, c21);
+            c22 = t2.fma(b, c22);
+            c23 = t3.fma(b, c23);
+            b = FloatVector.broadcast(SPECIES, src[g + 3]);
+            c30 = t0.fma(b, c30);
+            c31 = t1.fma(b, c31);
+            c32 = t2.fma(b, c32);
+            c33 = t3.fma(b, c33);
+        }
+        c00.intoArray(accT, o0);
+        c01.intoArray(accT, o0 + l1);
+        c02.intoArray(accT, o0 + l2);
+        c03.intoArray(accT, o0 + l3);
+        c10.intoArray(accT, o0 + kc);
+        c11.intoArray(accT, o0 + kc + l1);
+        c12.intoArray(accT, o0 + kc + l2);
+        c13.intoArray(accT, o0 + kc + l3);
+        c20.intoArray(accT, o0 + 2 * kc);
+        c21.intoArray(accT, o0 + 2 * kc + l1);
+        c22.intoArray(accT, o0 + 2 * kc + l2);
+        c23.intoArray(accT, o0 + 2 * kc + l3);
+        c30.intoArray(accT, o0 + 3 * kc);
+        c31.intoArray(accT, o0 + 3 * kc + l1);
+        c32.intoArray(accT, o0 + 3 * kc + l2);
+        c33.intoArray(accT, o0 + 3 * kc + l3);
+    }
+
+    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
+    private void accumulate4x1(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+        final int kc = kCap;
+        final int o0 = f * kc + jv;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, accT, o0 + kc);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc);
+        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
+            final int g = rowOff[r] + f;
+            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
+            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
+            c00 = t0.fma(b, c00);
+            b = FloatVector.broadcast(SPECIES, src[g + 1]);
+            c10 = t0.fma(b, c10);
+            b = FloatVector.broadcast(SPECIES, src[g + 2]);
+            c20 = t0.fma(b, c20);
+            b = FloatVector.broadcast(SPECIES, src[g + 3]);
+            c30 = t0.fma(b, c30);
+        }
+        c00.intoArray(accT, o0);
+        c10.intoArray(accT, o0 + kc);
+        c20.intoArray(accT, o0 + 2 * kc);
+        c30.intoArray(accT, o0 + 3 * kc);
+    }
+
+    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
+    private void accumulate1x4(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+        final int kc = kCap;
+        final int l1 = LANES;
+        final int l2 = 2 * LANES;
+        final int l3 = 3 * LANES;
+        final int o0 = f * kc + jv;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
+        FloatVector c01 = FloatVector.fromArray(SPECIES, accT, o0 + l1);
+        FloatVector c02 = FloatVector.fromArray(SPECIES, accT, o0 + l2);
+        FloatVector c03 = FloatVector.fromArray(SPECIES, accT, o0 + l3);
+        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
+            final int g = rowOff[r] + f;
+            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
+            FloatVector t1 = FloatVector.fromArray(SPECIES, in, ip + l1);
+            FloatVector t2 = FloatVector.fromArray(SPECIES, in, ip + l2);
+            FloatVector t3 = FloatVector.fromArray(SPECIES, in, ip + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
+            c00 = t0.fma(b, c00);
+            c01 = t1.fma(b, c01);
+            c02 = t2.fma(b, c02);
+            c03 = t3.fma(b, c03);
+        }
+        c00.intoArray(accT, o0);
+        c01.intoArray(accT, o0 + l1);
+        c02.intoArray(accT, o0 + l2);
+        c03.intoArray(accT, o0 + l3);
+    }
+
+    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
+    private void accumulate1x1(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+        final int kc = kCap;
+        final int o0 = f * kc + jv;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
+        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
+            final int g = rowOff[r] + f;
+            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
+            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
+            c00 = t0.fma(b, c00);
+        }
+        c00.intoArray(accT, o0);
+    }
+
+    /** Rows {@code r .. r+3} (stores only those below {@code m}) × features {@code dv .. dv+4L}: {@code dq[row][d] += Σ_{j<n} dS[r][j]·kR[j][d]}. */
+    private void queryGrad4x4(float[] dq, int r, int m, int n, int dv) {
+        final int kc = kCap;
+        final int dp = dPad;
+        final float[] kr = kR;
+        final float[] g = dsT;
+        final int l1 = LANES;
+        final int l2 = 2 * LANES;
+        final int l3 = 3 * LANES;
+        final int o0 = rowDq[r + 0] + dv;
+        final int o1 = rowDq[r + 1] + dv;
+        final int o2 = rowDq[r + 2] + dv;
+        final int o3 = rowDq[r + 3] + dv;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, dq, o0);
+        FloatVector c01 = FloatVector.fromArray(SPECIES, dq, o0 + l1);
+        FloatVector c02 = FloatVector.fromArray(SPECIES, dq, o0 + l2);
+        FloatVector c03 = FloatVector.fromArray(SPECIES, dq, o0 + l3);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, dq, o1);
+        FloatVector c11 = FloatVector.fromArray(SPECIES, dq, o1 + l1);
+        FloatVector c12 = FloatVector.fromArray(SPECIES, dq, o1 + l2);
+        FloatVector c13 = FloatVector.fromArray(SPECIES, dq, o1 + l3);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, dq, o2);
+        FloatVector c21 = FloatVector.fromArray(SPECIES, dq, o2 + l1);
+        FloatVector c22 = FloatVector.fromArray(SPECIES, dq, o2 + l2);
+        FloatVector c23 = FloatVector.fromArray(SPECIES, dq, o2 + l3);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, dq, o3);
+        FloatVector c31 = FloatVector.fromArray(SPECIES, dq, o3 + l1);
+        FloatVector c32 = FloatVector.fromArray(SPECIES, dq, o3 + l2);
+        FloatVector c33 = FloatVector.fromArray(SPECIES, dq, o3 + l3);
+        final int s0 = r * kc;
+        final int s1 = s0 + kc;
+        final int s2 = s1 + kc;
+        final int s3 = s2 + kc;
+        for (int j = 0, kp = dv; j < n; j++, kp += dp) {
+            FloatVector t0 = FloatVector.fromArray(SPECIES, kr, kp);
+            FloatVector t1 = FloatVector.fromArray(SPECIES, kr, kp + l1);
+            FloatVector t2 = FloatVector.fromArray(SPECIES, kr, kp + l2);
+            FloatVector t3 = FloatVector.fromArray(SPECIES, kr, kp + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, g[s0 + j]);
+            c00 = t0.fma(b, c00);
+            c01 = t1.fma(b, c01);
+            c02 = t2.fma(b, c02);
+            c03 = t3.fma(b, c03);
+            b = FloatVector.broadcast(SPECIES, g[s1 + j]);
+            c10 = t0.fma(b, c10);
+            c11 = t1.fma(b, c11);
+            c12 = t2.fma(b, c12);
+            c13 = t3.fma(b, c13);
+            b = FloatVector.broadcast(SPECIES, g[s2 + j]);
+            c20 = t0.fma(b, c20);
+            c21 = t1.fma(b, c21);
+            c22 = t2.fma(b, c22);
+            c23 = t3.fma(b, c23);
+            b = FloatVector.broadcast(SPECIES, g[s3 + j]);
+            c30 = t0.fma(b, c30);
+            c31 = t1.fma(b, c31);
+            c32 = t2.fma(b, c32);
+            c33 = t3.fma(b, c33);
+        }
+        c00.intoArray(dq, o0);
+        c01.intoArray(dq, o0 + l1);
+        c02.intoArray(dq, o0 + l2);
+        c03.intoArray(dq, o0 + l3);
+        if (r + 1 < m) {
+            c10.intoArray(dq, o1);
+            c11.intoArray(dq, o1 + l1);
+            c12.intoArray(dq, o1 + l2);
+            c13.intoArray(dq, o1 + l3);
+        }
+        if (r + 2 < m) {
+            c20.intoArray(dq, o2);
+            c21.intoArray(dq, o2 + l1);
+            c22.intoArray(dq, o2 + l2);
+            c23.intoArray(dq, o2 + l3);
+        }
+        if (r + 3 < m) {
+            c30.intoArray(dq, o3);
+            c31.intoArray(dq, o3 + l1);
+            c32.intoArray(dq, o3 + l2);
+            c33.intoArray(dq, o3 + l3);
+        }
+    }
+
+    /** Rows {@code r .. r+3} (stores only those below {@code m}) × features {@code dv .. dv+1L}: {@code dq[row][d] += Σ_{j<n} dS[r][j]·kR[j][d]}. */
+    private void queryGrad4x1(float[] dq, int r, int m, int n, int dv) {
+        final int kc = kCap;
+        final int dp = dPad;
+        final float[] kr = kR;
+        final float[] g = dsT;
+        final int o0 = rowDq[r + 0] + dv;
+        final int o1 = rowDq[r + 1] + dv;
+        final int o2 = rowDq[r + 2] + dv;
+        final int o3 = rowDq[r + 3] + dv;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, dq, o0);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, dq, o1);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, dq, o2);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, dq, o3);
+        final int s0 = r * kc;
+        final int s1 = s0 + kc;
+        final int s2 = s1 + kc;
+        final int s3 = s2 + kc;
+        for (int j = 0, kp = dv; j < n; j++, kp += dp) {
+            FloatVector t0 = FloatVector.fromArray(SPECIES, kr, kp);
+            FloatVector b = FloatVector.broadcast(SPECIES, g[s0 + j]);
+            c00 = t0.fma(b, c00);
+            b = FloatVector.broadcast(SPECIES, g[s1 + j]);
+            c10 = t0.fma(b, c10);
+            b = FloatVector.broadcast(SPECIES, g[s2 + j]);
+            c20 = t0.fma(b, c20);
+            b = FloatVector.broadcast(SPECIES, g[s3 + j]);
+            c30 = t0.fma(b, c30);
+        }
+        c00.intoArray(dq, o0);
+        if (r + 1 < m) {
+            c10.intoArray(dq, o1);
+        }
+        if (r + 2 < m) {
+            c20.intoArray(dq, o2);
+        }
+        if (r + 3 < m) {
+            c30.intoArray(dq, o3);
+        }
+    }
+}
