@@ -51,12 +51,18 @@ public final class GradientCall {
     public final int slotFloats;
     /** Row stride of a slot: {@code D} padded to whole vectors. */
     public final int slotStride;
-    /** The {@code dQ} partial slots, unscaled by nothing ({@code s} is folded into the packed keys). Modified. */
+    /** The {@code dQ} partial slots ({@code s} is folded into the packed keys). Modified. */
     public final float[] dqSlots;
+    /**
+     * With one chunk per head, the query gradient itself, zeroed before the sweep: units add into its
+     * rows directly (each row is then written by one unit only) and {@link #dqSlots} is unused; else
+     * {@code null}.
+     */
+    public final Tensor dq;
 
     GradientCall(TokenMask mask, LayoutColumns columns, Tensor q, Tensor k, Tensor v, Tensor dOut, float[] lse, Tensor dk,
                  Tensor dv, float[] delta, byte[] rowState, int[][] chunkStart, int[][] slotIndex, int slotsPerBatch,
-                 int slotFloats, int slotStride, float[] dqSlots) {
+                 int slotFloats, int slotStride, float[] dqSlots, Tensor dq) {
         this.mask = mask;
         this.columns = columns;
         this.q = q;
@@ -74,5 +80,6 @@ public final class GradientCall {
         this.slotFloats = slotFloats;
         this.slotStride = slotStride;
         this.dqSlots = dqSlots;
+        this.dq = dq;
     }
 }

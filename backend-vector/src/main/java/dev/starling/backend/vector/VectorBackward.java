@@ -58,7 +58,8 @@ final class VectorBackward {
         final GradientKernel[] kernels;
 
         Scratch(int threads) {
-            dqSlots = new float[Math.multiplyExact(Math.multiplyExact(problem.batch(), slotsPerBatch), slotFloats)];
+            dqSlots = chunks == 1 ? new float[0]
+                    : new float[Math.multiplyExact(Math.multiplyExact(problem.batch(), slotsPerBatch), slotFloats)];
             delta = new float[problem.lseSize()];
             rowState = new byte[problem.lseSize()];
             keyBad = new byte[Math.multiplyExact(problem.batch() * problem.kvHeads(), problem.keyLength())];
@@ -200,9 +201,10 @@ final class VectorBackward {
         int kvHeads = problem.kvHeads();
         int rowItems = batch * queryHeads;
         Arrays.fill(s.itemBad, false);
+        long t0 = System.nanoTime();
         plan.parallel(rowItems + batch * kvHeads, (w, item) -> {
             if (item < rowItems) {
-                rows(item / queryHeads, item % queryHeads, q, out, lse, dOut, s);
+                rows(item / queryHeads, item % queryHeads, q, out, lse, dOut, chunks == 1 ? dq : null, s);
             } else {
                 keys(item - rowItems, k, v, s);
             }
@@ -214,14 +216,22 @@ final class VectorBackward {
         if (anyBad) {
             markReaders(s);
         }
+        long t1 = System.nanoTime();
         GradientCall call = new GradientCall(mask, columns, q, k, v, dOut, lse, dk, dv, s.delta, s.rowState, chunkStart,
-                slotIndex, slotsPerBatch, slotFloats, dPad, s.dqSlots);
+                slotIndex, slotsPerBatch, slotFloats, dPad, s.dqSlots, chunks == 1 ? dq : null);
         plan.parallel(units.length, (w, item) -> {
             int u = units[item];
             int bk = u / chunks;
             s.kernel(w).unit(call, bk / kvHeads, bk % kvHeads, u % chunks);
         });
-        plan.parallel(rowItems, (w, item) -> reduce(item / queryHeads, item % queryHeads, dq, s.dqSlots));
+        long t2 = System.nanoTime();
+        if (chunks > 1) {
+            plan.parallel(rowItems, (w, item) -> reduce(item / queryHeads, item % queryHeads, dq, s.dqSlots));
+        }
+        long t3 = System.nanoTime();
+        if (Boolean.getBoolean("starling.debugTimes")) {
+            System.out.printf("pre %.1f units %.1f reduce %.1f%n", (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
+        }
         for (int row = 0; row < s.rowState.length; row++) {
             if (s.rowState[row] == GradientCall.TAINTED) {
                 int i = row % problem.queryLength();
@@ -231,8 +241,8 @@ final class VectorBackward {
         }
     }
 
-    /** Row state and {@code D} for the rows of {@code (b, h)}. */
-    private void rows(int b, int h, Tensor q, Tensor out, float[] lse, Tensor dOut, Scratch s) {
+    /** Row state and {@code D} for the rows of {@code (b, h)}; zeroes their {@code dq} rows when units add into them. */
+    private void rows(int b, int h, Tensor q, Tensor out, float[] lse, Tensor dOut, Tensor dq, Scratch s) {
         float[] qd = q.data();
         float[] od = out.data();
         float[] gd = dOut.data();
@@ -242,6 +252,9 @@ final class VectorBackward {
         for (int i = 0; i < problem.queryLength(); i++) {
             int row = mask.lseIndex(b, h, i);
             s.delta[row] = 0f;
+            if (dq != null) {
+                Arrays.fill(dq.data(), dq.offset(b, h, i), dq.offset(b, h, i) + dim, 0f);
+            }
             if (i >= valid) {
                 s.rowState[row] = GradientCall.SKIP;
                 continue;

@@ -64,8 +64,12 @@ public final class GradientTileKernel implements GradientKernel {
     private final float[] dsT;
     /** Lane {@code x} holds {@code x}: compared with a row's key end. */
     private final float[] iota;
-    private final int[] rowQ = new int[ROWS + 3];
-    private final int[] rowG = new int[ROWS + 3];
+    /** The current reading's {@code dQ} rows {@code [ROWS + 3][Dpad]}, added to the slots at its end. */
+    private final float[] dqL;
+    /** The current reading's query rows, gathered row-major {@code [ROWS + 3][D]} (rows past {@code m}: 0). */
+    private final float[] qP;
+    /** Their output gradients {@code [ROWS + 3][Dv]}. */
+    private final float[] gP;
     private final int[] rowDq = new int[ROWS + 3];
     private final float[] rowEnd = new float[ROWS + 3];
     private final float[] rowLse = new float[ROWS + 3];
@@ -91,6 +95,9 @@ public final class GradientTileKernel implements GradientKernel {
         this.dVT = new float[vT.length];
         this.pT = new float[(ROWS + 3) * kCap];
         this.dsT = new float[pT.length];
+        this.dqL = new float[(ROWS + 3) * dPad];
+        this.qP = new float[(ROWS + 3) * dim];
+        this.gP = new float[(ROWS + 3) * vdim];
         this.iota = new float[kCap];
         for (int x = 0; x < kCap; x++) {
             iota[x] = x;
@@ -114,7 +121,7 @@ public final class GradientTileKernel implements GradientKernel {
         int h0 = kvh * group;
         int qBlocks = mask.layout().queryBlocks();
         int slotBatch = b * c.slotsPerBatch;
-        for (int h = h0; h < h0 + group; h++) {
+        for (int h = h0; h < h0 + group && c.dq == null; h++) {
             int[] slots = c.slotIndex[h];
             for (int qb = 0; qb < qBlocks; qb++) {
                 int s = slots[chunk * qBlocks + qb];
@@ -137,7 +144,7 @@ public final class GradientTileKernel implements GradientKernel {
                         int qb = cols.queryBlock(h, at);
                         int qBegin = mask.queryBegin(qb);
                         int valid = mask.validQueryEnd(b, qb);
-                        int slotBase = (slotBatch + slots[chunk * qBlocks + qb]) * c.slotFloats;
+                        int slotBase = c.dq != null ? 0 : (slotBatch + slots[chunk * qBlocks + qb]) * c.slotFloats;
                         for (int i0 = qBegin; i0 < valid; i0 += ROWS) {
                             int m = 0;
                             int nMax = 0;
@@ -150,9 +157,9 @@ public final class GradientTileKernel implements GradientKernel {
                                 if (e <= 0) {
                                     continue;
                                 }
-                                rowQ[m] = c.q.offset(b, h, i);
-                                rowG[m] = c.dOut.offset(b, h, i);
-                                rowDq[m] = slotBase + (i - qBegin) * dPad;
+                                System.arraycopy(qd, c.q.offset(b, h, i), qP, m * dim, dim);
+                                System.arraycopy(gd, c.dOut.offset(b, h, i), gP, m * vdim, vdim);
+                                rowDq[m] = c.dq != null ? c.dq.offset(b, h, i) : slotBase + (i - qBegin) * dPad;
                                 rowEnd[m] = e;
                                 rowLse[m] = c.lse[row];
                                 rowDelta[m] = c.delta[row];
@@ -160,7 +167,7 @@ public final class GradientTileKernel implements GradientKernel {
                                 m++;
                             }
                             if (m > 0) {
-                                reading(qd, gd, c.dqSlots, m, nMax);
+                                reading(c.dq != null ? c.dq.data() : c.dqSlots, m, nMax);
                             }
                         }
                     }
@@ -175,8 +182,11 @@ public final class GradientTileKernel implements GradientKernel {
         float scale = c.mask.problem().scale();
         float[] kd = c.k.data();
         float[] vd = c.v.data();
-        Arrays.fill(kT, 0f);
-        Arrays.fill(vT, 0f);
+        if (n < kCap) {
+            // Lanes past the tile's keys must be 0 (they are masked, but must not be NaN).
+            Arrays.fill(kT, 0f);
+            Arrays.fill(vT, 0f);
+        }
         for (int jl = 0; jl < n; jl++) {
             int ko = c.k.offset(b, kvh, j0 + jl);
             int vo = c.v.offset(b, kvh, j0 + jl);
@@ -212,11 +222,11 @@ public final class GradientTileKernel implements GradientKernel {
     }
 
     /** One reading of the current tile by {@code m} gathered rows. */
-    private void reading(float[] qd, float[] gd, float[] dq, int m, int nMax) {
+    private void reading(float[] dq, int m, int nMax) {
         int m4 = (m + 3) & ~3;
+        Arrays.fill(qP, m * dim, m4 * dim, 0f);
+        Arrays.fill(gP, m * vdim, m4 * vdim, 0f);
         for (int r = m; r < m4; r++) {
-            rowQ[r] = rowQ[0];
-            rowG[r] = rowG[0];
             rowDq[r] = rowDq[0];
             rowEnd[r] = 0f;
             rowLse[r] = 0f;
@@ -226,48 +236,66 @@ public final class GradientTileKernel implements GradientKernel {
         for (int r = 0; r < m4; r += 4) {
             int jv = 0;
             for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
-                scores4x4(qd, rowQ, r, dim, kT, jv, pT);
-                scores4x4(gd, rowG, r, vdim, vT, jv, dsT);
+                scores4x4(qP, dim, r, dim, kT, jv, pT);
+                scores4x4(gP, vdim, r, vdim, vT, jv, dsT);
             }
             for (; jv < kc; jv += LANES) {
-                scores4x1(qd, rowQ, r, dim, kT, jv, pT);
-                scores4x1(gd, rowG, r, vdim, vT, jv, dsT);
+                scores4x1(qP, dim, r, dim, kT, jv, pT);
+                scores4x1(gP, vdim, r, vdim, vT, jv, dsT);
             }
         }
         softmaxGrad(m4);
-        accumulate(gd, rowG, m4, vdim, pT, dVT);
-        accumulate(qd, rowQ, m4, dim, dsT, dKT);
+        accumulate(gP, vdim, m4, vdim, pT, dVT);
+        accumulate(qP, dim, m4, dim, dsT, dKT);
         for (int r = 0; r < m4; r += 4) {
             int dv = 0;
             for (; dv + 4 * LANES <= dPad; dv += 4 * LANES) {
-                queryGrad4x4(dq, r, m, nMax, dv);
+                queryGrad4x4(dqL, r, nMax, dv);
             }
             for (; dv < dPad; dv += LANES) {
-                queryGrad4x1(dq, r, m, nMax, dv);
+                queryGrad4x1(dqL, r, nMax, dv);
+            }
+        }
+        addRows(dq, m);
+    }
+
+    /** {@code dq[row r] += dqL[r]} ({@code D} features at {@code rowDq[r]}) for the {@code m} real rows. */
+    private void addRows(float[] dq, int m) {
+        final int dp = dPad;
+        final int whole = dim / LANES * LANES;
+        for (int r = 0; r < m; r++) {
+            final int o = rowDq[r];
+            final int at = r * dp;
+            int x = 0;
+            for (; x < whole; x += LANES) {
+                FloatVector.fromArray(SPECIES, dq, o + x).add(FloatVector.fromArray(SPECIES, dqL, at + x)).intoArray(dq, o + x);
+            }
+            for (; x < dim; x++) {
+                dq[o + x] += dqL[at + x];
             }
         }
     }
 
     /** {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]} for every feature and key lane. */
-    private void accumulate(float[] src, int[] rowOff, int rows, int inner, float[] in, float[] accT) {
+    private void accumulate(float[] src, int stride, int rows, int inner, float[] in, float[] accT) {
         final int kc = kCap;
         int f = 0;
         for (; f + 4 <= inner; f += 4) {
             int jv = 0;
             for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
-                accumulate4x4(src, rowOff, rows, in, accT, f, jv);
+                accumulate4x4(src, stride, rows, in, accT, f, jv);
             }
             for (; jv < kc; jv += LANES) {
-                accumulate4x1(src, rowOff, rows, in, accT, f, jv);
+                accumulate4x1(src, stride, rows, in, accT, f, jv);
             }
         }
         for (; f < inner; f++) {
             int jv = 0;
             for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
-                accumulate1x4(src, rowOff, rows, in, accT, f, jv);
+                accumulate1x4(src, stride, rows, in, accT, f, jv);
             }
             for (; jv < kc; jv += LANES) {
-                accumulate1x1(src, rowOff, rows, in, accT, f, jv);
+                accumulate1x1(src, stride, rows, in, accT, f, jv);
             }
         }
     }
@@ -301,16 +329,16 @@ public final class GradientTileKernel implements GradientKernel {
         }
     }
 
-    /** Rows {@code r .. r+3} × key lanes {@code jv .. jv+4L}: {@code out[r][j] = Σ_d src[row r][d]·pt[d][j]}. */
-    private void scores4x4(float[] src, int[] rowOff, int r, int inner, float[] pt, int jv, float[] out) {
+    /** Rows {@code r .. r+3} × key lanes {@code jv .. jv+4L}: {@code out[r][j] = Σ_d src[r][d]·pt[d][j]}. */
+    private void scores4x4(float[] src, int stride, int r, int inner, float[] pt, int jv, float[] out) {
         final int kc = kCap;
         final int l1 = LANES;
         final int l2 = 2 * LANES;
         final int l3 = 3 * LANES;
-        final int a0 = rowOff[r];
-        final int a1 = rowOff[r + 1];
-        final int a2 = rowOff[r + 2];
-        final int a3 = rowOff[r + 3];
+        final int a0 = r * stride;
+        final int a1 = a0 + stride;
+        final int a2 = a1 + stride;
+        final int a3 = a2 + stride;
         FloatVector c00 = FloatVector.zero(SPECIES);
         FloatVector c01 = c00;
         FloatVector c02 = c00;
@@ -372,13 +400,13 @@ public final class GradientTileKernel implements GradientKernel {
         c33.intoArray(out, o0 + 3 * kc + l3);
     }
 
-    /** Rows {@code r .. r+3} × key lanes {@code jv .. jv+1L}: {@code out[r][j] = Σ_d src[row r][d]·pt[d][j]}. */
-    private void scores4x1(float[] src, int[] rowOff, int r, int inner, float[] pt, int jv, float[] out) {
+    /** Rows {@code r .. r+3} × key lanes {@code jv .. jv+1L}: {@code out[r][j] = Σ_d src[r][d]·pt[d][j]}. */
+    private void scores4x1(float[] src, int stride, int r, int inner, float[] pt, int jv, float[] out) {
         final int kc = kCap;
-        final int a0 = rowOff[r];
-        final int a1 = rowOff[r + 1];
-        final int a2 = rowOff[r + 2];
-        final int a3 = rowOff[r + 3];
+        final int a0 = r * stride;
+        final int a1 = a0 + stride;
+        final int a2 = a1 + stride;
+        final int a3 = a2 + stride;
         FloatVector c00 = FloatVector.zero(SPECIES);
         FloatVector c10 = c00;
         FloatVector c20 = c00;
@@ -401,8 +429,8 @@ public final class GradientTileKernel implements GradientKernel {
         c30.intoArray(out, o0 + 3 * kc);
     }
 
-    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
-    private void accumulate4x4(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
+    private void accumulate4x4(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
         final int kc = kCap;
         final int l1 = LANES;
         final int l2 = 2 * LANES;
@@ -424,8 +452,7 @@ public final class GradientTileKernel implements GradientKernel {
         FloatVector c31 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l1);
         FloatVector c32 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l2);
         FloatVector c33 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l3);
-        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
-            final int g = rowOff[r] + f;
+        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
             FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
             FloatVector t1 = FloatVector.fromArray(SPECIES, in, ip + l1);
             FloatVector t2 = FloatVector.fromArray(SPECIES, in, ip + l2);
@@ -469,16 +496,15 @@ public final class GradientTileKernel implements GradientKernel {
         c33.intoArray(accT, o0 + 3 * kc + l3);
     }
 
-    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
-    private void accumulate4x1(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
+    private void accumulate4x1(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
         final int kc = kCap;
         final int o0 = f * kc + jv;
         FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
         FloatVector c10 = FloatVector.fromArray(SPECIES, accT, o0 + kc);
         FloatVector c20 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc);
         FloatVector c30 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc);
-        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
-            final int g = rowOff[r] + f;
+        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
             FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
             FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
             c00 = t0.fma(b, c00);
@@ -495,8 +521,8 @@ public final class GradientTileKernel implements GradientKernel {
         c30.intoArray(accT, o0 + 3 * kc);
     }
 
-    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
-    private void accumulate1x4(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
+    private void accumulate1x4(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
         final int kc = kCap;
         final int l1 = LANES;
         final int l2 = 2 * LANES;
@@ -506,8 +532,7 @@ public final class GradientTileKernel implements GradientKernel {
         FloatVector c01 = FloatVector.fromArray(SPECIES, accT, o0 + l1);
         FloatVector c02 = FloatVector.fromArray(SPECIES, accT, o0 + l2);
         FloatVector c03 = FloatVector.fromArray(SPECIES, accT, o0 + l3);
-        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
-            final int g = rowOff[r] + f;
+        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
             FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
             FloatVector t1 = FloatVector.fromArray(SPECIES, in, ip + l1);
             FloatVector t2 = FloatVector.fromArray(SPECIES, in, ip + l2);
@@ -524,13 +549,12 @@ public final class GradientTileKernel implements GradientKernel {
         c03.intoArray(accT, o0 + l3);
     }
 
-    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]}. */
-    private void accumulate1x1(float[] src, int[] rowOff, int rows, float[] in, float[] accT, int f, int jv) {
+    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
+    private void accumulate1x1(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
         final int kc = kCap;
         final int o0 = f * kc + jv;
         FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
-        for (int r = 0, ip = jv; r < rows; r++, ip += kc) {
-            final int g = rowOff[r] + f;
+        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
             FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
             FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
             c00 = t0.fma(b, c00);
@@ -538,8 +562,8 @@ public final class GradientTileKernel implements GradientKernel {
         c00.intoArray(accT, o0);
     }
 
-    /** Rows {@code r .. r+3} (stores only those below {@code m}) × features {@code dv .. dv+4L}: {@code dq[row][d] += Σ_{j<n} dS[r][j]·kR[j][d]}. */
-    private void queryGrad4x4(float[] dq, int r, int m, int n, int dv) {
+    /** Rows {@code r .. r+3} × features {@code dv .. dv+4L}: {@code dq[r][d] = Σ_{j<n} dS[r][j]·kR[j][d]}. */
+    private void queryGrad4x4(float[] dq, int r, int n, int dv) {
         final int kc = kCap;
         final int dp = dPad;
         final float[] kr = kR;
@@ -547,26 +571,26 @@ public final class GradientTileKernel implements GradientKernel {
         final int l1 = LANES;
         final int l2 = 2 * LANES;
         final int l3 = 3 * LANES;
-        final int o0 = rowDq[r + 0] + dv;
-        final int o1 = rowDq[r + 1] + dv;
-        final int o2 = rowDq[r + 2] + dv;
-        final int o3 = rowDq[r + 3] + dv;
-        FloatVector c00 = FloatVector.fromArray(SPECIES, dq, o0);
-        FloatVector c01 = FloatVector.fromArray(SPECIES, dq, o0 + l1);
-        FloatVector c02 = FloatVector.fromArray(SPECIES, dq, o0 + l2);
-        FloatVector c03 = FloatVector.fromArray(SPECIES, dq, o0 + l3);
-        FloatVector c10 = FloatVector.fromArray(SPECIES, dq, o1);
-        FloatVector c11 = FloatVector.fromArray(SPECIES, dq, o1 + l1);
-        FloatVector c12 = FloatVector.fromArray(SPECIES, dq, o1 + l2);
-        FloatVector c13 = FloatVector.fromArray(SPECIES, dq, o1 + l3);
-        FloatVector c20 = FloatVector.fromArray(SPECIES, dq, o2);
-        FloatVector c21 = FloatVector.fromArray(SPECIES, dq, o2 + l1);
-        FloatVector c22 = FloatVector.fromArray(SPECIES, dq, o2 + l2);
-        FloatVector c23 = FloatVector.fromArray(SPECIES, dq, o2 + l3);
-        FloatVector c30 = FloatVector.fromArray(SPECIES, dq, o3);
-        FloatVector c31 = FloatVector.fromArray(SPECIES, dq, o3 + l1);
-        FloatVector c32 = FloatVector.fromArray(SPECIES, dq, o3 + l2);
-        FloatVector c33 = FloatVector.fromArray(SPECIES, dq, o3 + l3);
+        final int o0 = (r + 0) * dp + dv;
+        final int o1 = (r + 1) * dp + dv;
+        final int o2 = (r + 2) * dp + dv;
+        final int o3 = (r + 3) * dp + dv;
+        FloatVector c00 = FloatVector.zero(SPECIES);
+        FloatVector c01 = c00;
+        FloatVector c02 = c00;
+        FloatVector c03 = c00;
+        FloatVector c10 = c00;
+        FloatVector c11 = c00;
+        FloatVector c12 = c00;
+        FloatVector c13 = c00;
+        FloatVector c20 = c00;
+        FloatVector c21 = c00;
+        FloatVector c22 = c00;
+        FloatVector c23 = c00;
+        FloatVector c30 = c00;
+        FloatVector c31 = c00;
+        FloatVector c32 = c00;
+        FloatVector c33 = c00;
         final int s0 = r * kc;
         final int s1 = s0 + kc;
         final int s2 = s1 + kc;
@@ -601,40 +625,34 @@ public final class GradientTileKernel implements GradientKernel {
         c01.intoArray(dq, o0 + l1);
         c02.intoArray(dq, o0 + l2);
         c03.intoArray(dq, o0 + l3);
-        if (r + 1 < m) {
-            c10.intoArray(dq, o1);
-            c11.intoArray(dq, o1 + l1);
-            c12.intoArray(dq, o1 + l2);
-            c13.intoArray(dq, o1 + l3);
-        }
-        if (r + 2 < m) {
-            c20.intoArray(dq, o2);
-            c21.intoArray(dq, o2 + l1);
-            c22.intoArray(dq, o2 + l2);
-            c23.intoArray(dq, o2 + l3);
-        }
-        if (r + 3 < m) {
-            c30.intoArray(dq, o3);
-            c31.intoArray(dq, o3 + l1);
-            c32.intoArray(dq, o3 + l2);
-            c33.intoArray(dq, o3 + l3);
-        }
+        c10.intoArray(dq, o1);
+        c11.intoArray(dq, o1 + l1);
+        c12.intoArray(dq, o1 + l2);
+        c13.intoArray(dq, o1 + l3);
+        c20.intoArray(dq, o2);
+        c21.intoArray(dq, o2 + l1);
+        c22.intoArray(dq, o2 + l2);
+        c23.intoArray(dq, o2 + l3);
+        c30.intoArray(dq, o3);
+        c31.intoArray(dq, o3 + l1);
+        c32.intoArray(dq, o3 + l2);
+        c33.intoArray(dq, o3 + l3);
     }
 
-    /** Rows {@code r .. r+3} (stores only those below {@code m}) × features {@code dv .. dv+1L}: {@code dq[row][d] += Σ_{j<n} dS[r][j]·kR[j][d]}. */
-    private void queryGrad4x1(float[] dq, int r, int m, int n, int dv) {
+    /** Rows {@code r .. r+3} × features {@code dv .. dv+1L}: {@code dq[r][d] = Σ_{j<n} dS[r][j]·kR[j][d]}. */
+    private void queryGrad4x1(float[] dq, int r, int n, int dv) {
         final int kc = kCap;
         final int dp = dPad;
         final float[] kr = kR;
         final float[] g = dsT;
-        final int o0 = rowDq[r + 0] + dv;
-        final int o1 = rowDq[r + 1] + dv;
-        final int o2 = rowDq[r + 2] + dv;
-        final int o3 = rowDq[r + 3] + dv;
-        FloatVector c00 = FloatVector.fromArray(SPECIES, dq, o0);
-        FloatVector c10 = FloatVector.fromArray(SPECIES, dq, o1);
-        FloatVector c20 = FloatVector.fromArray(SPECIES, dq, o2);
-        FloatVector c30 = FloatVector.fromArray(SPECIES, dq, o3);
+        final int o0 = (r + 0) * dp + dv;
+        final int o1 = (r + 1) * dp + dv;
+        final int o2 = (r + 2) * dp + dv;
+        final int o3 = (r + 3) * dp + dv;
+        FloatVector c00 = FloatVector.zero(SPECIES);
+        FloatVector c10 = c00;
+        FloatVector c20 = c00;
+        FloatVector c30 = c00;
         final int s0 = r * kc;
         final int s1 = s0 + kc;
         final int s2 = s1 + kc;
@@ -651,14 +669,9 @@ public final class GradientTileKernel implements GradientKernel {
             c30 = t0.fma(b, c30);
         }
         c00.intoArray(dq, o0);
-        if (r + 1 < m) {
-            c10.intoArray(dq, o1);
-        }
-        if (r + 2 < m) {
-            c20.intoArray(dq, o2);
-        }
-        if (r + 3 < m) {
-            c30.intoArray(dq, o3);
-        }
+        c10.intoArray(dq, o1);
+        c20.intoArray(dq, o2);
+        c30.intoArray(dq, o3);
     }
+
 }
