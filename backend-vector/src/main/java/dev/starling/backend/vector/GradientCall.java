@@ -37,6 +37,8 @@ public final class GradientCall {
     public final Tensor dk;
     /** Value gradient. Modified likewise. */
     public final Tensor dv;
+    /** Whether some key or value is not finite (then key tiles are packed with those values as 0). */
+    public final boolean badKeys;
     /** {@code Dᵢ = Σ dOᵢ·Oᵢ} per row (LSE index). */
     public final float[] delta;
     /** {@link #SKIP}, {@link #ACTIVE} or {@link #TAINTED} per row (LSE index). */
@@ -61,7 +63,7 @@ public final class GradientCall {
     public final Tensor dq;
 
     GradientCall(TokenMask mask, LayoutColumns columns, Tensor q, Tensor k, Tensor v, Tensor dOut, float[] lse, Tensor dk,
-                 Tensor dv, float[] delta, byte[] rowState, int[][] chunkStart, int[][] slotIndex, int slotsPerBatch,
+                 Tensor dv, boolean badKeys, float[] delta, byte[] rowState, int[][] chunkStart, int[][] slotIndex, int slotsPerBatch,
                  int slotFloats, int slotStride, float[] dqSlots, Tensor dq) {
         this.mask = mask;
         this.columns = columns;
@@ -72,6 +74,7 @@ public final class GradientCall {
         this.lse = lse;
         this.dk = dk;
         this.dv = dv;
+        this.badKeys = badKeys;
         this.delta = delta;
         this.rowState = rowState;
         this.chunkStart = chunkStart;

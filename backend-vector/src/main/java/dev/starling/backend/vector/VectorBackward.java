@@ -217,8 +217,8 @@ final class VectorBackward {
             markReaders(s);
         }
         long t1 = System.nanoTime();
-        GradientCall call = new GradientCall(mask, columns, q, k, v, dOut, lse, dk, dv, s.delta, s.rowState, chunkStart,
-                slotIndex, slotsPerBatch, slotFloats, dPad, s.dqSlots, chunks == 1 ? dq : null);
+        GradientCall call = new GradientCall(mask, columns, q, k, v, dOut, lse, dk, dv, anyBad, s.delta, s.rowState,
+                chunkStart, slotIndex, slotsPerBatch, slotFloats, dPad, s.dqSlots, chunks == 1 ? dq : null);
         plan.parallel(units.length, (w, item) -> {
             int u = units[item];
             int bk = u / chunks;
@@ -249,6 +249,7 @@ final class VectorBackward {
         int dim = problem.headDim();
         int vdim = problem.valueDim();
         int valid = problem.queryLength(b);
+        float[] scan = new float[2];
         for (int i = 0; i < problem.queryLength(); i++) {
             int row = mask.lseIndex(b, h, i);
             s.delta[row] = 0f;
@@ -259,23 +260,15 @@ final class VectorBackward {
                 s.rowState[row] = GradientCall.SKIP;
                 continue;
             }
-            // Sums in float64 of float32 values cannot overflow: finite exactly when every term is.
-            double qs = 0;
-            for (int d = 0, at = q.offset(b, h, i); d < dim; d++) {
-                qs += qd[at + d];
-            }
-            double delta = 0;
-            boolean zero = true;
-            for (int f = 0, g = dOut.offset(b, h, i), o = out.offset(b, h, i); f < vdim; f++) {
-                float x = gd[g + f];
-                zero &= x == 0f;
-                delta += (double) x * od[o + f];
-            }
-            if (!Double.isFinite(qs) || !Double.isFinite(delta) || !Float.isFinite(lse[row])) {
+            dev.starling.backend.vector.kernel.RowScan.row(qd, q.offset(b, h, i), dim, gd, dOut.offset(b, h, i), od,
+                    out.offset(b, h, i), vdim, scan);
+            float delta = scan[0];
+            boolean zero = scan[1] != 0f;
+            if (Float.isNaN(delta) || !Float.isFinite(lse[row])) {
                 s.rowState[row] = readsAnyKey(b, h, i) ? GradientCall.TAINTED : GradientCall.SKIP;
             } else {
                 s.rowState[row] = zero ? GradientCall.SKIP : GradientCall.ACTIVE;
-                s.delta[row] = (float) delta;
+                s.delta[row] = delta;
             }
         }
     }
@@ -289,14 +282,8 @@ final class VectorBackward {
         int nk = problem.keyLength();
         boolean bad = false;
         for (int j = 0; j < nk; j++) {
-            double sum = 0;
-            for (int d = 0, at = k.offset(b, kvh, j); d < problem.headDim(); d++) {
-                sum += kd[at + d];
-            }
-            for (int f = 0, at = v.offset(b, kvh, j); f < problem.valueDim(); f++) {
-                sum += vd[at + f];
-            }
-            boolean x = !Double.isFinite(sum);
+            boolean x = !dev.starling.backend.vector.kernel.RowScan.finite(kd, k.offset(b, kvh, j), problem.headDim())
+                    || !dev.starling.backend.vector.kernel.RowScan.finite(vd, v.offset(b, kvh, j), problem.valueDim());
             s.keyBad[item * nk + j] = (byte) (x ? 1 : 0);
             bad |= x;
         }

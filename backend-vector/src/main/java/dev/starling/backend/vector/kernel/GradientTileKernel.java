@@ -145,6 +145,11 @@ public final class GradientTileKernel implements GradientKernel {
                         int qBegin = mask.queryBegin(qb);
                         int valid = mask.validQueryEnd(b, qb);
                         int slotBase = c.dq != null ? 0 : (slotBatch + slots[chunk * qBlocks + qb]) * c.slotFloats;
+                        // A uniform block: every valid row reads the same keys of it (-1: per row).
+                        int same = mask.uniform(b, qb, kb) ? Math.max(0, Math.min(n, mask.blockKeyEnd(b, qb, kb) - j0)) : -1;
+                        if (same == 0) {
+                            continue;
+                        }
                         for (int i0 = qBegin; i0 < valid; i0 += ROWS) {
                             int m = 0;
                             int nMax = 0;
@@ -153,7 +158,7 @@ public final class GradientTileKernel implements GradientKernel {
                                 if (c.rowState[row] != GradientCall.ACTIVE) {
                                     continue;
                                 }
-                                int e = Math.min(n, mask.keyEnd(b, i, kb) - j0);
+                                int e = same > 0 ? same : Math.min(n, mask.keyEnd(b, i, kb) - j0);
                                 if (e <= 0) {
                                     continue;
                                 }
@@ -187,18 +192,29 @@ public final class GradientTileKernel implements GradientKernel {
             Arrays.fill(kT, 0f);
             Arrays.fill(vT, 0f);
         }
+        boolean sanitise = c.badKeys;
         for (int jl = 0; jl < n; jl++) {
             int ko = c.k.offset(b, kvh, j0 + jl);
             int vo = c.v.offset(b, kvh, j0 + jl);
-            for (int d = 0, at = jl; d < dim; d++, at += kCap) {
-                float x = kd[ko + d];
-                x = Float.isFinite(x) ? x * scale : 0f;
-                kT[at] = x;
-                kR[jl * dPad + d] = x;
+            int at = jl * dPad;
+            for (int d = 0; d < dim; d++) {
+                kR[at + d] = kd[ko + d] * scale;
             }
-            for (int f = 0, at = jl; f < vdim; f++, at += kCap) {
-                float x = vd[vo + f];
-                vT[at] = Float.isFinite(x) ? x : 0f;
+            for (int f = 0, t = jl; f < vdim; f++, t += kCap) {
+                vT[t] = vd[vo + f];
+            }
+            if (sanitise) {
+                for (int d = 0; d < dim; d++) {
+                    kR[at + d] = Float.isFinite(kR[at + d]) ? kR[at + d] : 0f;
+                }
+                for (int f = 0, t = jl; f < vdim; f++, t += kCap) {
+                    vT[t] = Float.isFinite(vT[t]) ? vT[t] : 0f;
+                }
+            }
+        }
+        for (int d = 0; d < dim; d++) {
+            for (int jl = 0, t = d * kCap, at = d; jl < n; jl++, at += dPad) {
+                kT[t + jl] = kR[at];
             }
         }
         Arrays.fill(dKT, 0f);
