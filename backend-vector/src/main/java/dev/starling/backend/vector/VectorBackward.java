@@ -201,7 +201,6 @@ final class VectorBackward {
         int kvHeads = problem.kvHeads();
         int rowItems = batch * queryHeads;
         Arrays.fill(s.itemBad, false);
-        long t0 = System.nanoTime();
         plan.parallel(rowItems + batch * kvHeads, (w, item) -> {
             if (item < rowItems) {
                 rows(item / queryHeads, item % queryHeads, q, out, lse, dOut, chunks == 1 ? dq : null, s);
@@ -216,7 +215,6 @@ final class VectorBackward {
         if (anyBad) {
             markReaders(s);
         }
-        long t1 = System.nanoTime();
         GradientCall call = new GradientCall(mask, columns, q, k, v, dOut, lse, dk, dv, anyBad, s.delta, s.rowState,
                 chunkStart, slotIndex, slotsPerBatch, slotFloats, dPad, s.dqSlots, chunks == 1 ? dq : null);
         plan.parallel(units.length, (w, item) -> {
@@ -224,13 +222,8 @@ final class VectorBackward {
             int bk = u / chunks;
             s.kernel(w).unit(call, bk / kvHeads, bk % kvHeads, u % chunks);
         });
-        long t2 = System.nanoTime();
         if (chunks > 1) {
             plan.parallel(rowItems, (w, item) -> reduce(item / queryHeads, item % queryHeads, dq, s.dqSlots));
-        }
-        long t3 = System.nanoTime();
-        if (Boolean.getBoolean("starling.debugTimes")) {
-            System.out.printf("pre %.1f units %.1f reduce %.1f%n", (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6);
         }
         for (int row = 0; row < s.rowState.length; row++) {
             if (s.rowState[row] == GradientCall.TAINTED) {

@@ -25,8 +25,9 @@ import jdk.incubator.vector.VectorSpecies;
  *       vectors, one broadcast per row and feature;</li>
  *   <li>lane-wise {@code P = exp(S − LSE)} (the forward's polynomial), 0 on keys the row does not
  *       read, and {@code dS = P·(dP − D)};</li>
- *   <li>{@code dVᵀ += dOᵀ·P} and {@code dKᵀ += Qᵀ·dS} into the tile's accumulators
- *       ({@code [Dv][kCap]}, {@code [D][kCap]}): tiles of 4 features × 4 key vectors over the rows;</li>
+ *   <li>{@code dV += Pᵀ·dO} and {@code dK += dSᵀ·Q} into the tile's row-major accumulators
+ *       ({@code [kCap][DvPad]}, {@code [kCap][Dpad]}; the gathered rows are zero-padded to whole
+ *       vectors): tiles of 4 keys × 4 feature vectors over the rows;</li>
  *   <li>{@code dQ += dS·(s·K)} into the chunk's slot rows: tiles of 4 rows × 4 feature vectors
  *       over the keys.</li>
  * </ol>
@@ -46,6 +47,7 @@ public final class GradientTileKernel implements GradientKernel {
     private final int dim;
     private final int vdim;
     private final int dPad;
+    private final int vPad;
     private final int kTile;
     private final int kCap;
     /** {@code s·Kᵀ [D][kCap]}. */
@@ -54,10 +56,10 @@ public final class GradientTileKernel implements GradientKernel {
     private final float[] vT;
     /** {@code s·K [kCap][Dpad]}. */
     private final float[] kR;
-    /** {@code dKᵀ} of the tile, unscaled. */
-    private final float[] dKT;
-    /** {@code dVᵀ} of the tile. */
-    private final float[] dVT;
+    /** {@code dK} of the tile, unscaled, {@code [kCap][Dpad]}. */
+    private final float[] dKR;
+    /** {@code dV} of the tile, {@code [kCap][DvPad]}. */
+    private final float[] dVR;
     /** {@code S}, then {@code P}, {@code [ROWS + 3][kCap]}. */
     private final float[] pT;
     /** {@code dP}, then {@code dS}. */
@@ -66,9 +68,9 @@ public final class GradientTileKernel implements GradientKernel {
     private final float[] iota;
     /** The current reading's {@code dQ} rows {@code [ROWS + 3][Dpad]}, added to the slots at its end. */
     private final float[] dqL;
-    /** The current reading's query rows, gathered row-major {@code [ROWS + 3][D]} (rows past {@code m}: 0). */
+    /** The current reading's query rows, gathered row-major {@code [ROWS + 3][Dpad]} (padding and rows past {@code m}: 0). */
     private final float[] qP;
-    /** Their output gradients {@code [ROWS + 3][Dv]}. */
+    /** Their output gradients {@code [ROWS + 3][DvPad]}. */
     private final float[] gP;
     private final int[] rowDq = new int[ROWS + 3];
     private final float[] rowEnd = new float[ROWS + 3];
@@ -88,16 +90,17 @@ public final class GradientTileKernel implements GradientKernel {
         this.kTile = keyTile;
         this.kCap = roundUp(keyTile);
         this.dPad = roundUp(dim);
+        this.vPad = roundUp(vdim);
         this.kT = new float[Math.multiplyExact(dim, kCap)];
         this.vT = new float[Math.multiplyExact(vdim, kCap)];
         this.kR = new float[Math.multiplyExact(kCap, dPad)];
-        this.dKT = new float[kT.length];
-        this.dVT = new float[vT.length];
+        this.dKR = new float[Math.multiplyExact(kCap, dPad)];
+        this.dVR = new float[Math.multiplyExact(kCap, vPad)];
         this.pT = new float[(ROWS + 3) * kCap];
         this.dsT = new float[pT.length];
         this.dqL = new float[(ROWS + 3) * dPad];
-        this.qP = new float[(ROWS + 3) * dim];
-        this.gP = new float[(ROWS + 3) * vdim];
+        this.qP = new float[(ROWS + 3) * dPad];
+        this.gP = new float[(ROWS + 3) * vPad];
         this.iota = new float[kCap];
         for (int x = 0; x < kCap; x++) {
             iota[x] = x;
@@ -162,8 +165,8 @@ public final class GradientTileKernel implements GradientKernel {
                                 if (e <= 0) {
                                     continue;
                                 }
-                                System.arraycopy(qd, c.q.offset(b, h, i), qP, m * dim, dim);
-                                System.arraycopy(gd, c.dOut.offset(b, h, i), gP, m * vdim, vdim);
+                                System.arraycopy(qd, c.q.offset(b, h, i), qP, m * dPad, dim);
+                                System.arraycopy(gd, c.dOut.offset(b, h, i), gP, m * vPad, vdim);
                                 rowDq[m] = c.dq != null ? c.dq.offset(b, h, i) : slotBase + (i - qBegin) * dPad;
                                 rowEnd[m] = e;
                                 rowLse[m] = c.lse[row];
@@ -217,31 +220,29 @@ public final class GradientTileKernel implements GradientKernel {
                 kT[t + jl] = kR[at];
             }
         }
-        Arrays.fill(dKT, 0f);
-        Arrays.fill(dVT, 0f);
+        Arrays.fill(dKR, 0f);
+        Arrays.fill(dVR, 0f);
     }
 
-    /** Writes the tile's {@code dK = s·dKᵀᵀ} and {@code dV = dVᵀᵀ} for keys {@code [j0, j0 + n)}. */
+    /** Writes the tile's {@code dK = s·Σ dSᵀ·Q} and {@code dV} for keys {@code [j0, j0 + n)}. */
     private void writeKeys(GradientCall c, int b, int kvh, int j0, int n, float scale) {
         float[] dkd = c.dk.data();
         float[] dvd = c.dv.data();
         for (int jl = 0; jl < n; jl++) {
             int ko = c.dk.offset(b, kvh, j0 + jl);
             int vo = c.dv.offset(b, kvh, j0 + jl);
-            for (int d = 0, at = jl; d < dim; d++, at += kCap) {
-                dkd[ko + d] = dKT[at] * scale;
+            for (int d = 0, at = jl * dPad; d < dim; d++) {
+                dkd[ko + d] = dKR[at + d] * scale;
             }
-            for (int f = 0, at = jl; f < vdim; f++, at += kCap) {
-                dvd[vo + f] = dVT[at];
-            }
+            System.arraycopy(dVR, jl * vPad, dvd, vo, vdim);
         }
     }
 
     /** One reading of the current tile by {@code m} gathered rows. */
     private void reading(float[] dq, int m, int nMax) {
         int m4 = (m + 3) & ~3;
-        Arrays.fill(qP, m * dim, m4 * dim, 0f);
-        Arrays.fill(gP, m * vdim, m4 * vdim, 0f);
+        Arrays.fill(qP, m * dPad, m4 * dPad, 0f);
+        Arrays.fill(gP, m * vPad, m4 * vPad, 0f);
         for (int r = m; r < m4; r++) {
             rowDq[r] = rowDq[0];
             rowEnd[r] = 0f;
@@ -252,17 +253,17 @@ public final class GradientTileKernel implements GradientKernel {
         for (int r = 0; r < m4; r += 4) {
             int jv = 0;
             for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
-                scores4x4(qP, dim, r, dim, kT, jv, pT);
-                scores4x4(gP, vdim, r, vdim, vT, jv, dsT);
+                scores4x4(qP, dPad, r, dim, kT, jv, pT);
+                scores4x4(gP, vPad, r, vdim, vT, jv, dsT);
             }
             for (; jv < kc; jv += LANES) {
-                scores4x1(qP, dim, r, dim, kT, jv, pT);
-                scores4x1(gP, vdim, r, vdim, vT, jv, dsT);
+                scores4x1(qP, dPad, r, dim, kT, jv, pT);
+                scores4x1(gP, vPad, r, vdim, vT, jv, dsT);
             }
         }
         softmaxGrad(m4);
-        accumulate(gP, vdim, m4, vdim, pT, dVT);
-        accumulate(qP, dim, m4, dim, dsT, dKT);
+        keyGrads(gP, vPad, m4, nMax, pT, dVR);
+        keyGrads(qP, dPad, m4, nMax, dsT, dKR);
         for (int r = 0; r < m4; r += 4) {
             int dv = 0;
             for (; dv + 4 * LANES <= dPad; dv += 4 * LANES) {
@@ -292,26 +293,15 @@ public final class GradientTileKernel implements GradientKernel {
         }
     }
 
-    /** {@code accT[f][j] += Σ_r src[row r][f]·in[r][j]} for every feature and key lane. */
-    private void accumulate(float[] src, int stride, int rows, int inner, float[] in, float[] accT) {
-        final int kc = kCap;
-        int f = 0;
-        for (; f + 4 <= inner; f += 4) {
-            int jv = 0;
-            for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
-                accumulate4x4(src, stride, rows, in, accT, f, jv);
+    /** {@code acc[j][d] += Σ_r in[r][j]·src[r][d]} for keys {@code j < n} (rounded up to 4) and every feature vector. */
+    private void keyGrads(float[] src, int stride, int rows, int n, float[] in, float[] acc) {
+        for (int j = 0; j < n; j += 4) {
+            int dv = 0;
+            for (; dv + 4 * LANES <= stride; dv += 4 * LANES) {
+                keyGrad4x4(src, stride, rows, in, acc, j, dv);
             }
-            for (; jv < kc; jv += LANES) {
-                accumulate4x1(src, stride, rows, in, accT, f, jv);
-            }
-        }
-        for (; f < inner; f++) {
-            int jv = 0;
-            for (; jv + 4 * LANES <= kc; jv += 4 * LANES) {
-                accumulate1x4(src, stride, rows, in, accT, f, jv);
-            }
-            for (; jv < kc; jv += LANES) {
-                accumulate1x1(src, stride, rows, in, accT, f, jv);
+            for (; dv < stride; dv += LANES) {
+                keyGrad4x1(src, stride, rows, in, acc, j, dv);
             }
         }
     }
@@ -337,8 +327,10 @@ public final class GradientTileKernel implements GradientKernel {
                 FloatVector e = rr.fma(TileKernel.E5, TileKernel.E4).fma(rr, TileKernel.E3).fma(rr, TileKernel.E2)
                         .fma(rr, TileKernel.E1).fma(rr, TileKernel.E0);
                 FloatVector pv = e.mul(k.reinterpretAsInts().add(TileKernel.EXP_BIAS).lanewise(VectorOperators.LSHL, 23)
-                        .reinterpretAsFloats()).blend(0f, x.compare(VectorOperators.LT, TileKernel.EXP_LOW))
-                        .blend(0f, FloatVector.fromArray(SPECIES, iota, jv).compare(VectorOperators.GE, end));
+                        .reinterpretAsFloats()).blend(0f, x.compare(VectorOperators.LT, TileKernel.EXP_LOW));
+                if (jv + LANES > end) {
+                    pv = pv.blend(0f, FloatVector.fromArray(SPECIES, iota, jv).compare(VectorOperators.GE, end));
+                }
                 pv.intoArray(s, at);
                 pv.mul(FloatVector.fromArray(SPECIES, g, at).sub(delta)).intoArray(g, at);
             }
@@ -445,137 +437,102 @@ public final class GradientTileKernel implements GradientKernel {
         c30.intoArray(out, o0 + 3 * kc);
     }
 
-    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
-    private void accumulate4x4(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
+    /** Keys {@code j .. j+3} × features {@code dv .. dv+4L}: {@code acc[j][d] += Σ_r in[r][j]·src[r][d]} (both row-major, stride {@code stride}). */
+    private void keyGrad4x4(float[] src, int stride, int rows, float[] in, float[] acc, int j, int dv) {
         final int kc = kCap;
         final int l1 = LANES;
         final int l2 = 2 * LANES;
         final int l3 = 3 * LANES;
-        final int o0 = f * kc + jv;
-        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
-        FloatVector c01 = FloatVector.fromArray(SPECIES, accT, o0 + l1);
-        FloatVector c02 = FloatVector.fromArray(SPECIES, accT, o0 + l2);
-        FloatVector c03 = FloatVector.fromArray(SPECIES, accT, o0 + l3);
-        FloatVector c10 = FloatVector.fromArray(SPECIES, accT, o0 + kc);
-        FloatVector c11 = FloatVector.fromArray(SPECIES, accT, o0 + kc + l1);
-        FloatVector c12 = FloatVector.fromArray(SPECIES, accT, o0 + kc + l2);
-        FloatVector c13 = FloatVector.fromArray(SPECIES, accT, o0 + kc + l3);
-        FloatVector c20 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc);
-        FloatVector c21 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc + l1);
-        FloatVector c22 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc + l2);
-        FloatVector c23 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc + l3);
-        FloatVector c30 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc);
-        FloatVector c31 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l1);
-        FloatVector c32 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l2);
-        FloatVector c33 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc + l3);
-        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
-            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
-            FloatVector t1 = FloatVector.fromArray(SPECIES, in, ip + l1);
-            FloatVector t2 = FloatVector.fromArray(SPECIES, in, ip + l2);
-            FloatVector t3 = FloatVector.fromArray(SPECIES, in, ip + l3);
-            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
+        final int o0 = j * stride + dv;
+        final int o1 = o0 + stride;
+        final int o2 = o1 + stride;
+        final int o3 = o2 + stride;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, acc, o0);
+        FloatVector c01 = FloatVector.fromArray(SPECIES, acc, o0 + l1);
+        FloatVector c02 = FloatVector.fromArray(SPECIES, acc, o0 + l2);
+        FloatVector c03 = FloatVector.fromArray(SPECIES, acc, o0 + l3);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, acc, o1);
+        FloatVector c11 = FloatVector.fromArray(SPECIES, acc, o1 + l1);
+        FloatVector c12 = FloatVector.fromArray(SPECIES, acc, o1 + l2);
+        FloatVector c13 = FloatVector.fromArray(SPECIES, acc, o1 + l3);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, acc, o2);
+        FloatVector c21 = FloatVector.fromArray(SPECIES, acc, o2 + l1);
+        FloatVector c22 = FloatVector.fromArray(SPECIES, acc, o2 + l2);
+        FloatVector c23 = FloatVector.fromArray(SPECIES, acc, o2 + l3);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, acc, o3);
+        FloatVector c31 = FloatVector.fromArray(SPECIES, acc, o3 + l1);
+        FloatVector c32 = FloatVector.fromArray(SPECIES, acc, o3 + l2);
+        FloatVector c33 = FloatVector.fromArray(SPECIES, acc, o3 + l3);
+        for (int r = 0, ip = j, sp = dv; r < rows; r++, ip += kc, sp += stride) {
+            FloatVector t0 = FloatVector.fromArray(SPECIES, src, sp);
+            FloatVector t1 = FloatVector.fromArray(SPECIES, src, sp + l1);
+            FloatVector t2 = FloatVector.fromArray(SPECIES, src, sp + l2);
+            FloatVector t3 = FloatVector.fromArray(SPECIES, src, sp + l3);
+            FloatVector b = FloatVector.broadcast(SPECIES, in[ip]);
             c00 = t0.fma(b, c00);
             c01 = t1.fma(b, c01);
             c02 = t2.fma(b, c02);
             c03 = t3.fma(b, c03);
-            b = FloatVector.broadcast(SPECIES, src[g + 1]);
+            b = FloatVector.broadcast(SPECIES, in[ip + 1]);
             c10 = t0.fma(b, c10);
             c11 = t1.fma(b, c11);
             c12 = t2.fma(b, c12);
             c13 = t3.fma(b, c13);
-            b = FloatVector.broadcast(SPECIES, src[g + 2]);
+            b = FloatVector.broadcast(SPECIES, in[ip + 2]);
             c20 = t0.fma(b, c20);
             c21 = t1.fma(b, c21);
             c22 = t2.fma(b, c22);
             c23 = t3.fma(b, c23);
-            b = FloatVector.broadcast(SPECIES, src[g + 3]);
+            b = FloatVector.broadcast(SPECIES, in[ip + 3]);
             c30 = t0.fma(b, c30);
             c31 = t1.fma(b, c31);
             c32 = t2.fma(b, c32);
             c33 = t3.fma(b, c33);
         }
-        c00.intoArray(accT, o0);
-        c01.intoArray(accT, o0 + l1);
-        c02.intoArray(accT, o0 + l2);
-        c03.intoArray(accT, o0 + l3);
-        c10.intoArray(accT, o0 + kc);
-        c11.intoArray(accT, o0 + kc + l1);
-        c12.intoArray(accT, o0 + kc + l2);
-        c13.intoArray(accT, o0 + kc + l3);
-        c20.intoArray(accT, o0 + 2 * kc);
-        c21.intoArray(accT, o0 + 2 * kc + l1);
-        c22.intoArray(accT, o0 + 2 * kc + l2);
-        c23.intoArray(accT, o0 + 2 * kc + l3);
-        c30.intoArray(accT, o0 + 3 * kc);
-        c31.intoArray(accT, o0 + 3 * kc + l1);
-        c32.intoArray(accT, o0 + 3 * kc + l2);
-        c33.intoArray(accT, o0 + 3 * kc + l3);
+        c00.intoArray(acc, o0);
+        c01.intoArray(acc, o0 + l1);
+        c02.intoArray(acc, o0 + l2);
+        c03.intoArray(acc, o0 + l3);
+        c10.intoArray(acc, o1);
+        c11.intoArray(acc, o1 + l1);
+        c12.intoArray(acc, o1 + l2);
+        c13.intoArray(acc, o1 + l3);
+        c20.intoArray(acc, o2);
+        c21.intoArray(acc, o2 + l1);
+        c22.intoArray(acc, o2 + l2);
+        c23.intoArray(acc, o2 + l3);
+        c30.intoArray(acc, o3);
+        c31.intoArray(acc, o3 + l1);
+        c32.intoArray(acc, o3 + l2);
+        c33.intoArray(acc, o3 + l3);
     }
 
-    /** Features {@code f .. f+4} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
-    private void accumulate4x1(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
+    /** Keys {@code j .. j+3} × features {@code dv .. dv+1L}: {@code acc[j][d] += Σ_r in[r][j]·src[r][d]} (both row-major, stride {@code stride}). */
+    private void keyGrad4x1(float[] src, int stride, int rows, float[] in, float[] acc, int j, int dv) {
         final int kc = kCap;
-        final int o0 = f * kc + jv;
-        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
-        FloatVector c10 = FloatVector.fromArray(SPECIES, accT, o0 + kc);
-        FloatVector c20 = FloatVector.fromArray(SPECIES, accT, o0 + 2 * kc);
-        FloatVector c30 = FloatVector.fromArray(SPECIES, accT, o0 + 3 * kc);
-        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
-            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
-            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
+        final int o0 = j * stride + dv;
+        final int o1 = o0 + stride;
+        final int o2 = o1 + stride;
+        final int o3 = o2 + stride;
+        FloatVector c00 = FloatVector.fromArray(SPECIES, acc, o0);
+        FloatVector c10 = FloatVector.fromArray(SPECIES, acc, o1);
+        FloatVector c20 = FloatVector.fromArray(SPECIES, acc, o2);
+        FloatVector c30 = FloatVector.fromArray(SPECIES, acc, o3);
+        for (int r = 0, ip = j, sp = dv; r < rows; r++, ip += kc, sp += stride) {
+            FloatVector t0 = FloatVector.fromArray(SPECIES, src, sp);
+            FloatVector b = FloatVector.broadcast(SPECIES, in[ip]);
             c00 = t0.fma(b, c00);
-            b = FloatVector.broadcast(SPECIES, src[g + 1]);
+            b = FloatVector.broadcast(SPECIES, in[ip + 1]);
             c10 = t0.fma(b, c10);
-            b = FloatVector.broadcast(SPECIES, src[g + 2]);
+            b = FloatVector.broadcast(SPECIES, in[ip + 2]);
             c20 = t0.fma(b, c20);
-            b = FloatVector.broadcast(SPECIES, src[g + 3]);
+            b = FloatVector.broadcast(SPECIES, in[ip + 3]);
             c30 = t0.fma(b, c30);
         }
-        c00.intoArray(accT, o0);
-        c10.intoArray(accT, o0 + kc);
-        c20.intoArray(accT, o0 + 2 * kc);
-        c30.intoArray(accT, o0 + 3 * kc);
-    }
-
-    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+4L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
-    private void accumulate1x4(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
-        final int kc = kCap;
-        final int l1 = LANES;
-        final int l2 = 2 * LANES;
-        final int l3 = 3 * LANES;
-        final int o0 = f * kc + jv;
-        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
-        FloatVector c01 = FloatVector.fromArray(SPECIES, accT, o0 + l1);
-        FloatVector c02 = FloatVector.fromArray(SPECIES, accT, o0 + l2);
-        FloatVector c03 = FloatVector.fromArray(SPECIES, accT, o0 + l3);
-        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
-            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
-            FloatVector t1 = FloatVector.fromArray(SPECIES, in, ip + l1);
-            FloatVector t2 = FloatVector.fromArray(SPECIES, in, ip + l2);
-            FloatVector t3 = FloatVector.fromArray(SPECIES, in, ip + l3);
-            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
-            c00 = t0.fma(b, c00);
-            c01 = t1.fma(b, c01);
-            c02 = t2.fma(b, c02);
-            c03 = t3.fma(b, c03);
-        }
-        c00.intoArray(accT, o0);
-        c01.intoArray(accT, o0 + l1);
-        c02.intoArray(accT, o0 + l2);
-        c03.intoArray(accT, o0 + l3);
-    }
-
-    /** Features {@code f .. f+1} × key lanes {@code jv .. jv+1L}: {@code accT[f][j] += Σ_r src[r][f]·in[r][j]}. */
-    private void accumulate1x1(float[] src, int stride, int rows, float[] in, float[] accT, int f, int jv) {
-        final int kc = kCap;
-        final int o0 = f * kc + jv;
-        FloatVector c00 = FloatVector.fromArray(SPECIES, accT, o0);
-        for (int r = 0, ip = jv, g = f; r < rows; r++, ip += kc, g += stride) {
-            FloatVector t0 = FloatVector.fromArray(SPECIES, in, ip);
-            FloatVector b = FloatVector.broadcast(SPECIES, src[g]);
-            c00 = t0.fma(b, c00);
-        }
-        c00.intoArray(accT, o0);
+        c00.intoArray(acc, o0);
+        c10.intoArray(acc, o1);
+        c20.intoArray(acc, o2);
+        c30.intoArray(acc, o3);
     }
 
     /** Rows {@code r .. r+3} × features {@code dv .. dv+4L}: {@code dq[r][d] = Σ_{j<n} dS[r][j]·kR[j][d]}. */
@@ -689,5 +646,4 @@ public final class GradientTileKernel implements GradientKernel {
         c20.intoArray(dq, o2);
         c30.intoArray(dq, o3);
     }
-
 }
