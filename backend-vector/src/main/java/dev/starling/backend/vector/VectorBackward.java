@@ -30,7 +30,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  */
 final class VectorBackward {
     /** About how many units a call has: chunks per head = {@code ⌈UNITS / (B·Hkv)⌉}. */
-    static final int UNITS = 8;
+    static final int UNITS = 16;
 
     private final VectorPlan plan;
     private final AttentionProblem problem;

@@ -166,8 +166,10 @@ class VectorBackwardTest {
     void chunksDependOnTheProblemOnly() {
         AttentionProblem one = AttentionProblem.builder().heads(8).length(1024).headDim(64).build();
         AttentionProblem mqa = AttentionProblem.builder().heads(8).kvHeads(1).length(1024).headDim(64).build();
-        assertEquals(1, VectorBackward.chunks(one, 16));
-        assertEquals(8, VectorBackward.chunks(mqa, 16));
+        AttentionProblem batch = AttentionProblem.builder().batch(4).heads(8).length(1024).headDim(64).build();
+        assertEquals(2, VectorBackward.chunks(one, 16));
+        assertEquals(16, VectorBackward.chunks(mqa, 16));
         assertEquals(3, VectorBackward.chunks(mqa, 3));
+        assertEquals(1, VectorBackward.chunks(batch, 16));
     }
 }
