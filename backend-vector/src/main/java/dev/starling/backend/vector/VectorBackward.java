@@ -242,7 +242,7 @@ final class VectorBackward {
         int dim = problem.headDim();
         int vdim = problem.valueDim();
         int valid = problem.queryLength(b);
-        float[] scan = new float[2];
+        float[] scan = new float[dev.starling.backend.vector.kernel.RowScan.RESULT_LENGTH];
         for (int i = 0; i < problem.queryLength(); i++) {
             int row = mask.lseIndex(b, h, i);
             s.delta[row] = 0f;

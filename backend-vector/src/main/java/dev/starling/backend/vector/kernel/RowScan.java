@@ -12,6 +12,9 @@ public final class RowScan {
     private static final VectorSpecies<Float> SPECIES = TileKernel.SPECIES;
     private static final int LANES = TileKernel.LANES;
 
+    /** Length of the {@code result} array of {@link #row}. */
+    public static final int RESULT_LENGTH = 2 + LANES;
+
     private RowScan() {
     }
 
@@ -28,7 +31,7 @@ public final class RowScan {
      * @param vdim {@code Dv}
      * @param result receives {@code D} at 0 (NaN when {@code q}, {@code dO} or {@code O} holds a
      *               non-finite value, or the products overflow), and at 1 {@code 1} when {@code dO = 0}
-     *               ({@code 0} otherwise). Modified.
+     *               ({@code 0} otherwise); the rest is scratch. Length {@link #RESULT_LENGTH}. Modified.
      */
     public static void row(float[] q, int qo, int dim, float[] g, int go, float[] o, int oo, int vdim, float[] result) {
         FloatVector zero = FloatVector.zero(SPECIES);
@@ -56,7 +59,14 @@ public final class RowScan {
             dotTail += g[go + f] * o[oo + f];
             bigTail = Math.max(bigTail, Math.abs(g[go + f]));
         }
-        float delta = dot.reduceLanes(VectorOperators.ADD) + dotTail;
+        // Lanes summed in a fixed order, by hand: reduceLanes(ADD) may associate differently when
+        // compiled than interpreted, and D must have the same bits on every call.
+        dot.intoArray(result, 2);
+        float delta = 0f;
+        for (int x = 2; x < 2 + LANES; x++) {
+            delta += result[x];
+        }
+        delta += dotTail;
         float check = bad.reduceLanes(VectorOperators.ADD) + tail;
         result[0] = Float.isFinite(delta) && check == 0f ? delta : Float.NaN;
         // NaN in dO makes delta NaN above; max skips it, which is fine: the row is tainted then.
