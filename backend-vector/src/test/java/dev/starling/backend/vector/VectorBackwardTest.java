@@ -158,6 +158,31 @@ class VectorBackwardTest {
     }
 
     @Test
+    void linearMemoryAtLongSequences() {
+        // Surefire runs with -Xmx1g: one N×N float buffer here would take 17 GB. MQA with one batch entry
+        // gives the most chunks (16) and so the most dQ slots.
+        int n = 65536;
+        AttentionProblem p = AttentionProblem.builder().heads(2).kvHeads(1).length(n).headDim(32).build();
+        AttentionCase c = normal("long", 31, p, "bigbird(block=64, window=3, global=2, random=3)", TensorLayout.BHSD);
+        Tensor out = c.newOutput();
+        float[] lse = c.newLse();
+        Tensor g = out.copy();
+        java.util.Arrays.fill(g.data(), 1f);
+        Tensor dq = Tensor.zeros(TensorLayout.BHSD, 1, 2, n, 32);
+        Tensor dk = Tensor.zeros(TensorLayout.BHSD, 1, 1, n, 32);
+        Tensor dv = Tensor.zeros(TensorLayout.BHSD, 1, 1, n, 32);
+        try (AttentionPlan plan = VectorBackend.withThreads(2).plan(p, c.layout())) {
+            plan.forward(c.q(), c.k(), c.v(), out, lse);
+            plan.backward(c.q(), c.k(), c.v(), out, lse, g, dq, dk, dv);
+        }
+        for (float[] a : new float[][] {dq.data(), dk.data(), dv.data()}) {
+            for (float x : a) {
+                assertTrue(Float.isFinite(x));
+            }
+        }
+    }
+
+    @Test
     void declaresBackward() {
         assertTrue(new VectorBackend().capabilities().backward());
     }
