@@ -23,10 +23,10 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  *
  * <p>Before the sweep, per row: {@code D = Σ dO·O} and whether it reads a non-finite value (in
  * {@code q}, {@code dO}, {@code out}, its {@code LSE}, or a key or value it reads). Such rows are
- * left out of the sweep and recomputed afterwards exactly as the float64 oracle does
- * ({@code conformance/GradientOracle}: their own softmax from {@code q}, {@code k}, {@code v}), so
- * NaN and infinities land where the oracle puts them; rows with {@code dO = 0}, padded and empty
- * rows contribute nothing.
+ * left out of the sweep and recomputed afterwards one by one with the float64 oracle's formulas
+ * ({@code conformance/GradientOracle}: their own softmax from {@code q} and {@code k}, {@code O}
+ * summed over the keys the row reads), so NaN and infinities land where DESIGN section 2 puts them;
+ * rows with {@code dO = 0}, padded and empty rows contribute nothing.
  */
 final class VectorBackward {
     /** About how many units a call has: chunks per head = {@code ⌈UNITS / (B·Hkv)⌉}. */
@@ -364,9 +364,10 @@ final class VectorBackward {
     }
 
     /**
-     * One row that reads a non-finite value, exactly as the float64 oracle computes it: its softmax
-     * over its allowed keys from {@code q} and {@code k} (not the forward's {@code LSE}), its output,
-     * {@code D}, and its contributions, written to {@code dq} and added to {@code dk} and {@code dv}.
+     * One row that reads a non-finite value, as the float64 oracle computes it: its softmax over its
+     * allowed keys from {@code q} and {@code k} (not the forward's {@code LSE}), its output over those
+     * keys, {@code D}, and its contributions, written to {@code dq} and added to {@code dk} and
+     * {@code dv} (in row order, after the sweep: the same bits every call).
      */
     private void exactRow(int b, int h, int i, Tensor q, Tensor k, Tensor v, Tensor dOut, Tensor dq, Tensor dk,
                           Tensor dv) {
