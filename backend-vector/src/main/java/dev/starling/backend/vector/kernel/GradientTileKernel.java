@@ -153,11 +153,19 @@ public final class GradientTileKernel implements GradientKernel {
                         if (same == 0) {
                             continue;
                         }
+                        // Rows of one (b, h) are evenly spaced in every tensor.
+                        int lse0 = mask.lseIndex(b, h, 0);
+                        int qo = c.q.offset(b, h, 0);
+                        int qs = c.q.rowStride();
+                        int go = c.dOut.offset(b, h, 0);
+                        int gs = c.dOut.rowStride();
+                        int dqo = c.dq != null ? c.dq.offset(b, h, 0) : slotBase - qBegin * dPad;
+                        int dqs = c.dq != null ? c.dq.rowStride() : dPad;
                         for (int i0 = qBegin; i0 < valid; i0 += ROWS) {
                             int m = 0;
                             int nMax = 0;
                             for (int i = i0, iEnd = Math.min(valid, i0 + ROWS); i < iEnd; i++) {
-                                int row = mask.lseIndex(b, h, i);
+                                int row = lse0 + i;
                                 if (c.rowState[row] != GradientCall.ACTIVE) {
                                     continue;
                                 }
@@ -165,9 +173,9 @@ public final class GradientTileKernel implements GradientKernel {
                                 if (e <= 0) {
                                     continue;
                                 }
-                                System.arraycopy(qd, c.q.offset(b, h, i), qP, m * dPad, dim);
-                                System.arraycopy(gd, c.dOut.offset(b, h, i), gP, m * vPad, vdim);
-                                rowDq[m] = c.dq != null ? c.dq.offset(b, h, i) : slotBase + (i - qBegin) * dPad;
+                                System.arraycopy(qd, qo + i * qs, qP, m * dPad, dim);
+                                System.arraycopy(gd, go + i * gs, gP, m * vPad, vdim);
+                                rowDq[m] = dqo + i * dqs;
                                 rowEnd[m] = e;
                                 rowLse[m] = c.lse[row];
                                 rowDelta[m] = c.delta[row];
