@@ -120,7 +120,7 @@ public final class VectorBackend implements SparseAttention {
 
     @Override
     public Capabilities capabilities() {
-        return Capabilities.full("cpu (Java Vector API)", EnumSet.of(Precision.FP32));
+        return Capabilities.full("cpu (Java Vector API)", EnumSet.of(Precision.FP32)).withBackward(true);
     }
 
     @Override

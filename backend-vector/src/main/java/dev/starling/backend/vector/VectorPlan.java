@@ -46,6 +46,9 @@ final class VectorPlan extends BasePlan {
     private final int[] itemHead;
     private final int[] itemUnit;
     private final ConcurrentLinkedQueue<Scratch> spare = new ConcurrentLinkedQueue<>();
+    /** Chunks per key/value head of the backward pass; 0 for {@link VectorBackward#chunks}. */
+    private final int backwardChunks;
+    private volatile VectorBackward backward;
 
     /** What one call owns while it runs. */
     private final class Scratch {
@@ -75,14 +78,20 @@ final class VectorPlan extends BasePlan {
         }
     }
 
+    /** One item of {@link #parallel}: runs on worker {@code worker} (its scratch index). */
     @FunctionalInterface
-    private interface Step {
+    interface Step {
         void run(int worker, int item);
     }
 
     VectorPlan(SparseAttention backend, AttentionProblem problem, BlockLayout layout, int threads) {
+        this(backend, problem, layout, threads, 0);
+    }
+
+    VectorPlan(SparseAttention backend, AttentionProblem problem, BlockLayout layout, int threads, int backwardChunks) {
         super(backend, problem, layout);
         this.threads = threads;
+        this.backwardChunks = backwardChunks;
         this.dim = problem.headDim();
         this.vdim = problem.valueDim();
         this.qRows = Math.max(1, Math.min(layout.queryBlock(), problem.queryLength()));
@@ -262,7 +271,7 @@ final class VectorPlan extends BasePlan {
      * to {@code threads − 1} pool workers; returns when all are done, rethrowing the first failure
      * only after every worker has stopped (so no worker outlives the call's scratch).
      */
-    private void parallel(int items, Step step) {
+    void parallel(int items, Step step) {
         if (items <= 0) {
             return;
         }
@@ -305,7 +314,7 @@ final class VectorPlan extends BasePlan {
         if (interrupted) {
             Thread.currentThread().interrupt();
             if (failure == null) {
-                failure = new IllegalStateException("interrupted during forward");
+                failure = new IllegalStateException("interrupted during the call");
             }
         }
         if (failure instanceof RuntimeException re) {
@@ -331,8 +340,42 @@ final class VectorPlan extends BasePlan {
     }
 
     @Override
+    protected void computeBackward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                   Tensor dk, Tensor dv) {
+        backward().run(q, k, v, out, lse, dOut, dq, dk, dv);
+    }
+
+    /** The backward pass's plan-time tables, built on the first backward call. */
+    private VectorBackward backward() {
+        VectorBackward b = backward;
+        if (b == null) {
+            synchronized (this) {
+                if (backward == null) {
+                    backward = new VectorBackward(this, backwardChunks);
+                }
+                b = backward;
+            }
+        }
+        return b;
+    }
+
+    /** @return threads per call */
+    int threads() {
+        return threads;
+    }
+
+    /** @return whether the plan is closed (for scratch that must not be kept) */
+    boolean isClosedNow() {
+        return isClosed();
+    }
+
+    @Override
     protected void release() {
         spare.clear();
+        VectorBackward b = backward;
+        if (b != null) {
+            b.clear();
+        }
         if (pool != null) {
             pool.shutdown();
         }

@@ -8,8 +8,8 @@ import dev.starling.api.pattern.Patterns;
 import dev.starling.conformance.AttentionCase;
 
 /**
- * The fixed case of {@link VectorDeterminismTest}: prints the bits of its output and LSE, one hex
- * word per value, so a JVM running interpreted ({@code -Xint}) can be compared with a JIT-compiled one.
+ * The fixed case of {@link VectorDeterminismTest}: prints the bits of its output and LSE, then of
+ * its gradients {@code dq}, {@code dk}, {@code dv}, one hex word per value, so a JVM running interpreted ({@code -Xint}) can be compared with a JIT-compiled one.
  */
 public final class DeterminismMain {
     private DeterminismMain() {
@@ -24,22 +24,34 @@ public final class DeterminismMain {
                 AttentionCase.Values.NORMAL);
     }
 
-    /** @return the bits of one forward call's output then LSE, as hex words */
+    /** @return the bits of the output, LSE and gradients after the calls, as hex words */
     static String run(int calls) {
         AttentionCase c = fixedCase();
         Tensor out = c.newOutput();
         float[] lse = c.newLse();
+        AttentionProblem p = c.problem();
+        Tensor dOut = Tensor.zeros(TensorLayout.BHSD, p.batch(), p.queryHeads(), p.queryLength(), p.valueDim());
+        java.util.Random rnd = new java.util.Random(12);
+        for (int i = 0; i < dOut.data().length; i++) {
+            dOut.data()[i] = (float) rnd.nextGaussian();
+        }
+        Tensor dq = Tensor.zeros(TensorLayout.BHSD, p.batch(), p.queryHeads(), p.queryLength(), p.headDim());
+        Tensor dk = Tensor.zeros(TensorLayout.BHSD, p.batch(), p.kvHeads(), p.keyLength(), p.headDim());
+        Tensor dv = Tensor.zeros(TensorLayout.BHSD, p.batch(), p.kvHeads(), p.keyLength(), p.valueDim());
         try (AttentionPlan plan = VectorBackend.withThreads(1).plan(c.problem(), c.layout())) {
             for (int call = 0; call < calls; call++) {
                 plan.forward(c.q(), c.k(), c.v(), out, lse);
             }
+            // The backward pass, a tenth as often (it is the slower one interpreted).
+            for (int call = 0; call < Math.max(1, calls / 10); call++) {
+                plan.backward(c.q(), c.k(), c.v(), out, lse, dOut, dq, dk, dv);
+            }
         }
         StringBuilder sb = new StringBuilder();
-        for (float x : out.data()) {
-            sb.append(Integer.toHexString(Float.floatToRawIntBits(x))).append(' ');
-        }
-        for (float x : lse) {
-            sb.append(Integer.toHexString(Float.floatToRawIntBits(x))).append(' ');
+        for (float[] values : new float[][] {out.data(), lse, dq.data(), dk.data(), dv.data()}) {
+            for (float x : values) {
+                sb.append(Integer.toHexString(Float.floatToRawIntBits(x))).append(' ');
+            }
         }
         return sb.toString().strip();
     }

@@ -11,7 +11,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
- * Bit-identical results whether the kernel runs interpreted or compiled by C2: it uses only
+ * Bit-identical results, forward and backward, whether the kernels run interpreted or compiled by C2: it uses only
  * operations Java defines exactly (fused multiply-add, add, multiply, compare, blend, bit
  * reinterpretation). The Vector API's lane-wise {@code EXP} is not one of them: its intrinsic and
  * its Java fallback differ in the last bit, so a plan's cold first call and its later hot calls

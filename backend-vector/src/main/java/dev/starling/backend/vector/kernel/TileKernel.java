@@ -48,18 +48,18 @@ public final class TileKernel implements AttentionKernel {
     private static final VectorOperators.Associative MAX = VectorOperators.MAX;
 
     // The exp of softmax(): see there. Coefficients fitted (minimax relative error) on [−ln2/2, ln2/2].
-    private static final FloatVector LOG2E = FloatVector.broadcast(SPECIES, 1.44269504088896341f);
-    private static final FloatVector ROUND = FloatVector.broadcast(SPECIES, 12582912f);
-    private static final FloatVector NEG_LN2 = FloatVector.broadcast(SPECIES, -0.693147180559945309f);
-    private static final float EXP_LOW = -110f;
+    static final FloatVector LOG2E = FloatVector.broadcast(SPECIES, 1.44269504088896341f);
+    static final FloatVector ROUND = FloatVector.broadcast(SPECIES, 12582912f);
+    static final FloatVector NEG_LN2 = FloatVector.broadcast(SPECIES, -0.693147180559945309f);
+    static final float EXP_LOW = -110f;
     /** Bits of {@code 1.5·2^23 + k} are {@code 0x4B400000 + k}; {@code k + 64 + 127} is the biased exponent of {@code 2^(k+64)}. */
-    private static final int EXP_BIAS = 64 + 127 - 0x4B400000;
-    private static final FloatVector E0 = FloatVector.broadcast(SPECIES, 1.0000001192092896f * 0x1p-64f);
-    private static final FloatVector E1 = FloatVector.broadcast(SPECIES, 0.9999997019767761f * 0x1p-64f);
-    private static final FloatVector E2 = FloatVector.broadcast(SPECIES, 0.4999881982803345f * 0x1p-64f);
-    private static final FloatVector E3 = FloatVector.broadcast(SPECIES, 0.16667574644088745f * 0x1p-64f);
-    private static final FloatVector E4 = FloatVector.broadcast(SPECIES, 0.04192250594496727f * 0x1p-64f);
-    private static final FloatVector E5 = FloatVector.broadcast(SPECIES, 0.00830034725368023f * 0x1p-64f);
+    static final int EXP_BIAS = 64 + 127 - 0x4B400000;
+    static final FloatVector E0 = FloatVector.broadcast(SPECIES, 1.0000001192092896f * 0x1p-64f);
+    static final FloatVector E1 = FloatVector.broadcast(SPECIES, 0.9999997019767761f * 0x1p-64f);
+    static final FloatVector E2 = FloatVector.broadcast(SPECIES, 0.4999881982803345f * 0x1p-64f);
+    static final FloatVector E3 = FloatVector.broadcast(SPECIES, 0.16667574644088745f * 0x1p-64f);
+    static final FloatVector E4 = FloatVector.broadcast(SPECIES, 0.04192250594496727f * 0x1p-64f);
+    static final FloatVector E5 = FloatVector.broadcast(SPECIES, 0.00830034725368023f * 0x1p-64f);
 
     private final int dim;
     private final int vdim;
