@@ -15,10 +15,11 @@ import dev.starling.api.plan.TokenMask;
  *       layout) must be exactly zero ({@code +0.0} or {@code −0.0});</li>
  *   <li>every other element must be of the oracle's class — NaN where the oracle has NaN, the same
  *       infinity where it has one, finite where it is finite — and, when finite,
- *       {@code |x − ref| <= atol·rms(T) + rtol·|ref|} with {@code rms(T)} the root mean square of the
- *       oracle's finite elements of that tensor that some allowed pair reaches;</li>
- *   <li>each tensor's relative Frobenius norm error over its finite elements is at most
- *       {@code relativeNorm}.</li>
+ *       {@code |x − ref| <= atol·rms(T) + rtol·|ref| + terms·size} with {@code rms(T)} the root mean
+ *       square of the oracle's finite elements of that tensor that some allowed pair reaches and
+ *       {@code size} the sum of the magnitudes of the element's terms ({@link GradientOracle.Result});</li>
+ *   <li>each tensor's Frobenius norm error over its finite elements is at most
+ *       {@code relativeNorm·‖ref‖ + terms·‖size‖}.</li>
  * </ul>
  * The message names the tensor and the element, {@code dq at (b, h, i, d)} or
  * {@code dk at (b, h, j, d)} (query rows {@code i}, keys {@code j}; {@code h} is the query head for
@@ -57,6 +58,7 @@ public final class GradientComparison {
                                       Tensor dv, Tolerance.Gradient tol) {
         Tensor[] got = {dq, dk, dv};
         double[][] want = {expected.dq(), expected.dk(), expected.dv()};
+        double[][] sizes = {expected.dqTerms(), expected.dkTerms(), expected.dvTerms()};
         double worst = 0;
         String worstMessage = null;
         double worstNorm = 0;
@@ -70,6 +72,7 @@ public final class GradientComparison {
             double rms = rms(ref, live, g.dim());
             double diffNorm = 0;
             double refNorm = 0;
+            double sizeNorm = 0;
             int dim = g.dim();
             int at = 0;
             for (int b = 0; b < g.batch(); b++) {
@@ -99,24 +102,30 @@ public final class GradientComparison {
                             if (!Double.isFinite(r)) {
                                 continue;
                             }
-                            double allowed = tol.allowed(r, rms);
+                            double size = sizes[t][at];
+                            double allowed = tol.allowed(r, rms, size);
                             double diff = Math.abs(x - r);
                             double ratio = diff == 0 ? 0 : allowed == 0 ? Double.POSITIVE_INFINITY : diff / allowed;
                             if (worstMessage == null || ratio > worst) {
                                 worst = ratio;
                                 worstMessage = String.format("%s: %s vs expected %s (|diff| %.3g, allowed %.3g = %.3g·rms "
-                                        + "%.3g + %.3g·|ref|)", where(t, b, h, n, d), (float) x, r, diff, allowed,
-                                        tol.atol(), rms, tol.rtol());
+                                        + "%.3g + %.3g·|ref| + %.3g·terms %.3g)", where(t, b, h, n, d), (float) x, r, diff,
+                                        allowed, tol.atol(), rms, tol.rtol(), tol.terms(), size);
                             }
                             diffNorm += (x - r) * (x - r);
                             refNorm += r * r;
+                            if (Double.isFinite(size)) {
+                                sizeNorm += size * size;
+                            }
                         }
                     }
                 }
             }
             double relNorm = refNorm == 0 ? Math.sqrt(diffNorm) : Math.sqrt(diffNorm / refNorm);
-            if (relNorm > tol.relativeNorm() && (normMessage == null || relNorm > worstNorm)) {
-                normMessage = NAMES[t] + " relative norm error " + relNorm + " exceeds " + tol.relativeNorm();
+            double normBound = tol.relativeNorm() * Math.sqrt(refNorm) + tol.terms() * Math.sqrt(sizeNorm);
+            if (Math.sqrt(diffNorm) > normBound && (normMessage == null || relNorm > worstNorm)) {
+                normMessage = String.format("%s norm error %.3g (relative %.3g) exceeds %.3g = %.3g·‖ref‖ + %.3g·‖terms‖",
+                        NAMES[t], Math.sqrt(diffNorm), relNorm, normBound, tol.relativeNorm(), tol.terms());
             }
             worstNorm = Math.max(worstNorm, relNorm);
         }

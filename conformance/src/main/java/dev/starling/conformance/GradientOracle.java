@@ -34,13 +34,35 @@ public final class GradientOracle {
     }
 
     /**
-     * Gradients in BHSD order.
+     * Gradients in BHSD order, each with the size of its terms: element {@code x} of a gradient is a
+     * sum of terms, and {@code xTerms} bounds the sum of their magnitudes, the quantity a correct
+     * floating-point kernel's rounding error is proportional to (an element whose terms cancel to
+     * nearly zero still carries the rounding error of its largest terms). With
+     * {@code aᵢⱼ = Pᵢⱼ·(1 + Σ_d |s·qᵢd·kⱼd| + |LSEᵢ|)} (the weight and the size of the numbers its
+     * exponential is computed from) and {@code mᵢⱼ = aᵢⱼ·(Σ_d |dOᵢd·vⱼd| + Σ_d |dOᵢd·Oᵢd|)} (the size of
+     * {@code dSᵢⱼ}'s terms): {@code dqTerms = |s|·Σⱼ mᵢⱼ·|kⱼ|}, {@code dkTerms = |s|·Σᵢ mᵢⱼ·|qᵢ|},
+     * {@code dvTerms = Σᵢ aᵢⱼ·|dOᵢ|}, each over the allowed pairs.
      *
      * @param dq {@code [B, Hq, Nq, D]}
      * @param dk {@code [B, Hkv, Nk, D]}
      * @param dv {@code [B, Hkv, Nk, Dv]}
+     * @param dqTerms the size of {@code dq}'s terms, same shape (all zero when not computed)
+     * @param dkTerms the size of {@code dk}'s terms, same shape
+     * @param dvTerms the size of {@code dv}'s terms, same shape
      */
-    public record Result(double[] dq, double[] dk, double[] dv) {
+    public record Result(double[] dq, double[] dk, double[] dv, double[] dqTerms, double[] dkTerms,
+                         double[] dvTerms) {
+        /**
+         * Gradients without the size of their terms (taken as zero: the comparison then uses only
+         * the RMS and relative parts of the tolerance).
+         *
+         * @param dq {@code [B, Hq, Nq, D]}
+         * @param dk {@code [B, Hkv, Nk, D]}
+         * @param dv {@code [B, Hkv, Nk, Dv]}
+         */
+        public Result(double[] dq, double[] dk, double[] dv) {
+            this(dq, dk, dv, new double[dq.length], new double[dk.length], new double[dv.length]);
+        }
     }
 
     /**
@@ -79,6 +101,9 @@ public final class GradientOracle {
         double[] dq = new double[q.length];
         double[] dk = new double[k.length];
         double[] dv = new double[v.length];
+        double[] dqTerms = new double[q.length];
+        double[] dkTerms = new double[k.length];
+        double[] dvTerms = new double[v.length];
         double[] prob = new double[nk];
         int[] allowed = new int[nk];
         double[] o = new double[vdim];
@@ -101,26 +126,59 @@ public final class GradientOracle {
                         }
                     }
                     double delta = 0;
+                    double deltaTerms = 0;
                     for (int d = 0; d < vdim; d++) {
                         delta += dOut[row * vdim + d] * o[d];
+                        deltaTerms += Math.abs(dOut[row * vdim + d] * o[d]);
                     }
+                    double lse = rowLse(q, row * dim, k, kBase, dim, s, prob, allowed, n);
                     for (int x = 0; x < n; x++) {
                         int j = allowed[x];
                         double dp = 0;
+                        double dpTerms = 0;
+                        double logitTerms = 0;
+                        for (int d = 0; d < dim; d++) {
+                            logitTerms += Math.abs(s * q[row * dim + d] * k[(kBase + j) * dim + d]);
+                        }
+                        double weight = prob[j] * (1 + logitTerms + Math.abs(lse));
                         for (int d = 0; d < vdim; d++) {
                             dp += dOut[row * vdim + d] * v[(kBase + j) * vdim + d];
+                            dpTerms += Math.abs(dOut[row * vdim + d] * v[(kBase + j) * vdim + d]);
                             dv[(kBase + j) * vdim + d] += prob[j] * dOut[row * vdim + d];
+                            dvTerms[(kBase + j) * vdim + d] += weight * Math.abs(dOut[row * vdim + d]);
                         }
                         double ds = prob[j] * (dp - delta);
+                        double dsTerms = Math.abs(s) * weight * (dpTerms + deltaTerms);
                         for (int d = 0; d < dim; d++) {
                             dq[row * dim + d] += s * ds * k[(kBase + j) * dim + d];
                             dk[(kBase + j) * dim + d] += s * ds * q[row * dim + d];
+                            dqTerms[row * dim + d] += dsTerms * Math.abs(k[(kBase + j) * dim + d]);
+                            dkTerms[(kBase + j) * dim + d] += dsTerms * Math.abs(q[row * dim + d]);
                         }
                     }
                 }
             }
         }
-        return new Result(dq, dk, dv);
+        return new Result(dq, dk, dv, dqTerms, dkTerms, dvTerms);
+    }
+
+    /**
+     * The row's log-sum-exp from its normalised weights: {@code LSE = s·qᵢ·kⱼ − ln Pᵢⱼ} at its
+     * largest weight (only its size enters the term sizes of {@link Result}).
+     */
+    private static double rowLse(double[] q, int qOff, double[] k, int kBase, int dim, double scale, double[] prob,
+                                 int[] allowed, int n) {
+        int best = allowed[0];
+        for (int x = 1; x < n; x++) {
+            if (prob[allowed[x]] > prob[best]) {
+                best = allowed[x];
+            }
+        }
+        double dot = 0;
+        for (int d = 0; d < dim; d++) {
+            dot += q[qOff + d] * k[(kBase + best) * dim + d];
+        }
+        return scale * dot - Math.log(prob[best]);
     }
 
     /**
