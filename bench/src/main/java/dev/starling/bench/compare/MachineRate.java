@@ -1,25 +1,44 @@
 package dev.starling.bench.compare;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import java.util.ArrayList;
 import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.openblas.global.openblas_full;
+import org.bytedeco.pytorch.global.torch;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The machine's single-precision matrix-product rate: the median of a few {@code n × n × n}
- * products in ND4J (OpenBLAS, with whatever core it picked) and in libtorch (MKL), so each
- * backend's useful GFLOP/s can be read as a fraction of what the hardware does.
+ * products through ND4J ({@code sgemm} of the OpenBLAS every JavaCPP library here shares, with the
+ * core it picked) and through libtorch's {@code matmul} (PyTorch's own dispatch onto its BLAS), so
+ * each backend's useful GFLOP/s can be read as a fraction of what the hardware does. The faster of
+ * the two is the machine's rate.
  */
 final class MachineRate {
 
-    /** One library's rate. */
+    /**
+     * One library's rate.
+     *
+     * @param library what multiplied, e.g. {@code OpenBLAS sgemm (ND4J)}
+     * @param gflops the rate, NaN when it failed
+     * @param note the library's version and BLAS core, or why it failed
+     */
     record Rate(String library, double gflops, String note) {
     }
 
     private MachineRate() {
+    }
+
+    /** @return the OpenBLAS core in use and the environment setting that may have forced it */
+    static String openBlasCore() {
+        try {
+            return "OpenBLAS " + openblas_full.openblas_get_config().getString().strip() + "; core "
+                    + openblas_full.openblas_get_corename().getString() + "; OPENBLAS_CORETYPE="
+                    + System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(unset)");
+        } catch (Throwable e) {
+            return "OpenBLAS core unknown: " + e;
+        }
     }
 
     static List<Rate> measure(int n, int reps) {
@@ -38,33 +57,45 @@ final class MachineRate {
             }
             a.close();
             b.close();
-            rates.add(new Rate("ND4J sgemm (OpenBLAS)", flops / median(ms) / 1e6,
-                    "OPENBLAS_CORETYPE=" + System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(unset)")));
+            rates.add(new Rate("OpenBLAS sgemm (ND4J)", flops / median(ms) / 1e6, openBlasCore()));
         } catch (Throwable e) {
-            rates.add(new Rate("ND4J sgemm", Double.NaN, "failed: " + e));
+            rates.add(new Rate("OpenBLAS sgemm (ND4J)", Double.NaN, "failed: " + e));
         }
-        try {
-            DenseTorchPeer.engineVersion();
-            try (NDManager m = NDManager.newBaseManager("PyTorch")) {
-                NDArray a = m.randomUniform(0, 1, new Shape(n, n));
-                NDArray b = m.randomUniform(0, 1, new Shape(n, n));
-                List<Double> ms = new ArrayList<>();
-                for (int r = 0; r <= reps; r++) {
-                    long t0 = System.nanoTime();
-                    NDArray c = a.matMul(b);
-                    c.toFloatArray();
-                    c.close();
-                    if (r > 0) {
-                        ms.add((System.nanoTime() - t0) / 1e6);
-                    }
+        String torchFailure = TorchSdpaPeer.load();
+        if (torchFailure != null) {
+            rates.add(new Rate("libtorch matmul", Double.NaN, torchFailure));
+            return rates;
+        }
+        try (PointerScope scope = new PointerScope()) {
+            org.bytedeco.pytorch.Tensor a = torch.rand(n, n);
+            org.bytedeco.pytorch.Tensor b = torch.rand(n, n);
+            List<Double> ms = new ArrayList<>();
+            for (int r = 0; r <= reps; r++) {
+                long t0 = System.nanoTime();
+                torch.matmul(a, b).close();
+                if (r > 0) {
+                    ms.add((System.nanoTime() - t0) / 1e6);
                 }
-                rates.add(new Rate("libtorch sgemm (MKL)", flops / median(ms) / 1e6, "PyTorch "
-                        + DenseTorchPeer.engineVersion() + " via DJL"));
             }
+            rates.add(new Rate("libtorch matmul", flops / median(ms) / 1e6, TorchSdpaPeer.LIBRARY + ", "
+                    + torch.get_num_threads() + " threads; BLAS: " + blas()));
         } catch (Throwable e) {
-            rates.add(new Rate("libtorch sgemm", Double.NaN, "failed: " + e));
+            rates.add(new Rate("libtorch matmul", Double.NaN, "failed: " + e));
         }
         return rates;
+    }
+
+    /** The BLAS libtorch was built with, from its build configuration ({@code BLAS_INFO=open}: OpenBLAS). */
+    private static String blas() {
+        String config = torch.show_config().getString();
+        for (String part : config.split("[,\\n]")) {
+            String s = part.strip();
+            if (s.startsWith("BLAS_INFO=")) {
+                String name = s.substring("BLAS_INFO=".length());
+                return name.equals("open") ? "OpenBLAS (the same library as above)" : name;
+            }
+        }
+        return "unknown";
     }
 
     static double median(List<Double> xs) {
