@@ -90,12 +90,17 @@ final class CompareCommand implements Callable<Integer> {
         }
         PatternSpec spec = Patterns.parse(pattern);
         checkOutputs(spec);
-        int[] sorted = IntStream.concat(Arrays.stream(lengths), longLengths ? Arrays.stream(LONG_LENGTHS) : IntStream.empty())
-                .distinct().sorted().toArray();
+        int[] sorted = lengths();
         CompareRun.Config config = new CompareRun.Config(spec, batch, heads, headDim, sorted,
                 backends == null ? List.of() : backends.stream().map(s -> s.strip().toLowerCase(java.util.Locale.ROOT))
                         .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)), backward);
         return CompareMain.run(config, this.spec.commandLine().getOut(), csv, plot, machineRate);
+    }
+
+    /** @return the lengths to run, ascending, each once: {@code --lengths} and what {@code --long} adds */
+    int[] lengths() {
+        return IntStream.concat(Arrays.stream(lengths), longLengths ? Arrays.stream(LONG_LENGTHS) : IntStream.empty())
+                .distinct().sorted().toArray();
     }
 
     /** Refuses unwritable outputs before minutes of timing, and outputs that name each other or an input. */

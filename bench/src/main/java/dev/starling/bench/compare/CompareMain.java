@@ -25,7 +25,7 @@ public final class CompareMain {
      * @param csv CSV file or null
      * @param plot PNG file or null
      * @param machineRate whether to measure the machine's matrix-product rate
-     * @return 0, or 1 when a contender disagreed with the oracle
+     * @return 0, or 1 when a contender disagreed with the oracle, or 2 when one ran out of Java heap
      * @throws IllegalArgumentException if {@code config} names a backend that was not found
      * @throws IOException if the CSV or the plot cannot be written
      */
@@ -61,10 +61,13 @@ public final class CompareMain {
         headlines(out, outcome.cells(), rate);
         write(out, outcome.cells(), config, csv, plot);
         boolean wrong = outcome.checks().stream().anyMatch(CompareRun.Check::wrong);
-        out.printf(Locale.ROOT, "done in %s%s%n", duration(System.nanoTime() - start),
-                wrong ? "; a contender disagreed with the oracle (exit 1)" : "");
+        boolean memory = outcome.cells().stream().anyMatch(c -> c.status().startsWith(CompareRun.OUT_OF_MEMORY));
+        out.printf(Locale.ROOT, "done in %s%s%s%n", duration(System.nanoTime() - start),
+                wrong ? "; a contender disagreed with the oracle (exit 1)" : "",
+                memory && !wrong ? "; a contender ran out of Java heap: give the JVM more with STARLING_JAVA_OPTS=-Xmx<size> "
+                        + "(exit 2)" : "");
         out.flush();
-        return wrong ? 1 : 0;
+        return wrong ? 1 : memory ? 2 : 0;
     }
 
     /** Stages the CSV and the plot, then renames both into place: all or nothing. */

@@ -173,6 +173,8 @@ public final class CompareRun {
      * here does dense attention faster, so a prediction over the budget means skip.
      */
     static final double DENSE_RATE_CEILING_GFLOPS = 1000;
+    /** The status of a cell whose contender ran out of Java heap. */
+    static final String OUT_OF_MEMORY = "failed: out of memory";
     /** Gradient tolerance against the float64 oracle, per element: {@code |got − want| ≤ ATOL + RTOL·|want|}. */
     static final double GRADIENT_ATOL = 1e-4;
     /** @see #GRADIENT_ATOL */
@@ -187,9 +189,11 @@ public final class CompareRun {
      * @param reports the backends found ({@link BackendSelector#reports()})
      * @param progress where progress is drawn
      * @throws IllegalArgumentException if {@link Config#backends()} names a backend not among {@code reports}
+     * @throws NotEnoughMemoryException if the longest length's inputs cannot fit the Java heap
      */
     CompareRun(Config config, List<BackendReport> reports, Progress progress) {
         requireKnown(config.backends(), reports.stream().map(BackendReport::name).toList());
+        requireHeap(config, Runtime.getRuntime().maxMemory());
         this.config = config;
         this.reports = reports;
         this.progress = progress;
@@ -219,10 +223,9 @@ public final class CompareRun {
 
     /**
      * @return the cells (relative times filled in) and the oracle checks
-     * @throws NotEnoughMemoryException when the inputs of a length do not fit the Java heap
+     * @throws NotEnoughMemoryException when the inputs of a length do not fit the Java heap after all
      */
     Outcome run(PrintWriter log) {
-        requireHeap(config, Runtime.getRuntime().maxMemory());
         List<Cell> cells = new ArrayList<>();
         List<Check> checks = new ArrayList<>();
         List<Contender> contenders = new ArrayList<>();
@@ -527,7 +530,7 @@ public final class CompareRun {
                     flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
         } catch (OutOfMemoryError e) {
             c.close();
-            return noNumber(c.name(), c.dense(), pass, p.queryLength(), "failed: out of memory (" + e.getMessage()
+            return noNumber(c.name(), c.dense(), pass, p.queryLength(), OUT_OF_MEMORY + " (" + e.getMessage()
                     + "); give the JVM more with STARLING_JAVA_OPTS=-Xmx<size>");
         } catch (RuntimeException e) {
             c.close();
