@@ -65,6 +65,10 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--cell-seconds", paramLabel = "S", defaultValue = "20",
             description = "time budget per contender and length: slow ones get fewer timed calls, at least 3 (default: ${DEFAULT-VALUE})")
     double cellSeconds;
+    @Option(names = "--max-call-seconds", paramLabel = "S", defaultValue = "60",
+            description = "skip a contender at a length where one call is predicted (from its rate at the previous length; a "
+                    + "dense peer not yet timed at 1,000 GFLOP/s) to take longer (default: ${DEFAULT-VALUE})")
+    double maxCallSeconds;
     @Option(names = "--dense-memory", paramLabel = "GIB", defaultValue = "8",
             description = "GiB the dense peers may use for one head's scores; longer lengths are skipped (default: ${DEFAULT-VALUE})")
     double denseGiB;
@@ -85,15 +89,16 @@ final class CompareCommand implements Callable<Integer> {
                 || reps < 1) {
             throw new IllegalArgumentException("--lengths, --batch, --heads, --head-dim and --reps must be >= 1");
         }
-        if (!(cellSeconds > 0) || !(denseGiB > 0)) {
-            throw new IllegalArgumentException("--cell-seconds and --dense-memory must be > 0");
+        if (!(cellSeconds > 0) || !(denseGiB > 0) || !(maxCallSeconds > 0)) {
+            throw new IllegalArgumentException("--cell-seconds, --max-call-seconds and --dense-memory must be > 0");
         }
         PatternSpec spec = Patterns.parse(pattern);
         checkOutputs(spec);
         int[] sorted = lengths();
         CompareRun.Config config = new CompareRun.Config(spec, batch, heads, headDim, sorted,
                 backends == null ? List.of() : backends.stream().map(s -> s.strip().toLowerCase(java.util.Locale.ROOT))
-                        .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)), backward);
+                        .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)), backward,
+                maxCallSeconds);
         return CompareMain.run(config, this.spec.commandLine().getOut(), csv, plot, machineRate);
     }
 

@@ -35,8 +35,8 @@ final class CompareReport {
             "            growth: native buffers, pages touched (" + (NativeHeap.canTrim()
                     ? "freed memory returned to the system before the baseline; " : "freed memory kept for reuse is not seen; ")
                     + "sampled every " + MemorySampler.PERIOD_MS + " ms)",
-            "skipped     a contender whose one call would take longer than --cell-seconds (predicted from its rate at the",
-            "            previous length) is not run at that length");
+            "skipped     a contender whose one call would take longer than --max-call-seconds (predicted from its rate",
+            "            at the previous length) is not run at that length");
 
     /** The legend's lines for {@code --backward}. */
     static final List<String> BACKWARD_LEGEND = List.of(

@@ -22,6 +22,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 
 /**
  * One {@code starling compare} run: every available backend on the sparse problem and the dense
@@ -43,21 +45,23 @@ public final class CompareRun {
      * @param backends backend names to include (empty: all)
      * @param peers whether to add the dense peers
      * @param reps most timed calls per cell
-     * @param cellSeconds time budget per cell: slow cells get fewer calls, never fewer than 3; a contender
-     *                    whose one call is predicted to take longer is skipped at that length
+     * @param cellSeconds time budget per cell: slow cells get fewer calls, never fewer than 3
      * @param denseBudgetBytes memory the dense peers may use for one head's scores
      * @param backward whether to time forward + backward as well as the forward alone
+     * @param maxCallSeconds a contender whose one call is predicted to take longer is skipped at that length
      */
     public record Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
-                         boolean peers, int reps, double cellSeconds, long denseBudgetBytes, boolean backward) {
+                         boolean peers, int reps, double cellSeconds, long denseBudgetBytes, boolean backward,
+                         double maxCallSeconds) {
         /**
-         * The same without the backward pass.
+         * The forward alone, calls of up to {@value CompareRun#DEFAULT_MAX_CALL_SECONDS} s.
          *
-         * @see #Config(PatternSpec, int, int, int, int[], List, boolean, int, double, long, boolean)
+         * @see #Config(PatternSpec, int, int, int, int[], List, boolean, int, double, long, boolean, double)
          */
         public Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
                       boolean peers, int reps, double cellSeconds, long denseBudgetBytes) {
-            this(pattern, batch, heads, headDim, lengths, backends, peers, reps, cellSeconds, denseBudgetBytes, false);
+            this(pattern, batch, heads, headDim, lengths, backends, peers, reps, cellSeconds, denseBudgetBytes, false,
+                    DEFAULT_MAX_CALL_SECONDS);
         }
     }
 
@@ -162,6 +166,8 @@ public final class CompareRun {
      * at 65,536 tokens alone would take longer than the whole comparison.
      */
     static final int MAX_CHECK_LENGTH = 2048;
+    /** Default of {@code --max-call-seconds}: past a minute a call, a cell takes minutes. */
+    public static final double DEFAULT_MAX_CALL_SECONDS = 60;
     /** Warm-up: calls until at least this long has passed ... */
     static final double WARMUP_MIN_SECONDS = 1.0;
     /** ... and at least this many calls were made ... */
@@ -277,8 +283,10 @@ public final class CompareRun {
         List<Pass> passes = config.backward() ? List.of(Pass.FORWARD, Pass.FORWARD_BACKWARD) : List.of(Pass.FORWARD);
         progress.start(contenders.size() * config.lengths().length * passes.size());
         Map<String, Cell> last = new HashMap<>();
+        Inputs in = null;
         for (int n : config.lengths()) {
-            Inputs in = inputs(n);
+            in = null;   // the previous length's tensors are garbage before this length's are allocated
+            in = inputs(n);
             for (Contender c : contenders) {
                 for (Pass pass : passes) {
                     progress.step(c.name() + " " + (config.backward() ? pass.label() + " " : "") + "N=" + n);
@@ -376,13 +384,25 @@ public final class CompareRun {
                 .headDim(config.headDim()).build();
     }
 
+    /**
+     * Standard normal floats, seeded from {@code random}: chunks of {@value #CHUNK} filled in parallel, each
+     * from its own {@link SplittableRandom} (ziggurat Gaussians), so the values do not depend on the
+     * threads and a million tokens' 2 GiB tensors take seconds, not a minute.
+     */
     private Tensor random(Random random, int n) {
         float[] d = new float[config.batch() * config.heads() * n * config.headDim()];
-        for (int i = 0; i < d.length; i++) {
-            d[i] = (float) random.nextGaussian();
-        }
+        long seed = random.nextLong();
+        IntStream.range(0, (d.length + CHUNK - 1) / CHUNK).parallel().forEach(c -> {
+            SplittableRandom r = new SplittableRandom(seed + c * 0x9E3779B97F4A7C15L);
+            for (int i = c * CHUNK, end = Math.min(d.length, i + CHUNK); i < end; i++) {
+                d[i] = (float) r.nextGaussian();
+            }
+        });
         return Tensor.bhsd(d, config.batch(), config.heads(), n, config.headDim());
     }
+
+    /** Elements per chunk of {@link #random}. */
+    private static final int CHUNK = 1 << 16;
 
     private Tensor zeros(int n) {
         return Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
@@ -552,7 +572,7 @@ public final class CompareRun {
     }
 
     /**
-     * Whether one call is predicted to take longer than the whole cell's budget: from the contender's
+     * Whether one call is predicted to take longer than {@link Config#maxCallSeconds()}: from the contender's
      * time at the previous length scaled by useful work, or, for a dense peer never timed yet, at
      * {@link #DENSE_RATE_CEILING_GFLOPS}.
      *
@@ -570,12 +590,11 @@ public final class CompareRun {
         } else {
             return null;
         }
-        if (predictedMs <= config.cellSeconds() * 1000) {
+        if (predictedMs <= config.maxCallSeconds() * 1000) {
             return null;
         }
-        return String.format(Locale.ROOT, "skipped: one call would take about %s (%s), over the %s per-length budget "
-                + "(--cell-seconds)", CompareMain.duration((long) (predictedMs * 1e6)), from,
-                CompareMain.duration((long) (config.cellSeconds() * 1e9)));
+        return String.format(Locale.ROOT, "skipped: one call would take about %s (%s), over --max-call-seconds %s",
+                CompareMain.duration((long) (predictedMs * 1e6)), from, CompareMain.duration((long) (config.maxCallSeconds() * 1e9)));
     }
 
     private long pairs(Contender c, AttentionProblem p) {

@@ -141,7 +141,7 @@ class CompareReportTest {
         assertTrue(e.getMessage().endsWith("run with STARLING_JAVA_OPTS=-Xmx11g ./starling compare ..."), e.getMessage());
         CompareRun.requireHeap(million, 12L << 30);
         CompareRun.Config backward = new CompareRun.Config(million.pattern(), 1, 8, 64, million.lengths(), List.of(), false,
-                5, 20, 1L << 33, true);
+                5, 20, 1L << 33, true, 60);
         assertThrows(NotEnoughMemoryException.class, () -> CompareRun.requireHeap(backward, 12L << 30));
         CompareRun.Config huge = new CompareRun.Config(million.pattern(), 8, 8, 64, million.lengths(), List.of(), false,
                 5, 20, 1L << 33);
