@@ -41,7 +41,7 @@ final class CompareCommand implements Callable<Integer> {
     int[] lengths;
     @Option(names = "--long",
             description = "also run 65,536 and 1,048,576 tokens (sparse backends only there; needs about 10 GiB of Java "
-                    + "heap, 19 GiB with --backward: STARLING_JAVA_OPTS=-Xmx12g)")
+                    + "heap, 20 GiB with --backward: STARLING_JAVA_OPTS=-Xmx12g)")
     boolean longLengths;
     @Option(names = "--backward",
             description = "time forward + backward as well as the forward alone, for each contender with a backward pass "
