@@ -34,7 +34,7 @@ final class MachineRate {
     /** @return the OpenBLAS core in use and the environment setting that may have forced it */
     static String openBlasCore() {
         try {
-            return "OpenBLAS " + openblas_full.openblas_get_config().getString().strip() + "; core "
+            return openblas_full.openblas_get_config().getString().strip() + "; core "
                     + openblas_full.openblas_get_corename().getString() + "; OPENBLAS_CORETYPE="
                     + System.getenv().getOrDefault("OPENBLAS_CORETYPE", "(unset)");
         } catch (Throwable e) {
