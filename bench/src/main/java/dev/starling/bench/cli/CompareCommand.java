@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.IntStream;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -19,10 +20,16 @@ import picocli.CommandLine.Option;
 @Command(name = "compare", mixinStandardHelpOptions = true,
         description = {"Time every backend found and the dense peers on one sparse pattern, length by length.",
             "Every contender is first checked against dense float64 attention on the smallest length (at most 2,048 "
-                + "tokens); then each length gets a warm-up call and several timed calls. Prints median times, spread, useful GFLOP/s, time relative "
-                + "to the fastest and peak memory, with a legend; --csv and --plot also write them to files. Dense peers: "
-                + "PyTorch (libtorch through DJL) and ND4J, computing full attention on the same shapes."})
+                + "tokens); then each length gets a timed warm-up (at least 1 s and 3 calls) and several timed calls. Prints "
+                + "median times, spread, useful GFLOP/s, time relative to the fastest and peak memory, with a legend; --csv "
+                + "and --plot also write them to files. Dense peers: PyTorch's fused scaled_dot_product_attention (libtorch "
+                + "through the JavaCPP presets) and ND4J, computing full attention on the same shapes. --backward times "
+                + "forward + backward too; --long adds 65,536 and 1,048,576 tokens (about 10 GiB of heap: "
+                + "STARLING_JAVA_OPTS=-Xmx12g)."})
 final class CompareCommand implements Callable<Integer> {
+    /** What {@code --long} adds. */
+    static final int[] LONG_LENGTHS = {65_536, 1_048_576};
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -32,6 +39,15 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--lengths", paramLabel = "N", split = ",", defaultValue = "1024,4096,16384,65536",
             description = "sequence lengths (default: ${DEFAULT-VALUE})")
     int[] lengths;
+    @Option(names = "--long",
+            description = "also run 65,536 and 1,048,576 tokens (sparse backends only there; needs about 10 GiB of Java "
+                    + "heap, 20 GiB with --backward: STARLING_JAVA_OPTS=-Xmx12g)")
+    boolean longLengths;
+    @Option(names = "--backward",
+            description = "time forward + backward as well as the forward alone, for each contender with a backward pass "
+                    + "(backends declaring capability backward; torch-sdpa through libtorch autograd); the others are "
+                    + "listed as skipped")
+    boolean backward;
     @Option(names = "--batch", paramLabel = "B", defaultValue = "1", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch;
     @Option(names = "--heads", paramLabel = "H", defaultValue = "8", description = "heads (default: ${DEFAULT-VALUE})")
@@ -49,6 +65,10 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--cell-seconds", paramLabel = "S", defaultValue = "20",
             description = "time budget per contender and length: slow ones get fewer timed calls, at least 3 (default: ${DEFAULT-VALUE})")
     double cellSeconds;
+    @Option(names = "--max-call-seconds", paramLabel = "S", defaultValue = "60",
+            description = "skip a contender at a length where one call is predicted (from its rate at the previous length; a "
+                    + "dense peer not yet timed at 1,000 GFLOP/s) to take longer (default: ${DEFAULT-VALUE})")
+    double maxCallSeconds;
     @Option(names = "--dense-memory", paramLabel = "GIB", defaultValue = "8",
             description = "GiB the dense peers may use for one head's scores; longer lengths are skipped (default: ${DEFAULT-VALUE})")
     double denseGiB;
@@ -69,16 +89,23 @@ final class CompareCommand implements Callable<Integer> {
                 || reps < 1) {
             throw new IllegalArgumentException("--lengths, --batch, --heads, --head-dim and --reps must be >= 1");
         }
-        if (!(cellSeconds > 0) || !(denseGiB > 0)) {
-            throw new IllegalArgumentException("--cell-seconds and --dense-memory must be > 0");
+        if (!(cellSeconds > 0) || !(denseGiB > 0) || !(maxCallSeconds > 0)) {
+            throw new IllegalArgumentException("--cell-seconds, --max-call-seconds and --dense-memory must be > 0");
         }
         PatternSpec spec = Patterns.parse(pattern);
         checkOutputs(spec);
-        int[] sorted = Arrays.stream(lengths).distinct().sorted().toArray();
+        int[] sorted = lengths();
         CompareRun.Config config = new CompareRun.Config(spec, batch, heads, headDim, sorted,
                 backends == null ? List.of() : backends.stream().map(s -> s.strip().toLowerCase(java.util.Locale.ROOT))
-                        .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)));
+                        .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)), backward,
+                maxCallSeconds);
         return CompareMain.run(config, this.spec.commandLine().getOut(), csv, plot, machineRate);
+    }
+
+    /** @return the lengths to run, ascending, each once: {@code --lengths} and what {@code --long} adds */
+    int[] lengths() {
+        return IntStream.concat(Arrays.stream(lengths), longLengths ? Arrays.stream(LONG_LENGTHS) : IntStream.empty())
+                .distinct().sorted().toArray();
     }
 
     /** Refuses unwritable outputs before minutes of timing, and outputs that name each other or an input. */

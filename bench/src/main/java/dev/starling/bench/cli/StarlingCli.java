@@ -25,7 +25,8 @@ import picocli.CommandLine.Option;
  * {@code --help} for an option error); {@value #INTERNAL_ERROR} an internal error, that is a bug
  * or a failure the tool did not expect (one line; the stack trace only with {@code --verbose});
  * {@value #NOT_RUN} not run: the backend named for a check cannot run on this machine, so it can
- * neither pass nor fail.
+ * neither pass nor fail. Running out of Java heap is bad usage ({@value #BAD_INPUT}): one line that says
+ * how to give the JVM more.
  */
 @Command(name = "starling", mixinStandardHelpOptions = true, version = "starling 0.1.0-SNAPSHOT",
         description = "Block-sparse attention on the JVM: list backends, inspect patterns, run attention on .npy files.%n"
@@ -40,9 +41,9 @@ public final class StarlingCli implements Callable<Integer> {
     public static final int OK = 0;
     /** A check failed (e.g. a backend disagreed with the oracle). */
     public static final int CHECK_FAILED = 1;
-    /** Bad usage or bad input, including a file that cannot be read or written. */
+    /** Bad usage or bad input, including a file that cannot be read or written, and a Java heap too small for the job. */
     public static final int BAD_INPUT = 2;
-    /** An internal error: a bug, or a failure the tool did not expect (a native error, out of memory). */
+    /** An internal error: a bug, or a failure the tool did not expect (a native error). */
     public static final int INTERNAL_ERROR = 3;
     /** Not run: the backend named for a check cannot run on this machine, so it neither passed nor failed. */
     public static final int NOT_RUN = 4;
@@ -114,9 +115,17 @@ public final class StarlingCli implements Callable<Integer> {
             err.flush();
             return BAD_INPUT;
         }
-        String what = ex instanceof OutOfMemoryError
-                ? "out of memory (" + oneLine(ex) + "); give the JVM more with STARLING_JAVA_OPTS=-Xmx<size>"
-                : "internal error (a bug): " + ex.getClass().getName() + (ex.getMessage() == null ? "" : ": " + oneLine(ex));
+        if (ex instanceof OutOfMemoryError) {
+            // A heap too small for the job is a setting to change, not a bug: one line, no trace (unless asked).
+            err.println("starling: out of memory (" + oneLine(ex) + "); give the JVM more with "
+                    + "STARLING_JAVA_OPTS=-Xmx<size>, e.g. STARLING_JAVA_OPTS=-Xmx12g ./starling ...");
+            if (verbose) {
+                ex.printStackTrace(err);
+            }
+            err.flush();
+            return BAD_INPUT;
+        }
+        String what = "internal error (a bug): " + ex.getClass().getName() + (ex.getMessage() == null ? "" : ": " + oneLine(ex));
         err.println("starling: " + clip(what) + (verbose ? "" : " (run with --verbose for the stack trace)"));
         if (verbose) {
             ex.printStackTrace(err);

@@ -15,6 +15,7 @@ final class BackendContender implements Contender {
     private Tensor q;
     private Tensor k;
     private Tensor v;
+    private float[] lse;
 
     BackendContender(SparseAttention backend, PatternSpec pattern) {
         this.backend = backend;
@@ -43,11 +44,28 @@ final class BackendContender implements Contender {
         this.k = k;
         this.v = v;
         plan = backend.plan(problem, Starling.layout(problem, pattern));
+        lse = null;
     }
 
     @Override
     public void run(Tensor out) {
         plan.forward(q, k, v, out);
+    }
+
+    @Override
+    public String noBackward() {
+        return backend.capabilities().backward() ? null : "backend '" + backend.name()
+                + "' does not declare capability backward";
+    }
+
+    @Override
+    public void runBackward(Tensor out, Tensor dOut, Tensor dq, Tensor dk, Tensor dv) {
+        if (lse == null) {
+            AttentionProblem p = plan.problem();
+            lse = new float[p.batch() * p.queryHeads() * p.queryLength()];
+        }
+        plan.forward(q, k, v, out, lse);
+        plan.backward(q, k, v, out, lse, dOut, dq, dk, dv);
     }
 
     @Override

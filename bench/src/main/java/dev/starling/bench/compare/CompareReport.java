@@ -20,18 +20,32 @@ final class CompareReport {
 
     /** The column legend printed under the table: one entry per column that needs one, continuation lines indented. */
     static final List<String> LEGEND = List.of(
-            "median ms   median time of one call, after one warm-up call",
+            "median ms   median time of one call, after a warm-up: calls until at least "
+                    + (int) CompareRun.WARMUP_MIN_SECONDS + " s and " + CompareRun.WARMUP_MIN_CALLS + " calls have passed",
+            "            (whichever is longer; no more calls after " + (int) CompareRun.WARMUP_MAX_SECONDS
+                    + " s), so the JIT has compiled the kernels",
             "spread      fastest-slowest call; (5) = 5 timed calls (at most --reps; fewer when calls are slow, see",
             "            --cell-seconds; never fewer than 3)",
             "GFLOP/s     useful rate, 2·(D + Dv)·pairs / time; pairs = the pattern's allowed pairs for sparse",
-            "            contenders, all N·N pairs for dense ones",
+            "            contenders, all N·N pairs for dense ones (torch-sdpa, nd4j-dense: full attention)",
             "x fastest   time / the fastest contender's time at this length (1.00 = the fastest)",
             "peak MB     memory needed above the level just before: Java heap allocated by prepare plus, for the",
             "            calls, the smaller of the most one call allocated and the peak rise in heap occupancy (both",
             "            upper bounds of what a call holds), plus the peak growth of resident memory (RSS) less heap",
             "            growth: native buffers, pages touched (" + (NativeHeap.canTrim()
                     ? "freed memory returned to the system before the baseline; " : "freed memory kept for reuse is not seen; ")
-                    + "sampled every " + MemorySampler.PERIOD_MS + " ms)");
+                    + "sampled every " + MemorySampler.PERIOD_MS + " ms)",
+            "skipped     a contender whose one call would take longer than --max-call-seconds (predicted from its rate",
+            "            at the previous length) is not run at that length");
+
+    /** The legend's lines for {@code --backward}. */
+    static final List<String> BACKWARD_LEGEND = List.of(
+            "pass        fwd = forward alone; fwd+bwd = forward then backward from a random dOut (dq, dk, dv written),",
+            "            both timed in the same run; GFLOP/s of fwd+bwd counts the backward as "
+                    + CompareRun.BACKWARD_WORK + "x the forward's useful",
+            "            work (its five products against the forward's two), so fwd+bwd = "
+                    + (1 + CompareRun.BACKWARD_WORK) + "x the forward's FLOPs",
+            "            (dense peers: torch-sdpa through libtorch autograd)");
 
     /**
      * Prints the table, then its legend.
@@ -40,22 +54,30 @@ final class CompareReport {
      * @param cells the rows
      */
     static void table(PrintWriter out, List<CompareRun.Cell> cells) {
-        out.printf(Locale.ROOT, "%-12s %-6s %7s %11s %19s %9s %10s %9s%n", "contender", "kind", "N", "median ms",
-                "spread (min-max)", "GFLOP/s", "x fastest", "peak MB");
+        boolean passes = cells.stream().anyMatch(c -> c.pass() == CompareRun.Pass.FORWARD_BACKWARD);
+        String passHeader = passes ? String.format(Locale.ROOT, " %-7s", "pass") : "";
+        out.printf(Locale.ROOT, "%-12s %-6s%s %9s %11s %19s %9s %10s %9s%n", "contender", "kind", passHeader, "N",
+                "median ms", "spread (min-max)", "GFLOP/s", "x fastest", "peak MB");
         for (CompareRun.Cell c : cells) {
             String kind = c.dense() ? "dense" : "sparse";
             String n = c.length() == 0 ? "-" : String.format(Locale.ROOT, "%,d", c.length());
+            String pass = !passes ? "" : String.format(Locale.ROOT, " %-7s", c.length() == 0 ? "-" : c.pass().label());
             if (!c.ok()) {
-                out.printf(Locale.ROOT, "%-12s %-6s %7s  %s%n", c.contender(), kind, n, c.status());
+                out.printf(Locale.ROOT, "%-12s %-6s%s %9s  %s%n", c.contender(), kind, pass, n, c.status());
                 continue;
             }
-            out.printf(Locale.ROOT, "%-12s %-6s %7s %11.1f %19s %9.2f %10.2f %9s%n", c.contender(), kind, n, c.medianMs(),
-                    String.format(Locale.ROOT, "%.1f-%.1f (%d)", c.minMs(), c.maxMs(), c.reps()), c.gflops(), c.relative(),
-                    megabytes(c.peakBytes()));
+            out.printf(Locale.ROOT, "%-12s %-6s%s %9s %11.1f %19s %9.2f %10.2f %9s%n", c.contender(), kind, pass, n,
+                    c.medianMs(), String.format(Locale.ROOT, "%.1f-%.1f (%d)", c.minMs(), c.maxMs(), c.reps()), c.gflops(),
+                    c.relative(), megabytes(c.peakBytes()));
         }
         out.println();
         for (String line : LEGEND) {
             out.println("  " + line);
+        }
+        if (passes) {
+            for (String line : BACKWARD_LEGEND) {
+                out.println("  " + line);
+            }
         }
         out.flush();
     }
@@ -75,11 +97,12 @@ final class CompareReport {
      */
     static void csv(OutputStream out, List<CompareRun.Cell> cells) throws IOException {
         StringBuilder sb = new StringBuilder();
-        sb.append("contender,kind,length,status,median_ms,min_ms,max_ms,calls,gflops,relative_to_fastest,peak_mb\n");
+        sb.append("contender,kind,pass,length,status,median_ms,min_ms,max_ms,calls,warmup_calls,gflops,relative_to_fastest,"
+                + "peak_mb\n");
         for (CompareRun.Cell c : cells) {
-            sb.append(String.join(",", c.contender(), c.dense() ? "dense" : "sparse", String.valueOf(c.length()),
-                    '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()), num(c.maxMs()),
-                    String.valueOf(c.reps()), num(c.gflops()), num(c.relative()),
+            sb.append(String.join(",", c.contender(), c.dense() ? "dense" : "sparse", c.pass().label(),
+                    String.valueOf(c.length()), '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()),
+                    num(c.maxMs()), String.valueOf(c.reps()), String.valueOf(c.warmups()), num(c.gflops()), num(c.relative()),
                     c.ok() ? num(c.peakBytes() / 1048576.0) : "")).append('\n');
         }
         out.write(sb.toString().getBytes(StandardCharsets.UTF_8));
@@ -99,12 +122,14 @@ final class CompareReport {
      */
     static void plot(OutputStream out, List<CompareRun.Cell> cells, String title) throws IOException {
         Map<String, ComparePlot.Series> series = new LinkedHashMap<>();
+        boolean passes = cells.stream().anyMatch(c -> c.ok() && c.pass() == CompareRun.Pass.FORWARD_BACKWARD);
         for (CompareRun.Cell c : cells) {
             if (c.ok()) {
-                series.computeIfAbsent(c.contender(), x -> new ComparePlot.Series(c.contender(), c.dense(), new ArrayList<>(),
+                String label = passes ? c.contender() + " " + c.pass().label() : c.contender();
+                series.computeIfAbsent(label, x -> new ComparePlot.Series(label, c.dense(), new ArrayList<>(),
                         new ArrayList<>()));
-                series.get(c.contender()).lengths().add(c.length());
-                series.get(c.contender()).millis().add(c.medianMs());
+                series.get(label).lengths().add(c.length());
+                series.get(label).millis().add(c.medianMs());
             }
         }
         if (series.isEmpty()) {
@@ -124,8 +149,9 @@ final class CompareReport {
      */
     static String checkLine(List<CompareRun.Check> checks, int length, long seed, CompareRun.Config config) {
         String onCase = String.format(Locale.ROOT, "N=%,d, B=%d, H=%d, D=%d, seed %d (sparse backends over %s, dense peers "
-                + "over all pairs; FP32 tolerance)", length, config.batch(), config.heads(), config.headDim(), seed,
-                config.pattern().text());
+                + "over all pairs; FP32 tolerance%s)", length, config.batch(), config.heads(), config.headDim(), seed,
+                config.pattern().text(), config.backward() ? String.format(Locale.ROOT, "; gradients dq, dk, dv against "
+                        + "float64 too, within %.0e + %.0e·|x|", CompareRun.GRADIENT_ATOL, CompareRun.GRADIENT_RTOL) : "");
         if (checks.isEmpty()) {
             return "oracle check: no contender could run here";
         }

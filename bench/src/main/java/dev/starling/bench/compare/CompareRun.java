@@ -12,18 +12,25 @@ import dev.starling.api.selection.BackendReport;
 import dev.starling.api.selection.BackendSelector;
 import dev.starling.conformance.Comparison;
 import dev.starling.conformance.DenseOracle;
+import dev.starling.conformance.GradientOracle;
 import dev.starling.conformance.Tolerance;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Random;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 
 /**
  * One {@code starling compare} run: every available backend on the sparse problem and the dense
  * peers on the same shapes, length by length; each first checked against the float64 dense oracle
- * ({@link DenseOracle}) on the smallest length (at most {@value #MAX_CHECK_LENGTH} tokens), then timed
- * (median of several calls after a warm-up) with its peak memory.
+ * ({@link DenseOracle}; with {@code --backward} its gradients too, against {@link GradientOracle}) on the
+ * smallest length (at most {@value #MAX_CHECK_LENGTH} tokens), then timed (median of several calls after
+ * a timed warm-up) with its peak memory.
  */
 public final class CompareRun {
 
@@ -40,30 +47,79 @@ public final class CompareRun {
      * @param reps most timed calls per cell
      * @param cellSeconds time budget per cell: slow cells get fewer calls, never fewer than 3
      * @param denseBudgetBytes memory the dense peers may use for one head's scores
+     * @param backward whether to time forward + backward as well as the forward alone
+     * @param maxCallSeconds a contender whose one call is predicted to take longer is skipped at that length
      */
     public record Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
-                         boolean peers, int reps, double cellSeconds, long denseBudgetBytes) {
+                         boolean peers, int reps, double cellSeconds, long denseBudgetBytes, boolean backward,
+                         double maxCallSeconds) {
+        /**
+         * The forward alone, calls of up to {@value CompareRun#DEFAULT_MAX_CALL_SECONDS} s.
+         *
+         * @see #Config(PatternSpec, int, int, int, int[], List, boolean, int, double, long, boolean, double)
+         */
+        public Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
+                      boolean peers, int reps, double cellSeconds, long denseBudgetBytes) {
+            this(pattern, batch, heads, headDim, lengths, backends, peers, reps, cellSeconds, denseBudgetBytes, false,
+                    DEFAULT_MAX_CALL_SECONDS);
+        }
     }
+
+    /** What a cell timed. */
+    public enum Pass {
+        /** {@code forward} alone. */
+        FORWARD("fwd", 1.0),
+        /** {@code forward} then {@code backward}: one training step of attention. */
+        FORWARD_BACKWARD("fwd+bwd", 1.0 + BACKWARD_WORK);
+
+        private final String label;
+        private final double work;
+
+        Pass(String label, double work) {
+            this.label = label;
+            this.work = work;
+        }
+
+        /** @return {@code fwd} or {@code fwd+bwd} */
+        public String label() {
+            return label;
+        }
+
+        /** @return the useful work of this pass in units of the forward's useful work */
+        public double work() {
+            return work;
+        }
+    }
+
+    /**
+     * Useful work of the backward pass in units of the forward's: it does five products of the
+     * forward's size where the forward does two ({@code S = Q·Kᵀ} again, {@code dV = Pᵀ·dO},
+     * {@code dP = dO·Vᵀ}, {@code dQ = dS·K}, {@code dK = dSᵀ·Q}), the convention FlashAttention's
+     * benchmarks use. So forward + backward counts 3.5× the forward.
+     */
+    public static final double BACKWARD_WORK = 2.5;
 
     /**
      * One contender at one length.
      *
      * @param contender name
      * @param dense whether it computes full attention
+     * @param pass what was timed
      * @param length {@code N} (0 for a row about the contender as a whole)
      * @param status {@code ok}, or why there is no number
      * @param medianMs median time of one call
      * @param minMs fastest call
      * @param maxMs slowest call
      * @param reps timed calls
-     * @param gflops useful GFLOP/s, {@code 2·(D + Dv)·P / time}
+     * @param warmups untimed warm-up calls before them
+     * @param gflops useful GFLOP/s, {@code 2·(D + Dv)·P / time}, times {@link Pass#work()}
      * @param relative time over the fastest contender's at this length
      * @param peakBytes memory the contender needed at this length above the level just before it: Java
      *                  heap allocated by prepare plus the most by one call, plus the peak growth of native
      *                  memory in use ({@link MemorySampler})
      */
-    public record Cell(String contender, boolean dense, int length, String status, double medianMs, double minMs,
-                       double maxMs, int reps, double gflops, double relative, long peakBytes) {
+    public record Cell(String contender, boolean dense, Pass pass, int length, String status, double medianMs,
+                       double minMs, double maxMs, int reps, int warmups, double gflops, double relative, long peakBytes) {
         /** @return whether the cell has numbers (status {@code ok}) */
         boolean ok() {
             return status.equals("ok");
@@ -75,10 +131,11 @@ public final class CompareRun {
      *
      * @param contender name
      * @param dense whether it computes full attention (checked against the oracle over all pairs)
-     * @param verdict {@link #AGREED}, or why it was not checked, or (starting with {@code WRONG}) how it disagreed
+     * @param verdict {@link #AGREED}, or why it was not checked, or (starting with {@code WRONG}) how it
+     *                disagreed; with {@code --backward}, gradients included
      */
     public record Check(String contender, boolean dense, String verdict) {
-        /** The verdict of a contender whose output matched the oracle within the FP32 tolerance. */
+        /** The verdict of a contender whose output (and gradients, when asked) matched the oracle. */
         public static final String AGREED = "agreed";
 
         /** @return whether it agreed with the oracle */
@@ -109,6 +166,25 @@ public final class CompareRun {
      * at 65,536 tokens alone would take longer than the whole comparison.
      */
     static final int MAX_CHECK_LENGTH = 2048;
+    /** Default of {@code --max-call-seconds}: past a minute a call, a cell takes minutes. */
+    public static final double DEFAULT_MAX_CALL_SECONDS = 60;
+    /** Warm-up: calls until at least this long has passed ... */
+    static final double WARMUP_MIN_SECONDS = 1.0;
+    /** ... and at least this many calls were made ... */
+    static final int WARMUP_MIN_CALLS = 3;
+    /** ... but no more calls once this long has passed (a huge cell warms up with one or two calls). */
+    static final double WARMUP_MAX_SECONDS = 10.0;
+    /**
+     * A dense peer's one call at a length none shorter was timed at is predicted at this rate: no CPU
+     * here does dense attention faster, so a prediction over the budget means skip.
+     */
+    static final double DENSE_RATE_CEILING_GFLOPS = 1000;
+    /** The status of a cell whose contender ran out of Java heap. */
+    static final String OUT_OF_MEMORY = "failed: out of memory";
+    /** Gradient tolerance against the float64 oracle, per element: {@code |got − want| ≤ ATOL + RTOL·|want|}. */
+    static final double GRADIENT_ATOL = 1e-4;
+    /** @see #GRADIENT_ATOL */
+    static final double GRADIENT_RTOL = 5e-4;
 
     private final Config config;
     private final List<BackendReport> reports;
@@ -119,9 +195,11 @@ public final class CompareRun {
      * @param reports the backends found ({@link BackendSelector#reports()})
      * @param progress where progress is drawn
      * @throws IllegalArgumentException if {@link Config#backends()} names a backend not among {@code reports}
+     * @throws NotEnoughMemoryException if the longest length's inputs cannot fit the Java heap
      */
     CompareRun(Config config, List<BackendReport> reports, Progress progress) {
         requireKnown(config.backends(), reports.stream().map(BackendReport::name).toList());
+        requireHeap(config, Runtime.getRuntime().maxMemory());
         this.config = config;
         this.reports = reports;
         this.progress = progress;
@@ -139,17 +217,20 @@ public final class CompareRun {
         if (!unknown.isEmpty()) {
             throw new IllegalArgumentException("--backends: no backend named " + unknown.stream().map(u -> "'" + u + "'")
                     .collect(java.util.stream.Collectors.joining(", ")) + "; found: " + String.join(", ", found)
-                    + (namesAPeer(unknown) ? " (the dense peers torch-dense and nd4j-dense are not backends: "
+                    + (namesAPeer(unknown) ? " (the dense peers torch-sdpa and nd4j-dense are not backends: "
                     + "they run unless --no-peers)" : ""));
         }
     }
 
     /** Whether one of the unknown names looks like a dense peer, which {@code --backends} does not select. */
     private static boolean namesAPeer(List<String> unknown) {
-        return unknown.stream().anyMatch(u -> u.endsWith("-dense"));
+        return unknown.stream().anyMatch(u -> u.endsWith("-dense") || u.startsWith("torch"));
     }
 
-    /** @return the cells (relative times filled in) and the oracle checks */
+    /**
+     * @return the cells (relative times filled in) and the oracle checks
+     * @throws NotEnoughMemoryException when the inputs of a length do not fit the Java heap after all
+     */
     Outcome run(PrintWriter log) {
         List<Cell> cells = new ArrayList<>();
         List<Check> checks = new ArrayList<>();
@@ -165,8 +246,7 @@ public final class CompareRun {
             contenders.add(new BackendContender(r.backend(), config.pattern()));
         }
         if (config.peers()) {
-            for (Contender peer : new Contender[] {new DenseTorchPeer(config.denseBudgetBytes()),
-                new DenseNd4jPeer(config.denseBudgetBytes())}) {
+            for (Contender peer : new Contender[] {new TorchSdpaPeer(), new DenseNd4jPeer(config.denseBudgetBytes())}) {
                 String why = peer.unavailableReason();
                 if (why != null) {
                     cells.add(noNumber(peer.name(), true, 0, "unavailable: " + why));
@@ -175,8 +255,19 @@ public final class CompareRun {
                 }
             }
         }
+        if (config.backward()) {
+            contenders.removeIf(c -> {
+                String why = c.noBackward();
+                if (why != null) {
+                    cells.add(noNumber(c.name(), c.dense(), 0, "skipped: no backward: " + why));
+                }
+                return why != null;
+            });
+        }
+        Map<Boolean, DenseOracle.Result> outputs = new HashMap<>();
+        Map<Boolean, GradientOracle.Result> gradients = new HashMap<>();
         contenders.removeIf(c -> {
-            String verdict = check(c);
+            String verdict = check(c, outputs, gradients);
             checks.add(new Check(c.name(), c.dense(), verdict));
             if (verdict.startsWith("WRONG")) {
                 cells.add(noNumber(c.name(), c.dense(), checkLength(), verdict + ", not timed"));
@@ -185,19 +276,26 @@ public final class CompareRun {
             }
             return false;
         });
+        outputs.clear();
+        gradients.clear();
         log.println(CompareReport.checkLine(checks, checkLength(), CHECK_SEED, config));
         log.flush();
-        progress.start(contenders.size() * config.lengths().length);
+        List<Pass> passes = config.backward() ? List.of(Pass.FORWARD, Pass.FORWARD_BACKWARD) : List.of(Pass.FORWARD);
+        progress.start(contenders.size() * config.lengths().length * passes.size());
+        Map<String, Cell> last = new HashMap<>();
+        Inputs in = null;
         for (int n : config.lengths()) {
-            AttentionProblem problem = problem(n);
-            Random random = new Random(n);
-            Tensor q = random(random, n);
-            Tensor k = random(random, n);
-            Tensor v = random(random, n);
-            Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
+            in = null;   // the previous length's tensors are garbage before this length's are allocated
+            in = inputs(n);
             for (Contender c : contenders) {
-                progress.step(c.name() + " N=" + n);
-                cells.add(time(c, problem, q, k, v, out));
+                for (Pass pass : passes) {
+                    progress.step(c.name() + " " + (config.backward() ? pass.label() + " " : "") + "N=" + n);
+                    Cell cell = time(c, pass, in, last.get(c.name() + " " + pass));
+                    if (cell.ok()) {
+                        last.put(c.name() + " " + pass, cell);
+                    }
+                    cells.add(cell);
+                }
             }
         }
         for (Contender c : contenders) {
@@ -207,17 +305,107 @@ public final class CompareRun {
         return new Outcome(withRelative(cells), List.copyOf(checks));
     }
 
+    /** One length's inputs; the gradient tensors only with {@code --backward}. */
+    private record Inputs(AttentionProblem problem, Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor dq,
+                          Tensor dk, Tensor dv) {
+    }
+
+    private Inputs inputs(int n) {
+        AttentionProblem problem = problem(n);
+        try {
+            Random random = new Random(n);
+            Tensor q = random(random, n);
+            Tensor k = random(random, n);
+            Tensor v = random(random, n);
+            Tensor out = zeros(n);
+            if (!config.backward()) {
+                return new Inputs(problem, q, k, v, out, null, null, null, null);
+            }
+            return new Inputs(problem, q, k, v, out, random(random, n), zeros(n), zeros(n), zeros(n));
+        } catch (OutOfMemoryError e) {
+            throw new NotEnoughMemoryException(heapAdvice(config, n, Runtime.getRuntime().maxMemory()));
+        }
+    }
+
+    /**
+     * Java heap one length needs: {@code q}, {@code k}, {@code v} and {@code out} (with {@code --backward}
+     * also {@code dOut}, {@code dq}, {@code dk}, {@code dv}) of {@code B·H·N·D} floats each, and room for the
+     * contenders' own memory (a quarter more, at least 256 MiB).
+     *
+     * @param config the run
+     * @param n the length
+     * @return bytes
+     */
+    static long heapNeeded(Config config, int n) {
+        long tensor = 4L * config.batch() * config.heads() * n * config.headDim();
+        long tensors = (config.backward() ? 8 : 4) * tensor;
+        return tensors + Math.max(256L << 20, tensors / 4);
+    }
+
+    /**
+     * Refuses, before anything runs, a run whose longest length cannot fit the heap, or whose tensors
+     * would be longer than a Java array.
+     *
+     * @param config the run
+     * @param maxHeap the JVM's maximum heap ({@link Runtime#maxMemory()})
+     * @throws NotEnoughMemoryException with the {@code -Xmx} to use
+     * @throws IllegalArgumentException when a tensor has more than {@code 2^31 − 8} elements
+     */
+    static void requireHeap(Config config, long maxHeap) {
+        int n = config.lengths()[config.lengths().length - 1];
+        long elements = (long) config.batch() * config.heads() * n * config.headDim();
+        if (elements > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "N=%,d: a tensor of B·H·N·D = %,d floats is "
+                    + "longer than a Java array (2^31 - 8); use fewer heads or a smaller batch", n, elements));
+        }
+        if (heapNeeded(config, n) > maxHeap) {
+            throw new NotEnoughMemoryException(heapAdvice(config, n, maxHeap));
+        }
+    }
+
+    /** The one line a too-small heap gets: what the length needs and the option that gives it. */
+    static String heapAdvice(Config config, int n, long maxHeap) {
+        long need = heapNeeded(config, n);
+        long tensor = 4L * config.batch() * config.heads() * n * config.headDim();
+        long suggest = (long) Math.ceil((need + (1L << 30)) / (double) (1L << 30));
+        return String.format(Locale.ROOT, "N=%,d needs about %.1f GiB of Java heap (%s of %s each, and room for the "
+                + "contenders), more than this JVM's %.1f GiB: run with STARLING_JAVA_OPTS=-Xmx%dg ./starling compare ...",
+                n, need / 1073741824.0, config.backward() ? "q, k, v, out, dOut, dq, dk, dv" : "q, k, v and out",
+                gib(tensor), maxHeap / 1073741824.0, suggest);
+    }
+
+    private static String gib(long bytes) {
+        return bytes >= 1L << 30 ? String.format(Locale.ROOT, "%.1f GiB", bytes / 1073741824.0)
+                : String.format(Locale.ROOT, "%.0f MiB", bytes / 1048576.0);
+    }
+
     private AttentionProblem problem(int n) {
         return AttentionProblem.builder().batch(config.batch()).heads(config.heads()).length(n)
                 .headDim(config.headDim()).build();
     }
 
+    /**
+     * Standard normal floats, seeded from {@code random}: chunks of {@value #CHUNK} filled in parallel, each
+     * from its own {@link SplittableRandom} (ziggurat Gaussians), so the values do not depend on the
+     * threads and a million tokens' 2 GiB tensors take seconds, not a minute.
+     */
     private Tensor random(Random random, int n) {
         float[] d = new float[config.batch() * config.heads() * n * config.headDim()];
-        for (int i = 0; i < d.length; i++) {
-            d[i] = (float) random.nextGaussian();
-        }
+        long seed = random.nextLong();
+        IntStream.range(0, (d.length + CHUNK - 1) / CHUNK).parallel().forEach(c -> {
+            SplittableRandom r = new SplittableRandom(seed + c * 0x9E3779B97F4A7C15L);
+            for (int i = c * CHUNK, end = Math.min(d.length, i + CHUNK); i < end; i++) {
+                d[i] = (float) r.nextGaussian();
+            }
+        });
         return Tensor.bhsd(d, config.batch(), config.heads(), n, config.headDim());
+    }
+
+    /** Elements per chunk of {@link #random}. */
+    private static final int CHUNK = 1 << 16;
+
+    private Tensor zeros(int n) {
+        return Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
     }
 
     /** @return the length the oracle check runs on: the smallest length, at most {@link #MAX_CHECK_LENGTH} */
@@ -227,21 +415,27 @@ public final class CompareRun {
 
     /**
      * Checks a contender against the float64 oracle on {@link #checkLength()}: sparse backends over the
-     * pattern, dense peers over every pair.
+     * pattern, dense peers over every pair; with {@code --backward} its gradients too.
      *
+     * @param outputs the oracle's outputs, computed once for the sparse and once for the dense contenders
+     * @param gradients the same for the gradients
      * @return {@link Check#AGREED}, {@code "not checked: why"}, or {@code "WRONG: what"}
      */
-    private String check(Contender c) {
+    private String check(Contender c, Map<Boolean, DenseOracle.Result> outputs,
+                         Map<Boolean, GradientOracle.Result> gradients) {
         int n = checkLength();
         AttentionProblem p = problem(n);
         Random random = new Random(CHECK_SEED);
         Tensor q = random(random, n);
         Tensor k = random(random, n);
         Tensor v = random(random, n);
+        Tensor dOut = random(random, n);
         PatternSpec pattern = c.dense() ? Patterns.parse("dense(block=" + config.pattern().blockSize() + ")")
                 : config.pattern();
         BlockLayout layout = Starling.layout(p, pattern);
-        Tensor out = Tensor.zeros(TensorLayout.BHSD, config.batch(), config.heads(), n, config.headDim());
+        Tensor out = zeros(n);
+        Tensor outOfStep = zeros(n);
+        Tensor[] grads = {zeros(n), zeros(n), zeros(n)};
         String refused = c.refuses(p);
         if (refused != null) {
             return "not checked: " + refused;
@@ -249,48 +443,158 @@ public final class CompareRun {
         try {
             c.prepare(p, q, k, v);
             c.run(out);
+            if (config.backward()) {
+                c.runBackward(outOfStep, dOut, grads[0], grads[1], grads[2]);
+            }
         } catch (RuntimeException e) {
             return "WRONG: threw " + e;
         } finally {
             c.close();
         }
-        Comparison.Outcome o = Comparison.compare(p, DenseOracle.compute(p, layout, q, k, v), out, null, Tolerance.FP32);
-        return o.ok() ? Check.AGREED : "WRONG: " + o.message();
+        DenseOracle.Result want = outputs.computeIfAbsent(c.dense(), d -> DenseOracle.compute(p, layout, q, k, v));
+        Comparison.Outcome o = Comparison.compare(p, want, out, null, Tolerance.FP32);
+        if (!o.ok()) {
+            return "WRONG: " + o.message();
+        }
+        if (config.backward()) {
+            o = Comparison.compare(p, want, outOfStep, null, Tolerance.FP32);
+            if (!o.ok()) {
+                return "WRONG: the output of forward + backward: " + o.message();
+            }
+            GradientOracle.Result g = gradients.computeIfAbsent(c.dense(),
+                    d -> GradientOracle.compute(p, layout, q, k, v, dOut));
+            String[] names = {"dq", "dk", "dv"};
+            double[][] wanted = {g.dq(), g.dk(), g.dv()};
+            for (int i = 0; i < 3; i++) {
+                String wrong = compareGradient(names[i], wanted[i], grads[i]);
+                if (wrong != null) {
+                    return "WRONG: " + wrong;
+                }
+            }
+        }
+        return Check.AGREED;
     }
 
-    private Cell time(Contender c, AttentionProblem p, Tensor q, Tensor k, Tensor v, Tensor out) {
+    /**
+     * One gradient against the oracle's, element by element within {@link #GRADIENT_ATOL} +
+     * {@link #GRADIENT_RTOL}·|want|.
+     *
+     * @param name {@code dq}, {@code dk} or {@code dv}
+     * @param want the oracle's, BHSD
+     * @param got the contender's, BHSD
+     * @return {@code null}, or the worst element and both values
+     */
+    static String compareGradient(String name, double[] want, Tensor got) {
+        float[] g = got.data();
+        int worst = -1;
+        double worstRatio = 1;
+        for (int i = 0; i < want.length; i++) {
+            double ratio = Math.abs(g[i] - want[i]) / (GRADIENT_ATOL + GRADIENT_RTOL * Math.abs(want[i]));
+            if (!(ratio <= worstRatio)) {
+                worst = i;
+                worstRatio = Double.isNaN(ratio) ? Double.POSITIVE_INFINITY : ratio;
+            }
+        }
+        if (worst < 0) {
+            return null;
+        }
+        int d = got.dim();
+        int row = worst / d;
+        return String.format(Locale.ROOT, "%s at (b=%d, h=%d, i=%d, d=%d): %.6g vs %.6g (%.1fx the gradient tolerance)",
+                name, row / got.length() / got.heads(), row / got.length() % got.heads(), row % got.length(), worst % d,
+                g[worst], want[worst], worstRatio);
+    }
+
+    /**
+     * Times one contender at one length: prepare, warm up ({@link #WARMUP_MIN_SECONDS} and
+     * {@link #WARMUP_MIN_CALLS} calls, whichever takes longer, stopping once {@link #WARMUP_MAX_SECONDS}
+     * have passed), then the timed calls.
+     *
+     * @param previous its last cell with numbers for this pass at a shorter length, or {@code null}
+     */
+    private Cell time(Contender c, Pass pass, Inputs in, Cell previous) {
+        AttentionProblem p = in.problem();
         String refused = c.refuses(p);
         if (refused != null) {
-            return noNumber(c.name(), c.dense(), p.queryLength(), refused);
+            return noNumber(c.name(), c.dense(), pass, p.queryLength(), refused);
         }
+        double flops = pass.work() * TokenMask.usefulFlops(p, pairs(c, p));
+        String slow = tooSlow(c, flops, previous);
+        if (slow != null) {
+            return noNumber(c.name(), c.dense(), pass, p.queryLength(), slow);
+        }
+        Runnable call = pass == Pass.FORWARD ? () -> c.run(in.out())
+                : () -> c.runBackward(in.out(), in.dOut(), in.dq(), in.dk(), in.dv());
         try (MemorySampler memory = new MemorySampler()) {
-            c.prepare(p, q, k, v);
+            c.prepare(p, in.q(), in.k(), in.v());
             memory.prepared();
-            memory.beforeCall();
-            long t0 = System.nanoTime();
-            c.run(out);   // warm-up
-            double warmMs = (System.nanoTime() - t0) / 1e6;
-            memory.afterCall();
-            int reps = (int) Math.max(3, Math.min(config.reps(), Math.floor(config.cellSeconds() * 1000 / warmMs)));
+            long warmStart = System.nanoTime();
+            int warmups = 0;
+            double lastMs;
+            do {
+                progress.detail("warm-up call " + (warmups + 1));
+                lastMs = timedCall(call, memory);
+                warmups++;
+            } while (warmups < 1_000_000 && seconds(warmStart) < WARMUP_MAX_SECONDS
+                    && (seconds(warmStart) < WARMUP_MIN_SECONDS || warmups < WARMUP_MIN_CALLS));
+            int reps = (int) Math.max(3, Math.min(config.reps(), Math.floor(config.cellSeconds() * 1000 / lastMs)));
             double[] ms = new double[reps];
             for (int r = 0; r < reps; r++) {
                 progress.detail("call " + (r + 1) + "/" + reps);
-                memory.beforeCall();
-                long t = System.nanoTime();
-                c.run(out);
-                ms[r] = (System.nanoTime() - t) / 1e6;
-                memory.afterCall();
+                ms[r] = timedCall(call, memory);
             }
             c.close();
             Arrays.sort(ms);
             double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
-            double flops = TokenMask.usefulFlops(p, pairs(c, p));
-            return new Cell(c.name(), c.dense(), p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps,
+            return new Cell(c.name(), c.dense(), pass, p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps, warmups,
                     flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
-        } catch (RuntimeException | OutOfMemoryError e) {
+        } catch (OutOfMemoryError e) {
             c.close();
-            return noNumber(c.name(), c.dense(), p.queryLength(), "failed: " + e);
+            return noNumber(c.name(), c.dense(), pass, p.queryLength(), OUT_OF_MEMORY + " (" + e.getMessage()
+                    + "); give the JVM more with STARLING_JAVA_OPTS=-Xmx<size>");
+        } catch (RuntimeException e) {
+            c.close();
+            return noNumber(c.name(), c.dense(), pass, p.queryLength(), "failed: " + e);
         }
+    }
+
+    private static double timedCall(Runnable call, MemorySampler memory) {
+        memory.beforeCall();
+        long t = System.nanoTime();
+        call.run();
+        double ms = (System.nanoTime() - t) / 1e6;
+        memory.afterCall();
+        return ms;
+    }
+
+    private static double seconds(long since) {
+        return (System.nanoTime() - since) / 1e9;
+    }
+
+    /**
+     * Whether one call is predicted to take longer than {@link Config#maxCallSeconds()}: from the contender's
+     * time at the previous length scaled by useful work, or, for a dense peer never timed yet, at
+     * {@link #DENSE_RATE_CEILING_GFLOPS}.
+     *
+     * @return the reason to skip, or {@code null}
+     */
+    private String tooSlow(Contender c, double flops, Cell previous) {
+        double predictedMs;
+        String from;
+        if (previous != null) {
+            predictedMs = flops / (previous.gflops() * 1e6);
+            from = String.format(Locale.ROOT, "its %.1f useful GFLOP/s at N=%,d", previous.gflops(), previous.length());
+        } else if (c.dense()) {
+            predictedMs = flops / (DENSE_RATE_CEILING_GFLOPS * 1e6);
+            from = String.format(Locale.ROOT, "at most %.0f GFLOP/s on a CPU", DENSE_RATE_CEILING_GFLOPS);
+        } else {
+            return null;
+        }
+        if (predictedMs <= config.maxCallSeconds() * 1000) {
+            return null;
+        }
+        return String.format(Locale.ROOT, "skipped: one call would take about %s (%s), over --max-call-seconds %s",
+                CompareMain.duration((long) (predictedMs * 1e6)), from, CompareMain.duration((long) (config.maxCallSeconds() * 1e9)));
     }
 
     private long pairs(Contender c, AttentionProblem p) {
@@ -301,16 +605,21 @@ public final class CompareRun {
     }
 
     private static Cell noNumber(String name, boolean dense, int length, String status) {
-        return new Cell(name, dense, length, status, Double.NaN, Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN, 0);
+        return noNumber(name, dense, Pass.FORWARD, length, status);
+    }
+
+    private static Cell noNumber(String name, boolean dense, Pass pass, int length, String status) {
+        return new Cell(name, dense, pass, length, status, Double.NaN, Double.NaN, Double.NaN, 0, 0, Double.NaN, Double.NaN,
+                0);
     }
 
     private static List<Cell> withRelative(List<Cell> cells) {
         List<Cell> out = new ArrayList<>();
         for (Cell c : cells) {
-            double best = cells.stream().filter(x -> x.ok() && x.length() == c.length()).mapToDouble(Cell::medianMs)
-                    .min().orElse(Double.NaN);
-            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.length(), c.status(), c.medianMs(), c.minMs(), c.maxMs(),
-                    c.reps(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
+            double best = cells.stream().filter(x -> x.ok() && x.length() == c.length() && x.pass() == c.pass())
+                    .mapToDouble(Cell::medianMs).min().orElse(Double.NaN);
+            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.pass(), c.length(), c.status(), c.medianMs(), c.minMs(),
+                    c.maxMs(), c.reps(), c.warmups(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
         }
         return out;
     }

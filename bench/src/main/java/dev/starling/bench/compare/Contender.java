@@ -9,7 +9,7 @@ import dev.starling.api.Tensor;
  */
 interface Contender extends AutoCloseable {
 
-    /** @return the row label, e.g. {@code nd4j} or {@code torch-dense} */
+    /** @return the row label, e.g. {@code nd4j} or {@code torch-sdpa} */
     String name();
 
     /** @return whether it computes full (dense) attention rather than the sparse pattern */
@@ -45,6 +45,29 @@ interface Contender extends AutoCloseable {
      * @param out where the output goes, {@code [B, H, N, Dv]} BHSD. Modified.
      */
     void run(Tensor out);
+
+    /**
+     * Why it cannot time the backward pass, or {@code null} when it can ({@code compare --backward}).
+     *
+     * @return the reason, or {@code null}
+     */
+    default String noBackward() {
+        return "no backward pass";
+    }
+
+    /**
+     * One timed training step of attention: the forward pass, then the backward pass from {@code dOut}
+     * (the gradients of a loss with respect to the output). Only when {@link #noBackward()} is {@code null}.
+     *
+     * @param out the output, {@code [B, H, N, Dv]} BHSD. Modified.
+     * @param dOut the output's gradient, like {@code out}. Not modified.
+     * @param dq {@code dL/dQ}, like {@code q}. Modified.
+     * @param dk {@code dL/dK}, like {@code k}. Modified.
+     * @param dv {@code dL/dV}, like {@code v}. Modified.
+     */
+    default void runBackward(Tensor out, Tensor dOut, Tensor dq, Tensor dk, Tensor dv) {
+        throw new UnsupportedOperationException(name() + ": " + noBackward());
+    }
 
     /** Releases what {@link #prepare} made. */
     @Override

@@ -48,6 +48,11 @@ final class DenseNd4jPeer implements Contender {
     }
 
     @Override
+    public String noBackward() {
+        return "this ND4J dense peer is the forward formula in plain ops, with no backward pass";
+    }
+
+    @Override
     public String refuses(AttentionProblem p) {
         return DenseBudget.refuses(p, budgetBytes, 3);
     }

@@ -1,5 +1,6 @@
 package dev.starling.bench.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -84,5 +85,50 @@ class CompareCommandTest {
             assertEquals(List.of("compare.csv", "compare.png"), files.map(p -> p.getFileName().toString()).sorted().toList(),
                     "no temporary file is left beside the outputs");
         }
+    }
+
+    @Test
+    void aMillionTokensIsAnOptInLength() {
+        assertArrayEquals(new int[] {16384, 65536, 1048576}, parse("compare", "--lengths", "1048576,16384,65536").lengths());
+        assertArrayEquals(new int[] {1024, 4096, 16384, 65536, 1048576}, parse("compare", "--long").lengths());
+        assertArrayEquals(new int[] {1024, 4096, 16384, 65536}, parse("compare").lengths(), "not by default");
+    }
+
+    /** Surefire's heap is 1 GB: a million tokens are refused in one line that says what to set, before anything runs. */
+    @Test
+    void aHeapTooSmallForTheLongestLengthIsOneLineThatSaysWhatToSet() {
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--lengths", "1024,1048576", "--backends", "reference",
+                "--no-machine-rate");
+        assertEquals(StarlingCli.BAD_INPUT, r.code(), r.out() + r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().startsWith("starling: N=1,048,576 needs about 10.0 GiB of Java heap")
+                && r.err().contains("STARLING_JAVA_OPTS=-Xmx11g"), r.err());
+        assertFalse(r.out().contains("contender"), "nothing was timed: " + r.out());
+    }
+
+    @Test
+    void runningOutOfHeapIsOneLineOfBadUsageNotAStackTrace() {
+        java.io.StringWriter err = new java.io.StringWriter();
+        int code = StarlingCli.report(new OutOfMemoryError("Java heap space"), new java.io.PrintWriter(err), false);
+        assertEquals(StarlingCli.BAD_INPUT, code);
+        assertEquals("starling: out of memory (Java heap space); give the JVM more with STARLING_JAVA_OPTS=-Xmx<size>, "
+                + "e.g. STARLING_JAVA_OPTS=-Xmx12g ./starling ...", err.toString().strip());
+    }
+
+    /** A tiny --backward run: both passes per contender, torch-sdpa through autograd, ratios, the ND4J peer skipped. */
+    @Test
+    void backwardTimesForwardAndForwardPlusBackwardAndSaysWhoHasNoBackward() {
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--backward", "--backends", "reference", "--lengths", "128",
+                "--heads", "2", "--head-dim", "16", "--reps", "3", "--pattern", "bigbird(block=32)", "--no-machine-rate");
+        assertEquals(0, r.code(), r.out() + r.err());
+        String out = r.out();
+        assertTrue(out.contains("oracle check: all 2 contenders agreed") && out.contains("gradients dq, dk, dv"), out);
+        for (String row : new String[] {"reference", "torch-sdpa"}) {
+            assertTrue(out.lines().anyMatch(l -> l.startsWith(row) && l.contains(" fwd ") && l.contains("128")), row + ":\n" + out);
+            assertTrue(out.lines().anyMatch(l -> l.startsWith(row) && l.contains(" fwd+bwd ")), row + ":\n" + out);
+            assertTrue(out.contains(row + " N=128: fwd+bwd / fwd = "), out);
+        }
+        assertTrue(out.lines().anyMatch(l -> l.startsWith("nd4j-dense") && l.contains("skipped: no backward")), out);
+        assertTrue(out.contains("N=128 fwd+bwd: best sparse backend"), out);
     }
 }

@@ -157,13 +157,14 @@ class StarlingCliTest {
         Result r = run("compare", "--lengths", "256,128", "--heads", "2", "--head-dim", "16", "--reps", "3",
                 "--pattern", "bigbird(block=32)", "--csv", csv.toString(), "--plot", png.toString(), "--no-machine-rate");
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("reference    sparse     128"), r.out());
-        assertTrue(r.out().contains("reference    sparse     256"), r.out());
+        assertTrue(r.out().contains("reference    sparse       128"), r.out());
+        assertTrue(r.out().contains("reference    sparse       256"), r.out());
+        assertTrue(r.out().contains("torch-sdpa   dense        256"), r.out());
         assertTrue(r.out().contains("nd4j-dense   dense"), r.out());
         assertTrue(r.out().contains("cuda") && r.out().contains("unavailable"), r.out());
         List<String> lines = Files.readAllLines(csv);
-        assertTrue(lines.get(0).startsWith("contender,kind,length,status,median_ms"), lines.get(0));
-        assertTrue(lines.stream().anyMatch(l -> l.startsWith("reference,sparse,256,\"ok\"")), lines.toString());
+        assertTrue(lines.get(0).startsWith("contender,kind,pass,length,status,median_ms"), lines.get(0));
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("reference,sparse,fwd,256,\"ok\"")), lines.toString());
         byte[] head = Arrays.copyOf(Files.readAllBytes(png), 8);
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }

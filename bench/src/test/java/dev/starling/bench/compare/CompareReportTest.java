@@ -16,7 +16,11 @@ import org.junit.jupiter.api.Test;
 class CompareReportTest {
 
     private static CompareRun.Cell cell(String name, boolean dense, int n, double ms) {
-        return new CompareRun.Cell(name, dense, n, "ok", ms, ms * 0.9, ms * 1.2, 5, 1.0, 1.0, 3L << 20);
+        return cell(name, dense, CompareRun.Pass.FORWARD, n, ms);
+    }
+
+    private static CompareRun.Cell cell(String name, boolean dense, CompareRun.Pass pass, int n, double ms) {
+        return new CompareRun.Cell(name, dense, pass, n, "ok", ms, ms * 0.9, ms * 1.2, 5, 3, 1.0, 1.0, 3L << 20);
     }
 
     private static final CompareRun.Config CONFIG = new CompareRun.Config(Patterns.parse("bigbird(block=64)"), 1, 8, 64,
@@ -32,7 +36,7 @@ class CompareReportTest {
     @Test
     void theCheckLineSaysWhoAgreedAndOnWhatCase() {
         String line = CompareReport.checkLine(List.of(new CompareRun.Check("reference", false, "agreed"),
-                new CompareRun.Check("torch-dense", true, "agreed")), 1024, 7, CONFIG);
+                new CompareRun.Check("torch-sdpa", true, "agreed")), 1024, 7, CONFIG);
         assertTrue(line.startsWith("oracle check: all 2 contenders agreed with dense float64 attention on N=1,024, B=1, H=8, "
                 + "D=64, seed 7 (sparse backends over bigbird(block=64, window=3, global=2, random=3, seed=0)"), line);
 
@@ -50,7 +54,10 @@ class CompareReportTest {
                 () -> CompareRun.requireKnown(List.of("reference", "nope"), List.of("cuda", "nd4j", "reference")));
         assertEquals("--backends: no backend named 'nope'; found: cuda, nd4j, reference", e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> CompareRun.requireKnown(List.of("torch-dense"), List.of("reference")));
+                () -> CompareRun.requireKnown(List.of("torch-sdpa"), List.of("reference")));
+        assertTrue(e.getMessage().contains("not backends"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> CompareRun.requireKnown(List.of("nd4j-dense"), List.of("reference")));
         assertTrue(e.getMessage().contains("not backends"), e.getMessage());
         CompareRun.requireKnown(List.of("reference"), List.of("cuda", "reference"));
         CompareRun.requireKnown(List.of(), List.of("reference"));
@@ -81,9 +88,65 @@ class CompareReportTest {
     void thePlotIsAPngOfTheDocumentedSize() throws Exception {
         ByteArrayOutputStream png = new ByteArrayOutputStream();
         CompareReport.plot(png, List.of(cell("reference", false, 1024, 12.5), cell("reference", false, 4096, 50),
-                cell("torch-dense", true, 1024, 30), cell("torch-dense", true, 4096, 400)), "a title");
+                cell("torch-sdpa", true, 1024, 30), cell("torch-sdpa", true, 4096, 400)), "a title");
         BufferedImage image = ImageIO.read(new ByteArrayInputStream(png.toByteArray()));
         assertEquals(dev.starling.bench.draw.ComparePlot.WIDTH, image.getWidth());
         assertEquals(dev.starling.bench.draw.ComparePlot.HEIGHT, image.getHeight());
+    }
+
+    @Test
+    void theLegendSaysHowItWarmsUp() {
+        java.io.StringWriter text = new java.io.StringWriter();
+        CompareReport.table(new java.io.PrintWriter(text), List.of(cell("reference", false, 1024, 12.5)));
+        String out = text.toString();
+        assertTrue(out.contains("after a warm-up: calls until at least 1 s and 3 calls"), out);
+        assertTrue(!out.contains("pass "), "no pass column without --backward: " + out);
+    }
+
+    @Test
+    void withBackwardTheTableHasAPassColumnTheLegendItsWorkAndTheRatiosAreReported() {
+        List<CompareRun.Cell> cells = List.of(cell("vector", false, CompareRun.Pass.FORWARD, 16384, 100),
+                cell("vector", false, CompareRun.Pass.FORWARD_BACKWARD, 16384, 310),
+                cell("torch-sdpa", true, CompareRun.Pass.FORWARD, 16384, 3000),
+                cell("torch-sdpa", true, CompareRun.Pass.FORWARD_BACKWARD, 16384, 9000));
+        java.io.StringWriter text = new java.io.StringWriter();
+        CompareReport.table(new java.io.PrintWriter(text), cells);
+        String out = text.toString();
+        assertTrue(out.lines().anyMatch(l -> l.startsWith("vector") && l.contains(" fwd+bwd ")), out);
+        assertTrue(out.contains("backward as 2.5x the forward's useful") && out.contains("fwd+bwd = 3.5x the forward's FLOPs"),
+                out);
+        List<String> ratios = CompareMain.backwardRatios(cells);
+        assertEquals(2, ratios.size(), ratios.toString());
+        assertTrue(ratios.get(0).startsWith("vector N=16,384: fwd+bwd / fwd = 3.10x (sparse"), ratios.get(0));
+        assertTrue(ratios.get(1).startsWith("torch-sdpa N=16,384: fwd+bwd / fwd = 3.00x (dense peer"), ratios.get(1));
+    }
+
+    @Test
+    void theCsvNamesThePassOfEveryRow() throws Exception {
+        ByteArrayOutputStream csv = new ByteArrayOutputStream();
+        CompareReport.csv(csv, List.of(cell("vector", false, CompareRun.Pass.FORWARD_BACKWARD, 1024, 3)));
+        List<String> rows = csv.toString(java.nio.charset.StandardCharsets.UTF_8).lines().toList();
+        assertTrue(rows.get(0).startsWith("contender,kind,pass,length,status,"), rows.get(0));
+        assertTrue(rows.get(1).startsWith("vector,sparse,fwd+bwd,1024,\"ok\","), rows.get(1));
+    }
+
+    @Test
+    void aHeapTooSmallForTheLongestLengthIsOneLineWithTheOptionToUse() {
+        CompareRun.Config million = new CompareRun.Config(Patterns.parse("bigbird(block=64)"), 1, 8, 64,
+                new int[] {16384, 1_048_576}, List.of(), false, 5, 20, 1L << 33);
+        NotEnoughMemoryException e = assertThrows(NotEnoughMemoryException.class,
+                () -> CompareRun.requireHeap(million, 6L << 30));
+        assertTrue(e.getMessage().startsWith("N=1,048,576 needs about 10.0 GiB of Java heap (q, k, v and out of 2.0 GiB each"),
+                e.getMessage());
+        assertTrue(e.getMessage().endsWith("run with STARLING_JAVA_OPTS=-Xmx11g ./starling compare ..."), e.getMessage());
+        CompareRun.requireHeap(million, 12L << 30);
+        CompareRun.Config backward = new CompareRun.Config(million.pattern(), 1, 8, 64, million.lengths(), List.of(), false,
+                5, 20, 1L << 33, true, 60);
+        assertThrows(NotEnoughMemoryException.class, () -> CompareRun.requireHeap(backward, 12L << 30));
+        CompareRun.Config huge = new CompareRun.Config(million.pattern(), 8, 8, 64, million.lengths(), List.of(), false,
+                5, 20, 1L << 33);
+        IllegalArgumentException tooLong = assertThrows(IllegalArgumentException.class,
+                () -> CompareRun.requireHeap(huge, Long.MAX_VALUE));
+        assertTrue(tooLong.getMessage().contains("longer than a Java array"), tooLong.getMessage());
     }
 }
