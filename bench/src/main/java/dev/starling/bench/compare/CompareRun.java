@@ -1,6 +1,7 @@
 package dev.starling.bench.compare;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Precision;
 import dev.starling.api.Starling;
 import dev.starling.api.plan.TokenMask;
 import dev.starling.api.Tensor;
@@ -12,6 +13,7 @@ import dev.starling.api.selection.BackendReport;
 import dev.starling.api.selection.BackendSelector;
 import dev.starling.conformance.Comparison;
 import dev.starling.conformance.DenseOracle;
+import dev.starling.conformance.GradientComparison;
 import dev.starling.conformance.GradientOracle;
 import dev.starling.conformance.Tolerance;
 import java.io.PrintWriter;
@@ -181,10 +183,6 @@ public final class CompareRun {
     static final double DENSE_RATE_CEILING_GFLOPS = 1000;
     /** The status of a cell whose contender ran out of Java heap. */
     static final String OUT_OF_MEMORY = "failed: out of memory";
-    /** Gradient tolerance against the float64 oracle, per element: {@code |got − want| ≤ ATOL + RTOL·|want|}. */
-    static final double GRADIENT_ATOL = 1e-4;
-    /** @see #GRADIENT_ATOL */
-    static final double GRADIENT_RTOL = 5e-4;
 
     private final Config config;
     private final List<BackendReport> reports;
@@ -463,46 +461,12 @@ public final class CompareRun {
             }
             GradientOracle.Result g = gradients.computeIfAbsent(c.dense(),
                     d -> GradientOracle.compute(p, layout, q, k, v, dOut));
-            String[] names = {"dq", "dk", "dv"};
-            double[][] wanted = {g.dq(), g.dk(), g.dv()};
-            for (int i = 0; i < 3; i++) {
-                String wrong = compareGradient(names[i], wanted[i], grads[i]);
-                if (wrong != null) {
-                    return "WRONG: " + wrong;
-                }
+            o = GradientComparison.compare(p, layout, g, grads[0], grads[1], grads[2], Tolerance.gradient(Precision.FP32));
+            if (!o.ok()) {
+                return "WRONG: " + o.message();
             }
         }
         return Check.AGREED;
-    }
-
-    /**
-     * One gradient against the oracle's, element by element within {@link #GRADIENT_ATOL} +
-     * {@link #GRADIENT_RTOL}·|want|.
-     *
-     * @param name {@code dq}, {@code dk} or {@code dv}
-     * @param want the oracle's, BHSD
-     * @param got the contender's, BHSD
-     * @return {@code null}, or the worst element and both values
-     */
-    static String compareGradient(String name, double[] want, Tensor got) {
-        float[] g = got.data();
-        int worst = -1;
-        double worstRatio = 1;
-        for (int i = 0; i < want.length; i++) {
-            double ratio = Math.abs(g[i] - want[i]) / (GRADIENT_ATOL + GRADIENT_RTOL * Math.abs(want[i]));
-            if (!(ratio <= worstRatio)) {
-                worst = i;
-                worstRatio = Double.isNaN(ratio) ? Double.POSITIVE_INFINITY : ratio;
-            }
-        }
-        if (worst < 0) {
-            return null;
-        }
-        int d = got.dim();
-        int row = worst / d;
-        return String.format(Locale.ROOT, "%s at (b=%d, h=%d, i=%d, d=%d): %.6g vs %.6g (%.1fx the gradient tolerance)",
-                name, row / got.length() / got.heads(), row / got.length() % got.heads(), row % got.length(), worst % d,
-                g[worst], want[worst], worstRatio);
     }
 
     /**
