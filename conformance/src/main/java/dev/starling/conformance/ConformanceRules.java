@@ -31,10 +31,6 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleSupplier;
 import java.util.function.Function;
@@ -481,60 +477,23 @@ public final class ConformanceRules {
         AttentionCase base = mediumCase(caps);
         boolean withLse = caps.lse();
         AttentionCase[] inputs = new AttentionCase[THREADS];
-        Tensor[] serial = new Tensor[THREADS];
-        float[][] serialLse = new float[THREADS][];
-        ExecutorService callers = Executors.newFixedThreadPool(THREADS);
+        List<Object[]> serial = new ArrayList<>();
         try (AttentionPlan plan = openPlan(backend, base, base.layout(), "")) {
             for (int t = 0; t < THREADS; t++) {
                 inputs[t] = base.withInputs(base.seed() + 1 + t);
-                serial[t] = base.newOutput();
-                serialLse[t] = withLse ? base.newLse() : null;
-                plan.forward(inputs[t].q(), inputs[t].k(), inputs[t].v(), serial[t], serialLse[t]);
+                Tensor out = base.newOutput();
+                float[] lse = withLse ? base.newLse() : null;
+                plan.forward(inputs[t].q(), inputs[t].k(), inputs[t].v(), out, lse);
+                serial.add(new Object[] {out, lse});
             }
-            CountDownLatch start = new CountDownLatch(1);
-            List<Future<List<Object[]>>> futures = new ArrayList<>();
-            for (int t = 0; t < THREADS; t++) {
-                AttentionCase mine = inputs[t];
-                futures.add(callers.submit(() -> {
-                    start.await();
-                    List<Object[]> results = new ArrayList<>();
-                    for (int call = 0; call < CALLS_PER_THREAD; call++) {
-                        Tensor out = base.newOutput();
-                        float[] lse = withLse ? base.newLse() : null;
-                        plan.forward(mine.q(), mine.k(), mine.v(), out, lse);
-                        results.add(new Object[] {out, lse});
-                    }
-                    return results;
-                }));
-            }
-            start.countDown();
-            int differing = 0;
-            String first = null;
-            for (int t = 0; t < THREADS; t++) {
-                List<Object[]> results = futures.get(t).get(10, TimeUnit.MINUTES);
-                for (int call = 0; call < results.size(); call++) {
-                    Optional<String> d = difference(base.problem(), serial[t], serialLse[t], (Tensor) results.get(call)[0],
-                            (float[]) results.get(call)[1]);
-                    if (d.isPresent() && differing++ == 0) {
-                        first = "thread " + t + ", call " + call + ": " + d.get();
-                    }
-                }
-            }
-            if (differing > 0) {
-                throw new RuleFailure("case " + base + ", each of " + THREADS + " threads with its own inputs: " + differing
-                        + " of " + THREADS * CALLS_PER_THREAD + " concurrent calls differed bit for bit from a serial call on"
-                        + " the same inputs; first " + first, Double.NaN);
-            }
-        } catch (RuleFailure e) {
-            throw e;
-        } catch (ExecutionException e) {
-            throw new RuleFailure("case " + base + ": a concurrent forward threw " + e.getCause(), Double.NaN);
-        } catch (Exception e) {
-            throw new RuleFailure("case " + base + ": concurrent forward failed: " + e, Double.NaN);
-        } finally {
-            callers.shutdownNow();
+            return ConcurrentCalls.check("forward", "case " + base, CALLS_PER_THREAD, serial, t -> () -> {
+                Tensor out = base.newOutput();
+                float[] lse = withLse ? base.newLse() : null;
+                plan.forward(inputs[t].q(), inputs[t].k(), inputs[t].v(), out, lse);
+                return new Object[] {out, lse};
+            }, (want, got) -> difference(base.problem(), (Tensor) want[0], (float[]) want[1], (Tensor) got[0],
+                    (float[]) got[1]));
         }
-        return Double.NaN;
     }
 
     /** A case whose inputs are replaced by a copy where {@code poison} set NaN somewhere. */

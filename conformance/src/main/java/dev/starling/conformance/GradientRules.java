@@ -15,12 +15,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.Random;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The gradient rules 27 to 37 of {@code RULES.md} (capability {@code backward}), run by
@@ -349,57 +343,22 @@ final class GradientRules {
     double threadSafeBackward(SparseAttention backend) {
         AttentionCase base = mediumCase(backend.capabilities());
         Call[] inputs = new Call[THREADS];
-        Tensor[][] serial = new Tensor[THREADS][];
-        ExecutorService callers = Executors.newFixedThreadPool(THREADS);
+        List<Tensor[]> serial = new ArrayList<>();
         Call first = new Call(base);
         try (AttentionPlan plan = openPlan(backend, first)) {
             for (int t = 0; t < THREADS; t++) {
                 inputs[t] = new Call(base.withInputs(base.seed() + 1 + t));
-                serial[t] = inputs[t].newGradients();
-                backward(plan, inputs[t], serial[t], "case " + base + ", serial call " + t);
+                Tensor[] grads = inputs[t].newGradients();
+                backward(plan, inputs[t], grads, "case " + base + ", serial call " + t);
+                serial.add(grads);
             }
-            CountDownLatch start = new CountDownLatch(1);
-            List<Future<List<Tensor[]>>> futures = new ArrayList<>();
-            for (int t = 0; t < THREADS; t++) {
+            return ConcurrentCalls.check("backward", "case " + base, CALLS_PER_THREAD, serial, t -> () -> {
                 Call mine = inputs[t];
-                futures.add(callers.submit(() -> {
-                    start.await();
-                    List<Tensor[]> results = new ArrayList<>();
-                    for (int n = 0; n < CALLS_PER_THREAD; n++) {
-                        Tensor[] grads = mine.newGradients();
-                        plan.backward(mine.q, mine.k, mine.v, mine.out, mine.lse, mine.dOut, grads[0], grads[1], grads[2]);
-                        results.add(grads);
-                    }
-                    return results;
-                }));
-            }
-            start.countDown();
-            int differing = 0;
-            String firstDifference = null;
-            for (int t = 0; t < THREADS; t++) {
-                List<Tensor[]> results = futures.get(t).get(10, TimeUnit.MINUTES);
-                for (int n = 0; n < results.size(); n++) {
-                    Optional<String> d = difference(serial[t], results.get(n));
-                    if (d.isPresent() && differing++ == 0) {
-                        firstDifference = "thread " + t + ", call " + n + ": " + d.get();
-                    }
-                }
-            }
-            if (differing > 0) {
-                throw new RuleFailure("case " + base + ", each of " + THREADS + " threads with its own inputs: " + differing
-                        + " of " + THREADS * CALLS_PER_THREAD + " concurrent backward calls differed bit for bit from a "
-                        + "serial call on the same inputs; first " + firstDifference, Double.NaN);
-            }
-        } catch (RuleFailure e) {
-            throw e;
-        } catch (ExecutionException e) {
-            throw new RuleFailure("case " + base + ": a concurrent backward threw " + e.getCause(), Double.NaN);
-        } catch (Exception e) {
-            throw new RuleFailure("case " + base + ": concurrent backward failed: " + e, Double.NaN);
-        } finally {
-            callers.shutdownNow();
+                Tensor[] grads = mine.newGradients();
+                plan.backward(mine.q, mine.k, mine.v, mine.out, mine.lse, mine.dOut, grads[0], grads[1], grads[2]);
+                return grads;
+            }, GradientRules::difference);
         }
-        return Double.NaN;
     }
 
     /** @return where the first element still holding the sentinel is, or empty */

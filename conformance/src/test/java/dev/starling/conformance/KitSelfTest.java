@@ -76,8 +76,8 @@ class KitSelfTest {
         "WRITES_INPUT # R10_INPUTS_NOT_MODIFIED # .*input q was modified at \\(b=0, h=0, n=0, d=0\\).*",
         "NONDETERMINISTIC # R11_DETERMINISTIC # .*a second call on the same plan differs bit for bit from the first call, "
                 + "output at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\): .* where .* \\(\\d+ of \\d+ elements differ\\)",
-        "SHARED_SCRATCH # R12_THREAD_SAFE # .*: \\d+ of 24 concurrent calls differed bit for bit .*at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
-        "OUTPUT_STAGED_IN_PLAN # R12_THREAD_SAFE # .*: \\d+ of 24 concurrent calls differed bit for bit .*at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
+        "SHARED_SCRATCH # R12_THREAD_SAFE # .*: \\d+ of 24 concurrent forward calls differed bit for bit .*at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
+        "OUTPUT_STAGED_IN_PLAN # R12_THREAD_SAFE # .*: \\d+ of 24 concurrent forward calls differed bit for bit .*at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\).*",
         "MASKED_NAN_LEAKS # R13_MASKED_NAN_NEVER_LEAKS # .*with NaN in (the key padding|the last 5 keys).*NaN.*",
         "ALLOWED_NAN_HIDDEN # R14_ALLOWED_NAN_REACHES_ITS_ROWS # .*with NaN in k\\[.*vs expected NaN.*",
         "WRITES_BEFORE_CHECK # R15_BAD_INPUT_REFUSED # forward with .* wrote into the output before refusing",
