@@ -85,13 +85,19 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (lengths.length == 0 || Arrays.stream(lengths).anyMatch(n -> n < 1) || batch < 1 || heads < 1 || headDim < 1
-                || reps < 1) {
-            throw new IllegalArgumentException("--lengths, --batch, --heads, --head-dim and --reps must be >= 1");
+        if (lengths.length == 0) {
+            throw new IllegalArgumentException("--lengths is empty: give at least one length >= 1");
         }
-        if (!(cellSeconds > 0) || !(denseGiB > 0) || !(maxCallSeconds > 0)) {
-            throw new IllegalArgumentException("--cell-seconds, --max-call-seconds and --dense-memory must be > 0");
+        for (int n : lengths) {
+            atLeastOne("--lengths", n);
         }
+        atLeastOne("--batch", batch);
+        atLeastOne("--heads", heads);
+        atLeastOne("--head-dim", headDim);
+        atLeastOne("--reps", reps);
+        positive("--cell-seconds", cellSeconds);
+        positive("--max-call-seconds", maxCallSeconds);
+        positive("--dense-memory", denseGiB);
         PatternSpec spec = Patterns.parse(pattern);
         checkOutputs(spec);
         int[] sorted = lengths();
@@ -100,6 +106,18 @@ final class CompareCommand implements Callable<Integer> {
                         .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)), backward,
                 maxCallSeconds);
         return CompareMain.run(config, this.spec.commandLine().getOut(), csv, plot, machineRate);
+    }
+
+    private static void atLeastOne(String option, int value) {
+        if (value < 1) {
+            throw new IllegalArgumentException(option + " must be >= 1, got " + value);
+        }
+    }
+
+    private static void positive(String option, double value) {
+        if (!(value > 0) || Double.isInfinite(value)) {
+            throw new IllegalArgumentException(option + " must be a finite number > 0, got " + value);
+        }
     }
 
     /** @return the lengths to run, ascending, each once: {@code --lengths} and what {@code --long} adds */

@@ -25,7 +25,8 @@ public final class CompareMain {
      * @param csv CSV file or null
      * @param plot PNG file or null
      * @param machineRate whether to measure the machine's matrix-product rate
-     * @return 0, or 1 when a contender disagreed with the oracle, or 2 when one ran out of Java heap
+     * @return 0, or 1 when a contender disagreed with the oracle, or 2 when one ran out of Java heap, or 4 when
+     *         no contender could be timed at any length (all unavailable, refused or skipped)
      * @throws IllegalArgumentException if {@code config} names a backend that was not found
      * @throws IOException if the CSV or the plot cannot be written
      */
@@ -62,12 +63,15 @@ public final class CompareMain {
         write(out, outcome.cells(), config, csv, plot);
         boolean wrong = outcome.checks().stream().anyMatch(CompareRun.Check::wrong);
         boolean memory = outcome.cells().stream().anyMatch(c -> c.status().startsWith(CompareRun.OUT_OF_MEMORY));
-        out.printf(Locale.ROOT, "done in %s%s%s%n", duration(System.nanoTime() - start),
+        boolean nothing = outcome.cells().stream().noneMatch(CompareRun.Cell::ok);
+        out.printf(Locale.ROOT, "done in %s%s%s%s%n", duration(System.nanoTime() - start),
                 wrong ? "; a contender disagreed with the oracle (exit 1)" : "",
                 memory && !wrong ? "; a contender ran out of Java heap: give the JVM more with STARLING_JAVA_OPTS=-Xmx<size> "
-                        + "(exit 2)" : "");
+                        + "(exit 2)" : "",
+                nothing && !wrong && !memory ? "; nothing was timed: no contender could run here (exit 4; the table says why)"
+                        : "");
         out.flush();
-        return wrong ? 1 : memory ? 2 : 0;
+        return wrong ? 1 : memory ? 2 : nothing ? 4 : 0;
     }
 
     /** Stages the CSV and the plot, then renames both into place: all or nothing. */

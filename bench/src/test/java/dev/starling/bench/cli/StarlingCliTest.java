@@ -169,6 +169,27 @@ class StarlingCliTest {
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }
 
+    /** Nothing timed is "not run" (exit 4), not success: here every contender lacks a backward pass. */
+    @Test
+    void compareThatTimesNothingExitsFour() {
+        Result r = run("compare", "--backward", "--no-peers", "--backends", "nd4j", "--lengths", "128", "--heads", "2",
+                "--head-dim", "16", "--pattern", "bigbird(block=32)", "--no-machine-rate");
+        assertEquals(4, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("skipped: no backward"), r.out());
+        assertTrue(r.out().contains("nothing was timed"), r.out());
+    }
+
+    /** A bad number names its option and the value. */
+    @Test
+    void compareNamesTheOptionOutOfRange() {
+        Result r = run("compare", "--max-call-seconds", "NaN", "--no-machine-rate");
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("--max-call-seconds must be a finite number > 0, got NaN"), r.err());
+        r = run("compare", "--lengths", "1024,0", "--no-machine-rate");
+        assertEquals(2, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("--lengths must be >= 1, got 0"), r.err());
+    }
+
     // ---- issue 12, item 10: outputs written atomically, never over an input or each other
 
     private record Inputs(Path q, Path k, Path v) {
