@@ -13,7 +13,7 @@ import java.util.Random;
  * Measures the vector backward pass's float32 error against float64 gradients on random normal
  * inputs (for setting the fp32 gradient tolerance): per tensor the largest absolute error, that error
  * over the reference's largest magnitude, and the largest {@code |err| / (atol + rtol·|ref|)} for
- * the provisional row ({@code atol 1e-4, rtol 5e-4}). Up to {@code denseLimit} tokens the reference
+ * the fp32 row's {@code atol 1e-4, rtol 5e-4} as a plain bound. Up to {@code denseLimit} tokens the reference
  * is {@link GradientOracle} (dense); above it, {@link ReadKeysOracle} (the same formulas over the
  * allowed keys only). Arguments: {@code N… } (default {@code 1024 4096 16384}); system property
  * {@code heads} (default 8).
