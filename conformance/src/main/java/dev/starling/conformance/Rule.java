@@ -131,6 +131,11 @@ public enum Rule {
         this.capability = capability;
     }
 
+    /** @return the gradient rules, 27 to 37, in number order: they check {@code backward} */
+    public static Set<Rule> gradientRules() {
+        return EnumSet.range(R27_GRADIENTS_MATCH_ORACLE, R37_GRADIENT_FEATURE_COMBINATIONS);
+    }
+
     /** @return the rule number, as in RULES.md */
     public int number() {
         return number;

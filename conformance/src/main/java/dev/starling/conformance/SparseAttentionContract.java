@@ -6,19 +6,23 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.TestInfo;
 
 /**
  * The conformance contract as JUnit 5 tests: extend this class in your backend's tests and
  * implement {@link #createBackend()}. Each test is named after a rule of {@code RULES.md}.
  * Required rules fail with the case, the worst element, the run seed and a replay command;
- * optional rules skip, saying which capability to declare; every rule skips with the reason when
- * the backend is unavailable here (or fails, with {@value #REQUIRE_AVAILABLE_PROPERTY}).
+ * optional rules skip, saying which capability to declare, except the eleven gradient rules (27 to
+ * 37), which exist only for a backend that declares {@code backward}; every rule skips with the
+ * reason when the backend is unavailable here (or fails, with {@value #REQUIRE_AVAILABLE_PROPERTY}).
  *
  * <pre>{@code
  * class MyBackendConformanceTest extends SparseAttentionContract {
@@ -312,69 +316,25 @@ public abstract class SparseAttentionContract {
         check(Rule.R26_KEY_SHARDS_MERGE);
     }
 
-    /** Rule 27. */
-    @Test
-    public void optional_rule27_gradientsMatchOracle() {
-        check(Rule.R27_GRADIENTS_MATCH_ORACLE);
-    }
-
-    /** Rule 28. */
-    @Test
-    public void optional_rule28_gradientMasksAndZeros() {
-        check(Rule.R28_GRADIENT_MASKS);
-    }
-
-    /** Rule 29. */
-    @Test
-    public void optional_rule29_gradientGroupedQuery() {
-        check(Rule.R29_GRADIENT_GROUPED_QUERY);
-    }
-
-    /** Rule 30. */
-    @Test
-    public void optional_rule30_gradientNonFiniteInputs() {
-        check(Rule.R30_GRADIENT_NON_FINITE);
-    }
-
-    /** Rule 31. */
-    @Test
-    public void optional_rule31_gradientDeterministic() {
-        check(Rule.R31_GRADIENT_DETERMINISTIC);
-    }
-
-    /** Rule 32. */
-    @Test
-    public void optional_rule32_threadSafeBackward() {
-        check(Rule.R32_THREAD_SAFE_BACKWARD);
-    }
-
-    /** Rule 33. */
-    @Test
-    public void optional_rule33_gradientEveryElementWritten() {
-        check(Rule.R33_GRADIENT_EVERY_ELEMENT_WRITTEN);
-    }
-
-    /** Rule 34. */
-    @Test
-    public void optional_rule34_backwardInputsNotModified() {
-        check(Rule.R34_BACKWARD_INPUTS_NOT_MODIFIED);
-    }
-
-    /** Rule 35. */
-    @Test
-    public void optional_rule35_backwardBadInputRefused() {
-        check(Rule.R35_BACKWARD_BAD_INPUT_REFUSED);
-    }
-
-    /** Rule 36. */
-    @Test
-    public void optional_rule36_backwardAfterCloseThrows() {
-        check(Rule.R36_BACKWARD_AFTER_CLOSE);
-    }
-
-    /** Rule 37. */
-    @Test
-    public void optional_rule37_gradientFeatureCombinations() {
-        check(Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
+    /**
+     * Rules 27 to 37, the gradient rules, as one test per rule named like the others
+     * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.
+     * A backend that does not declare it gets none of them (not eleven skipped tests): rule 17 checks
+     * that its {@code backward} is refused. When the backend cannot even be created, one test says so.
+     *
+     * @return the gradient rules of this backend
+     */
+    @TestFactory
+    public Stream<DynamicTest> optional_rules27to37_gradients() {
+        boolean backward;
+        try {
+            backward = createBackend().capabilities().backward();
+        } catch (RuntimeException | Error e) {
+            backward = true;   // each rule then reports why the backend cannot be checked
+        }
+        if (!backward) {
+            return Stream.empty();
+        }
+        return Rule.gradientRules().stream().map(rule -> DynamicTest.dynamicTest(rule.testName(), () -> check(rule)));
     }
 }
