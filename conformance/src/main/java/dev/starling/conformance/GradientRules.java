@@ -201,12 +201,18 @@ final class GradientRules {
 
     /** Rule 27: every pattern, tails, Nq != Nk, Dv != D, a custom scale, batch 2, block 64, BSHD. */
     double gradientsMatchOracle(SparseAttention backend) {
+        return againstOracle(backend, Feature.CORE, Feature.TAILS, Feature.TENSOR_LAYOUTS);
+    }
+
+    /** The cases of {@code features}, in every precision the backend declares, against the oracle. */
+    private double againstOracle(SparseAttention backend, Feature... features) {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.CORE, p));
-            cases.addAll(supported(caps, Feature.TAILS, p));
-            cases.addAll(supported(caps, Feature.TENSOR_LAYOUTS, p));
+            List<AttentionCase> cases = new ArrayList<>();
+            for (Feature f : features) {
+                cases.addAll(supported(caps, f, p));
+            }
             worst = Math.max(worst, againstOracle(backend, cases));
         }
         return worst;
@@ -218,15 +224,7 @@ final class GradientRules {
      * reads; elements no allowed pair reaches must be exactly zero.
      */
     double gradientMasks(SparseAttention backend) {
-        Capabilities caps = backend.capabilities();
-        double worst = 0;
-        for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.EMPTY_ROWS, p));
-            cases.addAll(supported(caps, Feature.CAUSAL, p));
-            cases.addAll(supported(caps, Feature.LENGTHS, p));
-            worst = Math.max(worst, againstOracle(backend, cases));
-        }
-        return worst;
+        return againstOracle(backend, Feature.EMPTY_ROWS, Feature.CAUSAL, Feature.LENGTHS);
     }
 
     /** Rule 29: GQA and MQA, and GQA with {@code Dv != D}, a tail and BSHD tensors. */

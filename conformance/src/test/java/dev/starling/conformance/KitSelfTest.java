@@ -282,17 +282,7 @@ class KitSelfTest {
     /** The printed run seed and rule of a gradient failure, given back, reproduce it exactly. */
     @Test
     void theReplayOfAGradientFailureReproducesIt() {
-        long runSeed = 78;
-        Supplier<SparseAttention> flawed = () -> new FlawedBackend(Flaw.BACKWARD_GQA_BATCH_KV_OFFSET);
-        RuleResult first = new ConformanceRules(flawed, runSeed).check(Rule.R37_GRADIENT_FEATURE_COMBINATIONS);
-        assertEquals(RuleResult.Status.FAIL, first.status());
-        assertEquals(runSeed, first.seed());
-        String[] replay = first.replayCommand("flawed").split(" ");
-        long seed = Long.parseLong(replay[Arrays.asList(replay).indexOf("--seed") + 1]);
-        Set<Rule> only = Rule.parseList(replay[Arrays.asList(replay).indexOf("--only") + 1]);
-        List<RuleResult> again = ConformanceRunner.run(flawed, ConformanceRunner.Options.defaults().withSeed(seed).withOnly(only));
-        assertEquals(1, again.size());
-        assertEquals(first, again.get(0));
+        assertReplayReproduces(Flaw.BACKWARD_GQA_BATCH_KV_OFFSET, Rule.R37_GRADIENT_FEATURE_COMBINATIONS, 78);
     }
 
     /** Rule 19's child JVM builds the configured instance, by a supplier class or by the contract class itself. */
@@ -397,9 +387,13 @@ class KitSelfTest {
     /** Issue 18, item 5: the printed run seed and rule, given back, reproduce the failure exactly. */
     @Test
     void theReplayOfAFailureReproducesIt() {
-        long runSeed = 77;
-        Supplier<SparseAttention> flawed = () -> new FlawedBackend(Flaw.UNROLLED_NO_REMAINDER);
-        RuleResult first = new ConformanceRules(flawed, runSeed).check(Rule.R22_FEATURE_COMBINATIONS);
+        assertReplayReproduces(Flaw.UNROLLED_NO_REMAINDER, Rule.R22_FEATURE_COMBINATIONS, 77);
+    }
+
+    /** Fails {@code rule} with {@code flaw}, then runs what its replay command says: the same result. */
+    private static void assertReplayReproduces(Flaw flaw, Rule rule, long runSeed) {
+        Supplier<SparseAttention> flawed = () -> new FlawedBackend(flaw);
+        RuleResult first = new ConformanceRules(flawed, runSeed).check(rule);
         assertEquals(RuleResult.Status.FAIL, first.status());
         assertEquals(runSeed, first.seed());
         // What the replay command says: --seed <run seed> --only <rule>.
