@@ -169,6 +169,33 @@ public final class AttentionProblem {
     public int groupSize() { return queryHeads / kvHeads; }
     /** @return the key/value head that query head {@code h} reads */
     public int kvHeadOf(int h) { return h / groupSize(); }
+    /**
+     * The contract features this problem needs from a backend: {@link Feature#CAUSAL} when causal (and
+     * {@link Feature#CAUSAL_SHIFT} when its shift is set explicitly), {@link Feature#GROUPED_QUERY} when
+     * {@code Hq != Hkv}, {@link Feature#KEY_LENGTHS} and {@link Feature#QUERY_LENGTHS} when set.
+     *
+     * @return a new set
+     */
+    public java.util.EnumSet<Feature> features() {
+        java.util.EnumSet<Feature> needed = java.util.EnumSet.noneOf(Feature.class);
+        if (causal) {
+            needed.add(Feature.CAUSAL);
+            if (causalShift != null) {
+                needed.add(Feature.CAUSAL_SHIFT);
+            }
+        }
+        if (queryHeads != kvHeads) {
+            needed.add(Feature.GROUPED_QUERY);
+        }
+        if (keyLengths != null) {
+            needed.add(Feature.KEY_LENGTHS);
+        }
+        if (queryLengths != null) {
+            needed.add(Feature.QUERY_LENGTHS);
+        }
+        return needed;
+    }
+
     /** @return whether per-batch key lengths are set */
     public boolean hasKeyLengths() { return keyLengths != null; }
     /** @return whether per-batch query lengths are set */
@@ -218,12 +245,29 @@ public final class AttentionProblem {
             throw new IllegalArgumentException("lse has " + lse.length + " floats but the problem needs [B, Hq, Nq] = "
                     + Arrays.toString(new int[] {batch, queryHeads, queryLength}) + " = " + lseSize());
         }
-        if (out.data() == q.data() || out.data() == k.data() || out.data() == v.data()) {
-            throw new IllegalArgumentException("out must not share its array with an input (inputs are never modified)");
+        checkOutput("out", out);
+        Tensor[] inputs = {q, k, v};
+        String[] names = {"q", "k", "v"};
+        for (int i = 0; i < inputs.length; i++) {
+            if (out.overlaps(inputs[i])) {
+                throw new IllegalArgumentException("out must not share its array with an input: it overlaps " + names[i]
+                        + " (inputs are never modified)");
+            }
         }
-        if (lse != null && (lse == q.data() || lse == k.data() || lse == v.data() || lse == out.data())) {
+        if (lse != null && (q.isStoredIn(lse) || k.isStoredIn(lse) || v.isStoredIn(lse) || out.isStoredIn(lse))) {
             throw new IllegalArgumentException("lse must not share its array with q, k, v or out"
                     + " (inputs are never modified, and the two outputs are written independently)");
+        }
+    }
+
+    /** An output must be writable and must not hold two of its elements at one storage index. */
+    private static void checkOutput(String name, Tensor t) {
+        if (!t.writable()) {
+            throw new IllegalArgumentException(name + " " + t.describe() + " is a read-only buffer");
+        }
+        if (!t.isNonOverlapping()) {
+            throw new IllegalArgumentException(name + " " + t.describe() + " overlaps itself (two of its elements share "
+                    + "one storage index), so it cannot be written");
         }
     }
 
@@ -267,20 +311,26 @@ public final class AttentionProblem {
             throw new IllegalArgumentException("lse has " + lse.length + " floats but the problem needs [B, Hq, Nq] = "
                     + Arrays.toString(new int[] {batch, queryHeads, queryLength}) + " = " + lseSize());
         }
-        Object[] inputs = {q.data(), k.data(), v.data(), out.data(), lse, dOut.data()};
-        String[] inputNames = {"q", "k", "v", "out", "lse", "dOut"};
+        Tensor[] inputs = {q, k, v, out, dOut};
+        String[] inputNames = {"q", "k", "v", "out", "dOut"};
         Tensor[] grads = {dq, dk, dv};
         String[] gradNames = {"dq", "dk", "dv"};
         for (int g = 0; g < grads.length; g++) {
+            checkOutput(gradNames[g], grads[g]);
+            if (grads[g].isStoredIn(lse)) {
+                throw new IllegalArgumentException(gradNames[g] + " must not share its array with lse"
+                        + " (inputs are never modified)");
+            }
             for (int i = 0; i < inputs.length; i++) {
-                if (grads[g].data() == inputs[i]) {
+                if (grads[g].overlaps(inputs[i])) {
                     throw new IllegalArgumentException(gradNames[g] + " must not share its array with " + inputNames[i]
                             + " (inputs are never modified)");
                 }
             }
             for (int o = 0; o < g; o++) {
-                if (grads[g].data() == grads[o].data()) {
-                    throw new IllegalArgumentException(gradNames[g] + " must not share its array with " + gradNames[o]);
+                if (grads[g].overlaps(grads[o])) {
+                    throw new IllegalArgumentException(gradNames[g] + " must not share its array with " + gradNames[o]
+                            + " (they overlap)");
                 }
             }
         }

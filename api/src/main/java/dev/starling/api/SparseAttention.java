@@ -56,7 +56,7 @@ public interface SparseAttention {
             throw new IllegalArgumentException("problem must not be null");
         }
         problem.checkLayout(layout);
-        capabilities().unsupported(problem, false).ifPresent(why -> {
+        capabilities().missing(problem, Capabilities.needs(problem, layout)).ifPresent(why -> {
             throw new UnsupportedOperationException(name() + " backend " + why);
         });
     }

@@ -55,7 +55,8 @@ public final class Starling {
      * @return a plan the caller must close
      */
     public static AttentionPlan plan(AttentionProblem problem, PatternSpec pattern) {
-        return backend(problem).plan(problem, layout(problem, pattern));
+        BlockLayout layout = layout(problem, pattern);
+        return BackendSelector.discover().select(problem, layout).plan(problem, layout);
     }
 
     /**

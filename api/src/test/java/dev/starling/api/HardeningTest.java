@@ -33,7 +33,7 @@ class HardeningTest {
                 .batch(2147418113).heads(1718039348).length(20).headDim(1).build());
         assertTrue(e.getMessage().contains("more than 2^63"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> new Tensor(new float[20], TensorLayout.BHSD, 2147418113, 1718039348, 20, 1));
+                () -> Tensor.of(TensorLayout.BHSD, new float[20], 2147418113, 1718039348, 20, 1));
         assertTrue(e.getMessage().contains("more than 2^63"), e.getMessage());
     }
 

@@ -29,8 +29,8 @@ public final class CaseGenerator {
             "strided(block=16, stride=3)",
             "union(window(block=16, blocks=1), random(block=16, blocks=1, seed=5))");
 
-    /** The features cases are grouped by; each conformance rule runs one group. */
-    public enum Feature {
+    /** The kinds cases are grouped by; each conformance rule runs one or more kinds. */
+    public enum CaseKind {
         /** Every built-in pattern, lengths that are multiples of the block, Nq != Nk, Dv != D, custom scale. */
         CORE,
         /** Lengths that are not multiples of the block size, down to one token. */
@@ -82,7 +82,7 @@ public final class CaseGenerator {
      * @param precision precision set on every problem
      * @return the cases, each named after what it exercises
      */
-    public static List<AttentionCase> cases(Feature feature, long seed, Precision precision) {
+    public static List<AttentionCase> cases(CaseKind feature, long seed, Precision precision) {
         Random seeds = new Random(seed * 31 + feature.ordinal());
         List<AttentionCase> c = new ArrayList<>();
         AttentionProblem base = BASE.toBuilder().precision(precision).build();
@@ -219,7 +219,7 @@ public final class CaseGenerator {
      */
     public static List<AttentionCase> standard(long seed) {
         List<AttentionCase> all = new ArrayList<>();
-        for (Feature f : Feature.values()) {
+        for (CaseKind f : CaseKind.values()) {
             all.addAll(cases(f, seed, Precision.FP32));
         }
         return all;

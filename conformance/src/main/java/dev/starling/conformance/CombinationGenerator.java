@@ -2,6 +2,7 @@ package dev.starling.conformance;
 
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
@@ -125,7 +126,7 @@ public final class CombinationGenerator {
     public static Map<Parameter, List<String>> domains(Capabilities caps) {
         Map<Parameter, List<String>> d = new EnumMap<>(Parameter.class);
         d.put(Parameter.BATCH, List.of("1", "2", "3"));
-        d.put(Parameter.HEADS, caps.groupedQuery() ? List.of("mha", "gqa", "mqa") : List.of("mha"));
+        d.put(Parameter.HEADS, caps.has(Feature.GROUPED_QUERY) ? List.of("mha", "gqa", "mqa") : List.of("mha"));
         d.put(Parameter.LENGTHS, List.of("nq=nk", "nq<nk", "nq>nk"));
         d.put(Parameter.TAIL, List.of("aligned", "partial"));
         List<String> dims = new ArrayList<>();
@@ -139,10 +140,10 @@ public final class CombinationGenerator {
         for (Parameter p : List.of(Parameter.Q_LAYOUT, Parameter.K_LAYOUT, Parameter.V_LAYOUT, Parameter.OUT_LAYOUT)) {
             d.put(p, List.of("bhsd", "bshd"));
         }
-        d.put(Parameter.CAUSAL, caps.causal() ? List.of("none", "problem", "pattern") : List.of("none"));
-        d.put(Parameter.KEY_LENGTHS, caps.keyLengths() ? List.of("none", "set") : List.of("none"));
-        d.put(Parameter.QUERY_LENGTHS, caps.queryLengths() ? List.of("none", "set") : List.of("none"));
-        d.put(Parameter.LSE, caps.lse() ? List.of("off", "on") : List.of("off"));
+        d.put(Parameter.CAUSAL, caps.has(Feature.CAUSAL) ? List.of("none", "problem", "pattern") : List.of("none"));
+        d.put(Parameter.KEY_LENGTHS, caps.has(Feature.KEY_LENGTHS) ? List.of("none", "set") : List.of("none"));
+        d.put(Parameter.QUERY_LENGTHS, caps.has(Feature.QUERY_LENGTHS) ? List.of("none", "set") : List.of("none"));
+        d.put(Parameter.LSE, caps.has(Feature.LSE) ? List.of("off", "on") : List.of("off"));
         d.put(Parameter.PATTERN, PATTERN_VALUES);
         List<String> precisions = new ArrayList<>();
         for (Precision p : Precision.values()) {

@@ -44,10 +44,10 @@ public final class Comparison {
             for (int h = 0; h < p.queryHeads(); h++) {
                 for (int i = 0; i < p.queryLength(); i++) {
                     int row = (b * p.queryHeads() + h) * p.queryLength() + i;
-                    int o = out.offset(b, h, i);
+                    long o = out.index(b, h, i, 0);
                     for (int d = 0; d < vdim; d++) {
                         double ref = expected.out()[row * vdim + d];
-                        double got = out.data()[o + d];
+                        double got = out.read(o + d * out.strides()[3]);
                         double ratio = ratio(got, ref, tol.atol(), tol.rtol());
                         if (worstIndex < 0 || ratio > worst) {
                             worst = ratio;
@@ -100,10 +100,10 @@ public final class Comparison {
         double diffNorm = 0;
         double refNorm = 0;
         for (int r = 0; r < rows.length; r++) {
-            int o = out.offset(rows[r][0], rows[r][1], rows[r][2]);
+            long o = out.index(rows[r][0], rows[r][1], rows[r][2], 0);
             for (int d = 0; d < p.valueDim(); d++) {
                 double ref = expectedOut[r][d];
-                double got = out.data()[o + d];
+                double got = out.read(o + d * out.strides()[3]);
                 double ratio = ratio(got, ref, tol.atol(), tol.rtol());
                 if (worstRow < 0 || ratio > worst) {
                     worst = ratio;
@@ -159,11 +159,9 @@ public final class Comparison {
         for (int b = 0; b < expected.batch(); b++) {
             for (int h = 0; h < expected.heads(); h++) {
                 for (int i = 0; i < expected.length(); i++) {
-                    int e = expected.offset(b, h, i);
-                    int g = got.offset(b, h, i);
                     for (int d = 0; d < expected.dim(); d++) {
-                        float x = expected.data()[e + d];
-                        float y = got.data()[g + d];
+                        float x = expected.get(b, h, i, d);
+                        float y = got.get(b, h, i, d);
                         if (Float.floatToRawIntBits(x) != Float.floatToRawIntBits(y)) {
                             if (differing++ == 0) {
                                 first = String.format("at (b=%d, h=%d, i=%d, d=%d): %s where %s", b, h, i, d, y, x);
@@ -176,7 +174,8 @@ public final class Comparison {
         if (first == null) {
             return Optional.empty();
         }
-        return Optional.of(first + " (" + differing + " of " + expected.data().length + " elements differ)");
+        return Optional.of(first + " (" + differing + " of " + (long) expected.batch() * expected.heads() * expected.length() * expected.dim()
+                + " elements differ)");
     }
 
     /**
@@ -207,10 +206,10 @@ public final class Comparison {
             for (int h = 0; h < p.queryHeads(); h++) {
                 for (int i = 0; i < p.queryLength(); i++) {
                     int row = (b * p.queryHeads() + h) * p.queryLength() + i;
-                    int o = out.offset(b, h, i);
+                    long o = out.index(b, h, i, 0);
                     for (int d = 0; d < vdim; d++) {
                         double ref = expected.out()[row * vdim + d];
-                        double got = out.data()[o + d];
+                        double got = out.read(o + d * out.strides()[3]);
                         double ratio = elementRatio(got, ref, tol.atol(), tol.rtol());
                         if (ratio <= 1) {
                             if (Double.isFinite(ref)) {

@@ -4,6 +4,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Starling;
@@ -14,7 +15,7 @@ import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.api.plan.KeyShards;
 import dev.starling.api.plan.OnlineSoftmax;
-import dev.starling.conformance.CaseGenerator.Feature;
+import dev.starling.conformance.CaseGenerator.CaseKind;
 import java.io.IOException;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.InvocationTargetException;
@@ -178,14 +179,15 @@ public final class ConformanceRules {
             return RuleResult.skip(rule, "backend does not declare " + missing + "; declare it to run this rule");
         }
         GradientRules gradients = new GradientRules(seed);
+        TensorViewRules views = new TensorViewRules(seed);
         return guarded(rule, () -> switch (rule) {
-            case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, Feature.CORE, false);
-            case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, Feature.TAILS, false);
-            case R03_CAUSAL -> feature(backend, Feature.CAUSAL, false);
-            case R04_GROUPED_QUERY -> feature(backend, Feature.GROUPED_QUERY, false);
-            case R05_KEY_AND_QUERY_LENGTHS -> feature(backend, Feature.LENGTHS, false);
-            case R06_LSE -> Math.max(feature(backend, Feature.CORE, true), feature(backend, Feature.TAILS, true));
-            case R07_HUGE_LOGITS -> feature(backend, Feature.HUGE_LOGITS, false);
+            case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, CaseKind.CORE, false);
+            case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, CaseKind.TAILS, false);
+            case R03_CAUSAL -> feature(backend, CaseKind.CAUSAL, false);
+            case R04_GROUPED_QUERY -> feature(backend, CaseKind.GROUPED_QUERY, false);
+            case R05_KEY_AND_QUERY_LENGTHS -> feature(backend, CaseKind.LENGTHS, false);
+            case R06_LSE -> Math.max(feature(backend, CaseKind.CORE, true), feature(backend, CaseKind.TAILS, true));
+            case R07_HUGE_LOGITS -> feature(backend, CaseKind.HUGE_LOGITS, false);
             case R08_EMPTY_ROWS -> emptyRows(backend);
             case R09_EVERY_ELEMENT_WRITTEN -> everyElementWritten(backend);
             case R10_INPUTS_NOT_MODIFIED -> inputsNotModified(backend);
@@ -196,7 +198,7 @@ public final class ConformanceRules {
             case R15_BAD_INPUT_REFUSED -> badInput(backend);
             case R16_FORWARD_AFTER_CLOSE -> forwardAfterClose(backend);
             case R17_UNDECLARED_FEATURES_THROW -> undeclaredFeatures(backend);
-            case R18_TENSOR_LAYOUTS -> feature(backend, Feature.TENSOR_LAYOUTS, false);
+            case R18_TENSOR_LAYOUTS -> feature(backend, CaseKind.TENSOR_LAYOUTS, false);
             case R19_LINEAR_MEMORY -> linearMemory(backend);
             case R20_NON_FINITE_INPUTS -> nonFiniteInputs(backend);
             case R21_KEY_SPLITS_MERGE -> keySplitsMerge(backend);
@@ -216,6 +218,9 @@ public final class ConformanceRules {
             case R35_BACKWARD_BAD_INPUT_REFUSED -> gradients.backwardBadInputRefused(backend);
             case R36_BACKWARD_AFTER_CLOSE -> gradients.backwardAfterClose(backend);
             case R37_GRADIENT_FEATURE_COMBINATIONS -> gradients.gradientFeatureCombinations(backend);
+            case R38_STRIDED_TENSORS -> views.stridedTensors(backend);
+            case R39_OFF_HEAP_TENSORS -> views.offHeapTensors(backend);
+            case R40_HALF_PRECISION_TENSORS -> views.halfPrecisionTensors(backend);
         });
     }
 
@@ -239,24 +244,17 @@ public final class ConformanceRules {
         }
     }
 
-    /** @return the capability an optional rule needs and the backend lacks, or null */
+    /**
+     * @return the features {@code rule} needs and {@code caps} lacks, joined with " and " in {@link Feature} order,
+     *         or null when it may run
+     */
     static String missingCapability(Rule rule, Capabilities caps) {
-        return switch (rule) {
-            case R03_CAUSAL -> caps.causal() ? null : "CAUSAL";
-            case R04_GROUPED_QUERY -> caps.groupedQuery() ? null : "GROUPED_QUERY";
-            case R05_KEY_AND_QUERY_LENGTHS -> caps.keyLengths() && caps.queryLengths() ? null : "KEY_LENGTHS and QUERY_LENGTHS";
-            case R06_LSE, R21_KEY_SPLITS_MERGE, R26_KEY_SHARDS_MERGE -> caps.lse() ? null : "LSE";
-            case R29_GRADIENT_GROUPED_QUERY -> caps.backward() && caps.groupedQuery() ? null
-                    : caps.backward() ? "GROUPED_QUERY" : caps.groupedQuery() ? "BACKWARD" : "BACKWARD and GROUPED_QUERY";
-            case R27_GRADIENTS_MATCH_ORACLE, R28_GRADIENT_MASKS, R30_GRADIENT_NON_FINITE, R31_GRADIENT_DETERMINISTIC,
-                    R32_THREAD_SAFE_BACKWARD, R33_GRADIENT_EVERY_ELEMENT_WRITTEN, R34_BACKWARD_INPUTS_NOT_MODIFIED,
-                    R35_BACKWARD_BAD_INPUT_REFUSED, R36_BACKWARD_AFTER_CLOSE, R37_GRADIENT_FEATURE_COMBINATIONS ->
-                    caps.backward() ? null : "BACKWARD";
-            default -> null;
-        };
+        EnumSet<Feature> lacking = rule.needs().isEmpty() ? EnumSet.noneOf(Feature.class) : EnumSet.copyOf(rule.needs());
+        lacking.removeAll(caps.features());
+        return lacking.isEmpty() ? null : lacking.stream().map(Feature::name).collect(Collectors.joining(" and "));
     }
 
-    private List<AttentionCase> supported(Capabilities caps, Feature feature, Precision precision) {
+    private List<AttentionCase> supported(Capabilities caps, CaseKind feature, Precision precision) {
         List<AttentionCase> out = new ArrayList<>();
         for (AttentionCase c : CaseGenerator.cases(feature, seed, precision)) {
             if (caps.unsupported(c.problem(), false).isEmpty()) {
@@ -283,7 +281,7 @@ public final class ConformanceRules {
         return o.worstRatio();
     }
 
-    private double feature(SparseAttention backend, Feature feature, boolean withLse) {
+    private double feature(SparseAttention backend, CaseKind feature, boolean withLse) {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
@@ -301,16 +299,16 @@ public final class ConformanceRules {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.EMPTY_ROWS, p));
-            if (caps.causal()) {
-                cases.addAll(supported(caps, Feature.CAUSAL, p).stream().filter(c -> c.name().contains("no key")).toList());
+            List<AttentionCase> cases = new ArrayList<>(supported(caps, CaseKind.EMPTY_ROWS, p));
+            if (caps.has(Feature.CAUSAL)) {
+                cases.addAll(supported(caps, CaseKind.CAUSAL, p).stream().filter(c -> c.name().contains("no key")).toList());
             }
-            if (caps.keyLengths() && caps.queryLengths()) {
-                cases.addAll(supported(caps, Feature.LENGTHS, p).stream().filter(c -> c.name().contains("zero")).toList());
+            if (caps.has(Feature.KEY_LENGTHS) && caps.has(Feature.QUERY_LENGTHS)) {
+                cases.addAll(supported(caps, CaseKind.LENGTHS, p).stream().filter(c -> c.name().contains("zero")).toList());
             }
             for (AttentionCase c : cases) {
                 Tensor out = c.newOutput();
-                float[] lse = caps.lse() ? c.newLse() : null;
+                float[] lse = caps.has(Feature.LSE) ? c.newLse() : null;
                 run(backend, c, out, lse);
                 DenseOracle.Result expected = c.expected();
                 AttentionProblem pr = c.problem();
@@ -342,17 +340,17 @@ public final class ConformanceRules {
     private double everyElementWritten(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
         Precision p = caps.precisions().iterator().next();
-        List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.EMPTY_ROWS, p));
-        cases.addAll(supported(caps, Feature.TAILS, p));
-        cases.addAll(supported(caps, Feature.LENGTHS, p));
-        cases.addAll(supported(caps, Feature.TENSOR_LAYOUTS, p));
-        if (caps.causal()) {
-            cases.addAll(supported(caps, Feature.CAUSAL, p));
+        List<AttentionCase> cases = new ArrayList<>(supported(caps, CaseKind.EMPTY_ROWS, p));
+        cases.addAll(supported(caps, CaseKind.TAILS, p));
+        cases.addAll(supported(caps, CaseKind.LENGTHS, p));
+        cases.addAll(supported(caps, CaseKind.TENSOR_LAYOUTS, p));
+        if (caps.has(Feature.CAUSAL)) {
+            cases.addAll(supported(caps, CaseKind.CAUSAL, p));
         }
         for (AttentionCase c : cases) {
             Tensor out = c.newOutput();
             Arrays.fill(out.data(), POISON);
-            float[] lse = caps.lse() ? c.newLse() : null;
+            float[] lse = caps.has(Feature.LSE) ? c.newLse() : null;
             if (lse != null) {
                 Arrays.fill(lse, POISON);
             }
@@ -381,12 +379,12 @@ public final class ConformanceRules {
     private double inputsNotModified(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.CORE, p).subList(0, 3));
-            cases.addAll(supported(caps, Feature.TENSOR_LAYOUTS, p));
-            cases.addAll(supported(caps, Feature.TAILS, p));
+            List<AttentionCase> cases = new ArrayList<>(supported(caps, CaseKind.CORE, p).subList(0, 3));
+            cases.addAll(supported(caps, CaseKind.TENSOR_LAYOUTS, p));
+            cases.addAll(supported(caps, CaseKind.TAILS, p));
             for (AttentionCase c : cases) {
                 Tensor[] before = {c.q().copy(), c.k().copy(), c.v().copy()};
-                run(backend, c, c.newOutput(), caps.lse() ? c.newLse() : null);
+                run(backend, c, c.newOutput(), caps.has(Feature.LSE) ? c.newLse() : null);
                 String[] names = {"q", "k", "v"};
                 Tensor[] after = {c.q(), c.k(), c.v()};
                 for (int t = 0; t < 3; t++) {
@@ -403,7 +401,7 @@ public final class ConformanceRules {
 
     private AttentionCase mediumCase(Capabilities caps) {
         Precision p = caps.precisions().iterator().next();
-        List<AttentionCase> core = supported(caps, Feature.CORE, p);
+        List<AttentionCase> core = supported(caps, CaseKind.CORE, p);
         return core.get(core.size() - 1);
     }
 
@@ -413,7 +411,7 @@ public final class ConformanceRules {
         Tensor[] outs = {c.newOutput(), c.newOutput(), c.newOutput()};
         float[][] lses = new float[3][];
         for (int x = 0; x < 3; x++) {
-            lses[x] = caps.lse() ? c.newLse() : null;
+            lses[x] = caps.has(Feature.LSE) ? c.newLse() : null;
         }
         try (AttentionPlan plan = openPlan(backend, c, c.layout(), "")) {
             plan.forward(c.q(), c.k(), c.v(), outs[0], lses[0]);
@@ -475,7 +473,7 @@ public final class ConformanceRules {
     private double threadSafe(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
         AttentionCase base = mediumCase(caps);
-        boolean withLse = caps.lse();
+        boolean withLse = caps.has(Feature.LSE);
         AttentionCase[] inputs = new AttentionCase[THREADS];
         List<Object[]> serial = new ArrayList<>();
         try (AttentionPlan plan = openPlan(backend, base, base.layout(), "")) {
@@ -557,8 +555,8 @@ public final class ConformanceRules {
             return "key block " + kb + " (outside the pattern for " + unseenRows + " head rows)";
         }, what);
         worst = Math.max(worst, checkNanCase(backend, outside, what.toString()));
-        if (caps.keyLengths()) {
-            AttentionCase lengths = supported(caps, Feature.LENGTHS, p).stream().filter(c -> c.name().equals("key lengths"))
+        if (caps.has(Feature.KEY_LENGTHS)) {
+            AttentionCase lengths = supported(caps, CaseKind.LENGTHS, p).stream().filter(c -> c.name().equals("key lengths"))
                     .findFirst().orElseThrow();
             StringBuilder w2 = new StringBuilder();
             AttentionCase padded = withNan(lengths, c -> {
@@ -570,8 +568,8 @@ public final class ConformanceRules {
             }, w2);
             worst = Math.max(worst, checkNanCase(backend, padded, w2.toString()));
         }
-        if (caps.causal()) {
-            AttentionCase causal = supported(caps, Feature.CAUSAL, p).get(0);
+        if (caps.has(Feature.CAUSAL)) {
+            AttentionCase causal = supported(caps, CaseKind.CAUSAL, p).get(0);
             StringBuilder w3 = new StringBuilder();
             AttentionCase future = withNan(causal, c -> {
                 int n = c.problem().keyLength();
@@ -612,7 +610,7 @@ public final class ConformanceRules {
 
     private double badInput(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
-        AttentionCase c = supported(caps, Feature.CORE, caps.precisions().iterator().next()).get(4);
+        AttentionCase c = supported(caps, CaseKind.CORE, caps.precisions().iterator().next()).get(4);
         AttentionProblem pr = c.problem();
         int b = pr.batch();
         int hq = pr.queryHeads();
@@ -627,7 +625,7 @@ public final class ConformanceRules {
         Tensor v = c.v();
         Tensor out = c.newOutput();
         Arrays.fill(out.data(), POISON);
-        float[] goodLse = caps.lse() ? new float[pr.lseSize()] : null;
+        float[] goodLse = caps.has(Feature.LSE) ? new float[pr.lseSize()] : null;
         Object[][] calls = {
             {"q with head dim D+1", Tensor.zeros(bhsd, b, hq, nq, d + 1), k, v, out, goodLse},
             {"q with batch B+1", Tensor.zeros(bhsd, b + 1, hq, nq, d), k, v, out, goodLse},
@@ -646,7 +644,7 @@ public final class ConformanceRules {
         };
         try (AttentionPlan plan = backend.plan(pr, c.layout())) {
             for (Object[] call : calls) {
-                if (call[5] != null && !caps.lse()) {
+                if (call[5] != null && !caps.has(Feature.LSE)) {
                     continue;
                 }
                 Tensor target = call[4] == null ? null : (Tensor) call[4];
@@ -704,7 +702,7 @@ public final class ConformanceRules {
     }
 
     private double forwardAfterClose(SparseAttention backend) {
-        AttentionCase c = supported(backend.capabilities(), Feature.CORE, backend.capabilities().precisions().iterator().next())
+        AttentionCase c = supported(backend.capabilities(), CaseKind.CORE, backend.capabilities().precisions().iterator().next())
                 .get(0);
         closeDuringForward(backend, c);
         AttentionPlan plan = backend.plan(c.problem(), c.layout());
@@ -793,19 +791,22 @@ public final class ConformanceRules {
         AttentionProblem base = AttentionProblem.builder().heads(2).length(64).headDim(Math.max(16, caps.minHeadDim()))
                 .precision(caps.precisions().iterator().next()).build();
         List<Object[]> probes = new ArrayList<>();
-        if (!caps.causal()) {
+        if (!caps.has(Feature.CAUSAL)) {
             probes.add(new Object[] {"CAUSAL", base.toBuilder().causal(true).build(), false});
         }
-        if (!caps.groupedQuery()) {
+        if (caps.has(Feature.CAUSAL) && !caps.has(Feature.CAUSAL_SHIFT)) {
+            probes.add(new Object[] {"CAUSAL_SHIFT", base.toBuilder().causal(true).causalShift(16).build(), false});
+        }
+        if (!caps.has(Feature.GROUPED_QUERY)) {
             probes.add(new Object[] {"GROUPED_QUERY", base.toBuilder().kvHeads(1).build(), false});
         }
-        if (!caps.keyLengths()) {
+        if (!caps.has(Feature.KEY_LENGTHS)) {
             probes.add(new Object[] {"KEY_LENGTHS", base.toBuilder().keyLengths(30).build(), false});
         }
-        if (!caps.queryLengths()) {
+        if (!caps.has(Feature.QUERY_LENGTHS)) {
             probes.add(new Object[] {"QUERY_LENGTHS", base.toBuilder().queryLengths(30).build(), false});
         }
-        if (!caps.lse()) {
+        if (!caps.has(Feature.LSE)) {
             probes.add(new Object[] {"LSE", base, true});
         }
         for (Precision p : Precision.values()) {
@@ -817,7 +818,7 @@ public final class ConformanceRules {
             probes.add(new Object[] {"head dim " + (caps.maxHeadDim() + 1),
                 base.toBuilder().headDim(caps.maxHeadDim() + 1).build(), false});
         }
-        if (!caps.backward()) {
+        if (!caps.has(Feature.BACKWARD)) {
             int dim = headDim(caps, 16);
             undeclaredBackwardThrows(backend, base.toBuilder().headDim(dim).valueDim(dim).build());
         }
@@ -897,15 +898,15 @@ public final class ConformanceRules {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            for (AttentionCase c : supported(caps, Feature.NON_FINITE, p)) {
+            for (AttentionCase c : supported(caps, CaseKind.NON_FINITE, p)) {
                 Tensor[] inputs = {c.q().copy(), c.k().copy(), c.v().copy()};
                 AttentionPlan plan = openPlan(backend, c, c.layout(), "");
                 try (plan) {
                     // First the finite case itself, so that a backend wrong everywhere is not reported as a NaN problem.
-                    worst = Math.max(worst, injected(plan, c, inputs, null, caps.lse(), Tolerance.of(p)));
+                    worst = Math.max(worst, injected(plan, c, inputs, null, caps.has(Feature.LSE), Tolerance.of(p)));
                     for (NonFiniteInjection at : NonFiniteInjection.positions(c)) {
                         float old = at.apply(inputs);
-                        worst = Math.max(worst, injected(plan, c, inputs, at, caps.lse(), Tolerance.of(p)));
+                        worst = Math.max(worst, injected(plan, c, inputs, at, caps.has(Feature.LSE), Tolerance.of(p)));
                         at.undo(inputs, old);
                     }
                 }
@@ -944,9 +945,12 @@ public final class ConformanceRules {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = supported(caps, Feature.KEY_SPLITS, p);
+            List<AttentionCase> cases = supported(caps, CaseKind.KEY_SPLITS, p);
             for (int n = 0; n < cases.size(); n++) {
                 AttentionCase c = cases.get(n);
+                if ((c.problem().causal() || c.layout().causal()) && !caps.has(Feature.CAUSAL_SHIFT)) {
+                    continue; // each shard of a causal problem moves the causal rule (KeyShards.problem)
+                }
                 Tolerance tol = Tolerance.of(p);
                 int parts = 2 + n % 2;
                 BlockLayout[] split = KeySplit.split(c.layout(), parts, new Random(c.seed()));
@@ -1000,9 +1004,12 @@ public final class ConformanceRules {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = supported(caps, Feature.KEY_SHARDS, p);
+            List<AttentionCase> cases = supported(caps, CaseKind.KEY_SHARDS, p);
             for (int n = 0; n < cases.size(); n++) {
                 AttentionCase c = cases.get(n);
+                if ((c.problem().causal() || c.layout().causal()) && !caps.has(Feature.CAUSAL_SHIFT)) {
+                    continue; // each shard of a causal problem moves the causal rule (KeyShards.problem)
+                }
                 Tolerance tol = Tolerance.of(p);
                 Random rnd = new Random(c.seed());
                 int keyBlocks = c.layout().keyBlocks();
@@ -1200,14 +1207,14 @@ public final class ConformanceRules {
         cases.add(AttentionCase.random("long bigbird nq=nk=" + LONG_KEYS, seed + 23, square,
                 Patterns.parse("bigbird(block=64, window=1, global=2, random=1, seed=" + (seed & 0xffff) + ")"),
                 TensorLayout.BHSD, AttentionCase.Values.NORMAL));
-        AttentionProblem.Builder wide = AttentionProblem.builder().heads(2).kvHeads(caps.groupedQuery() ? 1 : 2)
+        AttentionProblem.Builder wide = AttentionProblem.builder().heads(2).kvHeads(caps.has(Feature.GROUPED_QUERY) ? 1 : 2)
                 .queryLength(1031).keyLength(LONG_KEYS).headDim(headDim(caps, 8)).valueDim(headDim(caps, 8))
-                .causal(caps.causal()).precision(p);
-        if (caps.keyLengths()) {
+                .causal(caps.has(Feature.CAUSAL)).precision(p);
+        if (caps.has(Feature.KEY_LENGTHS)) {
             wide.keyLengths(LONG_KEYS - 500);
         }
-        cases.add(AttentionCase.random("long nq 1031 nk " + LONG_KEYS + (caps.causal() ? " causal" : "")
-                        + (caps.groupedQuery() ? " mqa" : "") + (caps.keyLengths() ? " key lengths" : ""), seed + 24,
+        cases.add(AttentionCase.random("long nq 1031 nk " + LONG_KEYS + (caps.has(Feature.CAUSAL) ? " causal" : "")
+                        + (caps.has(Feature.GROUPED_QUERY) ? " mqa" : "") + (caps.has(Feature.KEY_LENGTHS) ? " key lengths" : ""), seed + 24,
                 wide.build(), Patterns.parse("bigbird(block=64, window=3, global=1, random=2, seed=" + (seed & 0xffff) + ")"),
                 TensorLayout.BSHD, AttentionCase.Values.NORMAL));
         return cases;
@@ -1273,7 +1280,7 @@ public final class ConformanceRules {
             for (AttentionCase c : longCases(caps, p)) {
                 Tensor out = c.newOutput();
                 Arrays.fill(out.data(), POISON);
-                float[] lse = caps.lse() ? c.newLse() : null;
+                float[] lse = caps.has(Feature.LSE) ? c.newLse() : null;
                 run(backend, c, out, lse);
                 int[][] rows = sampleRows(c);
                 double[][] expected = new double[rows.length][c.problem().valueDim()];

@@ -84,16 +84,19 @@ public final class DenseOracle {
         Arrays.fill(o, 0, vdim, 0.0);
         double max = Double.NEGATIVE_INFINITY;
         boolean any = false;
-        int qo = q.offset(b, h, i);
+        long qo = q.index(b, h, i, 0);
+        long qs = q.strides()[3];
+        long ks = k.strides()[3];
+        long vs = v.strides()[3];
         for (int j = 0; j < p.keyLength(); j++) {
             in[j] = mask.allowed(b, h, i, j);
             if (!in[j]) {
                 continue;
             }
             double dot = 0;
-            int ko = k.offset(b, kvh, j);
+            long ko = k.index(b, kvh, j, 0);
             for (int d = 0; d < dim; d++) {
-                dot += (double) q.data()[qo + d] * k.data()[ko + d];
+                dot += (double) q.read(qo + d * qs) * k.read(ko + d * ks);
             }
             scores[j] = p.scale() * dot;
             max = any ? nanMax(max, scores[j]) : scores[j];
@@ -109,9 +112,9 @@ public final class DenseOracle {
             }
             double w = Math.exp(scores[j] - max);
             sum += w;
-            int vo = v.offset(b, kvh, j);
+            long vo = v.index(b, kvh, j, 0);
             for (int d = 0; d < vdim; d++) {
-                o[d] += w * v.data()[vo + d];
+                o[d] += w * v.read(vo + d * vs);
             }
         }
         for (int d = 0; d < vdim; d++) {

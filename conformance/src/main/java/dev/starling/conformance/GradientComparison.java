@@ -78,10 +78,9 @@ public final class GradientComparison {
             for (int b = 0; b < g.batch(); b++) {
                 for (int h = 0; h < g.heads(); h++) {
                     for (int n = 0; n < g.length(); n++) {
-                        int o = g.offset(b, h, n);
                         boolean reachedHere = live[(b * g.heads() + h) * g.length() + n];
                         for (int d = 0; d < dim; d++, at++) {
-                            double x = g.data()[o + d];
+                            double x = g.get(b, h, n, d);
                             double r = ref[at];
                             String problem = null;
                             if (!reachedHere) {

@@ -3,12 +3,13 @@ package dev.starling.conformance;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.Patterns;
-import dev.starling.conformance.CaseGenerator.Feature;
+import dev.starling.conformance.CaseGenerator.CaseKind;
 import dev.starling.conformance.ConformanceRules.RuleFailure;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -144,7 +145,7 @@ final class GradientRules {
         return g;
     }
 
-    private List<AttentionCase> supported(Capabilities caps, Feature feature, Precision precision) {
+    private List<AttentionCase> supported(Capabilities caps, CaseKind feature, Precision precision) {
         List<AttentionCase> out = new ArrayList<>();
         for (AttentionCase c : CaseGenerator.cases(feature, seed, precision)) {
             if (caps.unsupported(c.problem(), false, true).isEmpty()) {
@@ -201,16 +202,16 @@ final class GradientRules {
 
     /** Rule 27: every pattern, tails, Nq != Nk, Dv != D, a custom scale, batch 2, block 64, BSHD. */
     double gradientsMatchOracle(SparseAttention backend) {
-        return againstOracle(backend, Feature.CORE, Feature.TAILS, Feature.TENSOR_LAYOUTS);
+        return againstOracle(backend, CaseKind.CORE, CaseKind.TAILS, CaseKind.TENSOR_LAYOUTS);
     }
 
     /** The cases of {@code features}, in every precision the backend declares, against the oracle. */
-    private double againstOracle(SparseAttention backend, Feature... features) {
+    private double againstOracle(SparseAttention backend, CaseKind... features) {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
             List<AttentionCase> cases = new ArrayList<>();
-            for (Feature f : features) {
+            for (CaseKind f : features) {
                 cases.addAll(supported(caps, f, p));
             }
             worst = Math.max(worst, againstOracle(backend, cases));
@@ -224,7 +225,7 @@ final class GradientRules {
      * reads; elements no allowed pair reaches must be exactly zero.
      */
     double gradientMasks(SparseAttention backend) {
-        return againstOracle(backend, Feature.EMPTY_ROWS, Feature.CAUSAL, Feature.LENGTHS);
+        return againstOracle(backend, CaseKind.EMPTY_ROWS, CaseKind.CAUSAL, CaseKind.LENGTHS);
     }
 
     /** Rule 29: GQA and MQA, and GQA with {@code Dv != D}, a tail and BSHD tensors. */
@@ -232,8 +233,8 @@ final class GradientRules {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.GROUPED_QUERY, p));
-            supported(caps, Feature.NON_FINITE, p).stream().filter(c -> c.name().startsWith("gqa")).forEach(cases::add);
+            List<AttentionCase> cases = new ArrayList<>(supported(caps, CaseKind.GROUPED_QUERY, p));
+            supported(caps, CaseKind.NON_FINITE, p).stream().filter(c -> c.name().startsWith("gqa")).forEach(cases::add);
             worst = Math.max(worst, againstOracle(backend, cases));
         }
         return worst;
@@ -252,7 +253,7 @@ final class GradientRules {
         Capabilities caps = backend.capabilities();
         double worst = 0;
         for (Precision p : caps.precisions()) {
-            for (AttentionCase c : supported(caps, Feature.NON_FINITE, p)) {
+            for (AttentionCase c : supported(caps, CaseKind.NON_FINITE, p)) {
                 Call call = new Call(c, c.q().copy(), c.k().copy(), c.v().copy(), outputGradient(c));
                 Tensor[] inputs = call.inputs();
                 try (AttentionPlan plan = openPlan(backend, call)) {
@@ -287,7 +288,7 @@ final class GradientRules {
     /** The case of rules 31 and 32: batch 2, GQA when declared, tails, {@code Dv != D}, BigBird with global rows. */
     private AttentionCase mediumCase(Capabilities caps) {
         Precision p = caps.precisions().iterator().next();
-        AttentionProblem problem = AttentionProblem.builder().batch(2).heads(4).kvHeads(caps.groupedQuery() ? 2 : 4)
+        AttentionProblem problem = AttentionProblem.builder().batch(2).heads(4).kvHeads(caps.has(Feature.GROUPED_QUERY) ? 2 : 4)
                 .queryLength(100).keyLength(120).headDim(headDim(caps, 16)).valueDim(headDim(caps, 24)).precision(p)
                 .build();
         return AttentionCase.random("backward gqa nq 100 nk 120 dv != d", seed + 31, problem,
@@ -396,11 +397,11 @@ final class GradientRules {
     double gradientEveryElementWritten(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
         Precision p = caps.precisions().iterator().next();
-        List<AttentionCase> cases = new ArrayList<>(supported(caps, Feature.EMPTY_ROWS, p));
-        cases.addAll(supported(caps, Feature.TAILS, p));
-        cases.addAll(supported(caps, Feature.LENGTHS, p));
-        cases.addAll(supported(caps, Feature.TENSOR_LAYOUTS, p));
-        cases.addAll(supported(caps, Feature.CAUSAL, p));
+        List<AttentionCase> cases = new ArrayList<>(supported(caps, CaseKind.EMPTY_ROWS, p));
+        cases.addAll(supported(caps, CaseKind.TAILS, p));
+        cases.addAll(supported(caps, CaseKind.LENGTHS, p));
+        cases.addAll(supported(caps, CaseKind.TENSOR_LAYOUTS, p));
+        cases.addAll(supported(caps, CaseKind.CAUSAL, p));
         for (AttentionCase c : cases) {
             Call call = new Call(c);
             Tensor[] grads = sentinelGradients(call);
@@ -419,11 +420,11 @@ final class GradientRules {
     double backwardInputsNotModified(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
         for (Precision p : caps.precisions()) {
-            List<AttentionCase> core = supported(caps, Feature.CORE, p);
+            List<AttentionCase> core = supported(caps, CaseKind.CORE, p);
             List<AttentionCase> cases = new ArrayList<>(core.subList(0, Math.min(3, core.size())));
-            cases.addAll(supported(caps, Feature.TENSOR_LAYOUTS, p));
-            cases.addAll(supported(caps, Feature.LENGTHS, p));
-            cases.addAll(supported(caps, Feature.TAILS, p));
+            cases.addAll(supported(caps, CaseKind.TENSOR_LAYOUTS, p));
+            cases.addAll(supported(caps, CaseKind.LENGTHS, p));
+            cases.addAll(supported(caps, CaseKind.TAILS, p));
             for (AttentionCase c : cases) {
                 Call call = new Call(c, c.q().copy(), c.k().copy(), c.v().copy(), outputGradient(c));
                 Tensor[] before = {call.q.copy(), call.k.copy(), call.v.copy(), call.out.copy(), call.dOut.copy()};
@@ -556,7 +557,7 @@ final class GradientRules {
     /** Rule 36: backward on a closed plan throws IllegalStateException. */
     double backwardAfterClose(SparseAttention backend) {
         Capabilities caps = backend.capabilities();
-        AttentionCase c = supported(caps, Feature.CORE, caps.precisions().iterator().next()).get(0);
+        AttentionCase c = supported(caps, CaseKind.CORE, caps.precisions().iterator().next()).get(0);
         Call call = new Call(c);
         AttentionPlan plan = openPlan(backend, call);
         backward(plan, call, call.newGradients(), "case " + call + " before close");

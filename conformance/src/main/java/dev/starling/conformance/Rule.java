@@ -1,5 +1,7 @@
 package dev.starling.conformance;
 
+import dev.starling.api.Feature;
+import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Locale;
 import java.util.Set;
@@ -11,124 +13,138 @@ import java.util.Set;
  */
 public enum Rule {
     /** Output matches the oracle: every pattern, block-multiple lengths, Nq != Nk, Dv != D, scale. */
-    R01_OUTPUT_MATCHES_ORACLE(1, "outputMatchesOracle", true, null),
+    R01_OUTPUT_MATCHES_ORACLE(1, "outputMatchesOracle", true),
     /** Partial tail blocks: lengths that are not block multiples, down to one token. */
-    R02_PARTIAL_TAIL_BLOCKS(2, "partialTailBlocks", true, null),
+    R02_PARTIAL_TAIL_BLOCKS(2, "partialTailBlocks", true),
     /** The bottom-right aligned causal mask. */
-    R03_CAUSAL(3, "causal", false, "CAUSAL"),
+    R03_CAUSAL(3, "causal", false, Feature.CAUSAL),
     /** Grouped-query and multi-query attention. */
-    R04_GROUPED_QUERY(4, "groupedQuery", false, "GROUPED_QUERY"),
+    R04_GROUPED_QUERY(4, "groupedQuery", false, Feature.GROUPED_QUERY),
     /** Per-batch key and query lengths. */
-    R05_KEY_AND_QUERY_LENGTHS(5, "keyAndQueryLengths", false, "KEY_LENGTHS and QUERY_LENGTHS"),
+    R05_KEY_AND_QUERY_LENGTHS(5, "keyAndQueryLengths", false, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS),
     /** The log-sum-exp output. */
-    R06_LSE(6, "logSumExp", false, "LSE"),
+    R06_LSE(6, "logSumExp", false, Feature.LSE),
     /** Scores around ±1e4 give the exact softmax (max shift). */
-    R07_HUGE_LOGITS(7, "hugeLogits", true, null),
+    R07_HUGE_LOGITS(7, "hugeLogits", true),
     /** Rows with no allowed key give O = 0 and LSE = −∞. */
-    R08_EMPTY_ROWS(8, "emptyRows", true, null),
+    R08_EMPTY_ROWS(8, "emptyRows", true),
     /** Every output element is written, over a poisoned output. */
-    R09_EVERY_ELEMENT_WRITTEN(9, "everyElementWritten", true, null),
+    R09_EVERY_ELEMENT_WRITTEN(9, "everyElementWritten", true),
     /** Inputs are never modified. */
-    R10_INPUTS_NOT_MODIFIED(10, "inputsNotModified", true, null),
+    R10_INPUTS_NOT_MODIFIED(10, "inputsNotModified", true),
     /** Repeated calls give bit-identical output. */
-    R11_DETERMINISTIC(11, "deterministic", true, null),
+    R11_DETERMINISTIC(11, "deterministic", true),
     /**
      * Four threads calling forward on one plan, each with its own inputs, get bit for bit what serial
      * calls on the same inputs get.
      */
-    R12_THREAD_SAFE(12, "threadSafeForward", true, null),
+    R12_THREAD_SAFE(12, "threadSafeForward", true),
     /** NaN in keys a row may not see never reaches that row. */
-    R13_MASKED_NAN_NEVER_LEAKS(13, "maskedNanNeverLeaks", true, null),
+    R13_MASKED_NAN_NEVER_LEAKS(13, "maskedNanNeverLeaks", true),
     /** NaN in an allowed key reaches exactly the rows that see it. */
-    R14_ALLOWED_NAN_REACHES_ITS_ROWS(14, "allowedNanReachesExactlyItsRows", true, null),
+    R14_ALLOWED_NAN_REACHES_ITS_ROWS(14, "allowedNanReachesExactlyItsRows", true),
     /** Bad input is refused with IllegalArgumentException before the output is touched. */
-    R15_BAD_INPUT_REFUSED(15, "badInputRefused", true, null),
+    R15_BAD_INPUT_REFUSED(15, "badInputRefused", true),
     /** forward after close throws IllegalStateException. */
-    R16_FORWARD_AFTER_CLOSE(16, "forwardAfterCloseThrows", true, null),
+    R16_FORWARD_AFTER_CLOSE(16, "forwardAfterCloseThrows", true),
     /**
      * Features not declared throw UnsupportedOperationException, backward included when
      * {@code backward} is not declared.
      */
-    R17_UNDECLARED_FEATURES_THROW(17, "undeclaredFeaturesThrow", true, null),
+    R17_UNDECLARED_FEATURES_THROW(17, "undeclaredFeaturesThrow", true),
     /** BSHD tensors give the same answer as BHSD. */
-    R18_TENSOR_LAYOUTS(18, "bothTensorLayouts", true, null),
+    R18_TENSOR_LAYOUTS(18, "bothTensorLayouts", true),
     /** BigBird over 65,536 tokens runs in a 1 GB heap: memory is linear. */
-    R19_LINEAR_MEMORY(19, "linearMemory", true, null),
+    R19_LINEAR_MEMORY(19, "linearMemory", true),
     /** One NaN or infinity in q, k or v gives exactly the oracle's NaN, infinities and numbers, element by element. */
-    R20_NON_FINITE_INPUTS(20, "nonFiniteInputsElementByElement", true, null),
+    R20_NON_FINITE_INPUTS(20, "nonFiniteInputsElementByElement", true),
     /** A layout split into disjoint key-block sets, computed separately with LSE and merged, equals the whole. */
-    R21_KEY_SPLITS_MERGE(21, "keySplitsMergeToTheWhole", false, "LSE"),
+    R21_KEY_SPLITS_MERGE(21, "keySplitsMergeToTheWhole", false, Feature.LSE),
     /**
      * Whole problems drawn by a seeded generator that combines every feature the backend declares
      * (batch, GQA/MQA, lengths, head dims, a layout per tensor, causal, key and query lengths, LSE,
      * every pattern, unequal block sizes), every value pair at least once; every element checked.
      */
-    R22_FEATURE_COMBINATIONS(22, "featureCombinations", true, null),
+    R22_FEATURE_COMBINATIONS(22, "featureCombinations", true),
     /** At least 16,384 keys: sampled rows (global, first and last blocks, random interior) match the oracle. */
-    R23_LONG_SEQUENCES(23, "longSequences", true, null),
+    R23_LONG_SEQUENCES(23, "longSequences", true),
     /** Time follows the number of allowed blocks, not {@code Nq × Nk}. */
-    R24_WORK_FOLLOWS_ALLOWED_BLOCKS(24, "workFollowsAllowedBlocks", true, null),
+    R24_WORK_FOLLOWS_ALLOWED_BLOCKS(24, "workFollowsAllowedBlocks", true),
     /**
      * The SPI contract: a lowercase, stable {@code name()}, a stable {@code priority()}, non-null
      * {@code availability()} and {@code capabilities()} that never throw, a public no-argument
      * constructor that does no work.
      */
-    R25_SERVICE_CONTRACT(25, "serviceContract", true, null),
+    R25_SERVICE_CONTRACT(25, "serviceContract", true),
     /**
      * A problem's keys cut into contiguous key shards ({@code KeyShards}), each computed with LSE on
      * its own keys and values (its problem: key lengths cut, the causal rule moved), and merged in
      * any order, equals the whole.
      */
-    R26_KEY_SHARDS_MERGE(26, "keyShardsMergeToTheWhole", false, "LSE"),
+    R26_KEY_SHARDS_MERGE(26, "keyShardsMergeToTheWhole", false, Feature.LSE),
     /**
      * Gradients {@code dq}, {@code dk}, {@code dv} match the float64 gradient oracle: every pattern,
      * partial tail blocks, {@code Nq != Nk}, {@code Dv != D}, a custom scale, batch 2, block 64, BSHD.
      */
-    R27_GRADIENTS_MATCH_ORACLE(27, "gradientsMatchOracle", false, "BACKWARD"),
+    R27_GRADIENTS_MATCH_ORACLE(27, "gradientsMatchOracle", false, Feature.BACKWARD),
     /**
      * Gradients under the masks: causal (also {@code Nq != Nk}), key and query lengths, empty rows and
      * keys no row reads, which get exact zeros.
      */
-    R28_GRADIENT_MASKS(28, "gradientMasksAndZeros", false, "BACKWARD"),
+    R28_GRADIENT_MASKS(28, "gradientMasksAndZeros", false, Feature.BACKWARD),
     /** With GQA and MQA, a key/value head's {@code dk} and {@code dv} sum over its query heads. */
-    R29_GRADIENT_GROUPED_QUERY(29, "gradientGroupedQuery", false, "BACKWARD and GROUPED_QUERY"),
+    R29_GRADIENT_GROUPED_QUERY(29, "gradientGroupedQuery", false, Feature.GROUPED_QUERY, Feature.BACKWARD),
     /**
      * One NaN or infinity in {@code q}, {@code k}, {@code v} or {@code dOut} gives exactly the gradient
      * oracle's NaN, infinities and numbers, element by element.
      */
-    R30_GRADIENT_NON_FINITE(30, "gradientNonFiniteInputs", false, "BACKWARD"),
+    R30_GRADIENT_NON_FINITE(30, "gradientNonFiniteInputs", false, Feature.BACKWARD),
     /** Repeated backward calls, on one plan and on a new one, give bit-identical gradients. */
-    R31_GRADIENT_DETERMINISTIC(31, "gradientDeterministic", false, "BACKWARD"),
+    R31_GRADIENT_DETERMINISTIC(31, "gradientDeterministic", false, Feature.BACKWARD),
     /**
      * Four threads calling backward on one plan, each with its own inputs, get bit for bit what serial
      * calls on the same inputs get.
      */
-    R32_THREAD_SAFE_BACKWARD(32, "threadSafeBackward", false, "BACKWARD"),
+    R32_THREAD_SAFE_BACKWARD(32, "threadSafeBackward", false, Feature.BACKWARD),
     /** Every element of {@code dq}, {@code dk} and {@code dv} is written, over a NaN sentinel. */
-    R33_GRADIENT_EVERY_ELEMENT_WRITTEN(33, "gradientEveryElementWritten", false, "BACKWARD"),
+    R33_GRADIENT_EVERY_ELEMENT_WRITTEN(33, "gradientEveryElementWritten", false, Feature.BACKWARD),
     /** Backward never modifies {@code q}, {@code k}, {@code v}, {@code out}, {@code lse} or {@code dOut}. */
-    R34_BACKWARD_INPUTS_NOT_MODIFIED(34, "backwardInputsNotModified", false, "BACKWARD"),
+    R34_BACKWARD_INPUTS_NOT_MODIFIED(34, "backwardInputsNotModified", false, Feature.BACKWARD),
     /**
      * A wrong shape of any of the nine arguments, a missing {@code lse} or {@code dOut}, or a gradient
      * sharing an array with an input or another gradient is refused with IllegalArgumentException naming
      * it, before any gradient is written.
      */
-    R35_BACKWARD_BAD_INPUT_REFUSED(35, "backwardBadInputRefused", false, "BACKWARD"),
+    R35_BACKWARD_BAD_INPUT_REFUSED(35, "backwardBadInputRefused", false, Feature.BACKWARD),
     /** backward after close throws IllegalStateException. */
-    R36_BACKWARD_AFTER_CLOSE(36, "backwardAfterCloseThrows", false, "BACKWARD"),
+    R36_BACKWARD_AFTER_CLOSE(36, "backwardAfterCloseThrows", false, Feature.BACKWARD),
     /** The combinations of rule 22, each run through backward and checked against the gradient oracle. */
-    R37_GRADIENT_FEATURE_COMBINATIONS(37, "gradientFeatureCombinations", false, "BACKWARD");
+    R37_GRADIENT_FEATURE_COMBINATIONS(37, "gradientFeatureCombinations", false, Feature.BACKWARD),
+    /**
+     * Strided views: q, k and v of one fused {@code [B, N, 3, H, D]} projection, a GQA-packed
+     * projection, keys stored {@code [B, H, D, N]}, a tensor inside a larger array at an offset, and
+     * outputs interleaved with other data (which must stay untouched) give the oracle's answer.
+     */
+    R38_STRIDED_TENSORS(38, "stridedTensors", true),
+    /** Direct (off-heap) buffers at an offset, in either byte order, as inputs and output give the oracle's answer. */
+    R39_OFF_HEAP_TENSORS(39, "offHeapTensors", true),
+    /**
+     * bf16 and fp16 inputs and outputs (heap {@code short[]}, direct buffers, a fused projection): the
+     * oracle over the widened inputs, within the precision's tolerance plus half a unit in the last
+     * place of the output type (the output is rounded to nearest even).
+     */
+    R40_HALF_PRECISION_TENSORS(40, "halfPrecisionTensors", true);
 
     private final int number;
     private final String id;
     private final boolean required;
-    private final String capability;
+    private final Set<Feature> needs;
 
-    Rule(int number, String id, boolean required, String capability) {
+    Rule(int number, String id, boolean required, Feature... needs) {
         this.number = number;
         this.id = id;
         this.required = required;
-        this.capability = capability;
+        this.needs = needs.length == 0 ? Set.of() : Collections.unmodifiableSet(EnumSet.of(needs[0], needs));
     }
 
     /** @return the gradient rules, 27 to 37, in number order: they check {@code backward} */
@@ -151,9 +167,12 @@ public enum Rule {
         return required;
     }
 
-    /** @return the capability an optional rule needs, or {@code null} */
-    public String capability() {
-        return capability;
+    /**
+     * @return the {@link Feature}s a backend must declare for this rule to run (empty for required rules); a
+     *         backend lacking one skips the rule, naming them
+     */
+    public Set<Feature> needs() {
+        return needs;
     }
 
     /**

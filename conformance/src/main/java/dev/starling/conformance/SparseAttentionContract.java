@@ -1,5 +1,6 @@
 package dev.starling.conformance;
 
+import dev.starling.api.Feature;
 import dev.starling.api.SparseAttention;
 import java.util.EnumMap;
 import java.util.Map;
@@ -38,7 +39,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 37 rules, 37 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 40 rules, 40 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -316,6 +317,24 @@ public abstract class SparseAttentionContract {
         check(Rule.R26_KEY_SHARDS_MERGE);
     }
 
+    /** Rule 38. */
+    @Test
+    public void required_rule38_stridedTensors() {
+        check(Rule.R38_STRIDED_TENSORS);
+    }
+
+    /** Rule 39. */
+    @Test
+    public void required_rule39_offHeapTensors() {
+        check(Rule.R39_OFF_HEAP_TENSORS);
+    }
+
+    /** Rule 40. */
+    @Test
+    public void required_rule40_halfPrecisionTensors() {
+        check(Rule.R40_HALF_PRECISION_TENSORS);
+    }
+
     /**
      * Rules 27 to 37, the gradient rules, as one test per rule named like the others
      * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.
@@ -328,7 +347,7 @@ public abstract class SparseAttentionContract {
     public Stream<DynamicTest> optional_rules27to37_gradients() {
         boolean backward;
         try {
-            backward = createBackend().capabilities().backward();
+            backward = createBackend().capabilities().has(Feature.BACKWARD);
         } catch (RuntimeException | Error e) {
             backward = true;   // each rule then reports why the backend cannot be checked
         }

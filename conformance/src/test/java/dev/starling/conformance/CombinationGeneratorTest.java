@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.conformance.CombinationGenerator.Combination;
 import dev.starling.conformance.CombinationGenerator.Parameter;
@@ -28,11 +29,13 @@ class CombinationGeneratorTest {
         return Stream.of(
                 Capabilities.full("cpu", EnumSet.of(Precision.FP32)),
                 // A GPU-like backend: every precision, head dims up to 128.
-                new Capabilities(EnumSet.allOf(Precision.class), true, true, true, true, true, 1, 128, "gpu"),
+                Capabilities.builder("gpu").precisions(EnumSet.allOf(Precision.class))
+                        .features(Feature.CAUSAL, Feature.GROUPED_QUERY, Feature.LSE, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS).headDims(1, 128).build(),
                 // Little declared: no optional feature, head dims 8..64.
-                new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 8, 64, "cpu"),
+                Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32)).headDims(8, 64).build(),
                 // Head dims above 64 only.
-                new Capabilities(EnumSet.of(Precision.BF16), true, true, true, false, true, 80, 512, "gpu"));
+                Capabilities.builder("gpu").precisions(EnumSet.of(Precision.BF16))
+                        .features(Feature.CAUSAL, Feature.GROUPED_QUERY, Feature.LSE, Feature.QUERY_LENGTHS).headDims(80, 512).build());
     }
 
     @ParameterizedTest

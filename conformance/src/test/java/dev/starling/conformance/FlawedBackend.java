@@ -4,6 +4,8 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.ElementType;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
@@ -155,7 +157,13 @@ public class FlawedBackend implements SparseAttention {
          * plain float32 kernel with sequential sums would; it must pass the gradient rules with the fp32
          * gradient tolerance (the self-test prints how close it comes).
          */
-        FLOAT32_BACKWARD
+        FLOAT32_BACKWARD,
+        /** Rule 38: declares strided tensors but addresses float32 heap views as if packed (their strides ignored). */
+        STRIDES_IGNORED,
+        /** Rule 39: declares off-heap tensors but reads and writes a buffer view from element 0, ignoring its start. */
+        BUFFER_FROM_ZERO,
+        /** Rule 40: declares bf16 tensors but rounds bf16 outputs by truncating the low 16 bits. */
+        BF16_TRUNCATED
     }
 
     private final Flaw flaw;
@@ -170,9 +178,16 @@ public class FlawedBackend implements SparseAttention {
     FlawedBackend(Flaw flaw) {
         this(flaw, switch (flaw) {
             case UNDECLARED_CAUSAL_IGNORED ->
-                    new Capabilities(EnumSet.of(Precision.FP32), false, true, true, true, true, 1, Integer.MAX_VALUE, "cpu");
+                    Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                            .without(Feature.CAUSAL, Feature.CAUSAL_SHIFT).build();
             case UNDECLARED_BACKWARD_RUNS -> Capabilities.full("cpu", EnumSet.of(Precision.FP32));
-            default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).withBackward(true);
+            case STRIDES_IGNORED -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.STRIDED_TENSORS).build();
+            case BUFFER_FROM_ZERO -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.OFF_HEAP_TENSORS).build();
+            case BF16_TRUNCATED -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.BF16_TENSORS).build();
+            default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder().features(Feature.BACKWARD).build();
         });
     }
 
@@ -268,6 +283,14 @@ public class FlawedBackend implements SparseAttention {
                     plan.forward(q, k, v, out, lse);
                 }
             };
+            case STRIDES_IGNORED, BUFFER_FROM_ZERO, BF16_TRUNCATED -> new Wrapper(plan) {
+                @Override
+                public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+                    Tensor scratch = Tensor.zeros(out.layout(), out.batch(), out.heads(), out.length(), out.dim());
+                    plan.forward(misread(q), misread(k), misread(v), scratch, lse);
+                    miswrite(scratch, out);
+                }
+            };
             case CLOSE_IGNORED -> new Wrapper(plan) {
                 @Override
                 public void close() {
@@ -297,6 +320,64 @@ public class FlawedBackend implements SparseAttention {
     }
 
     /** A plan that passes every call to another. */
+    /**
+     * Storage index of element {@code (b, h, n, d)} of a view this flaw reads itself, as the flaw
+     * computes it: the packed layout's index from the view's start (STRIDES_IGNORED, float32 heap
+     * views), or the true index less the start (BUFFER_FROM_ZERO, float32 buffer views).
+     */
+    private long flawedIndex(Tensor t, int b, int h, int n, int d) {
+        if (flaw == Flaw.STRIDES_IGNORED && t.onHeap() && t.type() == ElementType.FP32) {
+            return t.start() + t.layout().rowOffset(b, h, n, t.heads(), t.length(), t.dim()) + d;
+        }
+        if (flaw == Flaw.BUFFER_FROM_ZERO && !t.onHeap() && t.type() == ElementType.FP32) {
+            return t.index(b, h, n, d) - t.start();
+        }
+        return t.index(b, h, n, d);
+    }
+
+    /** A packed float32 copy of {@code t} read as the flaw reads it (indices outside the storage read 0). */
+    private Tensor misread(Tensor t) {
+        Tensor c = Tensor.zeros(t.layout(), t.batch(), t.heads(), t.length(), t.dim());
+        for (int b = 0; b < t.batch(); b++) {
+            for (int h = 0; h < t.heads(); h++) {
+                for (int n = 0; n < t.length(); n++) {
+                    for (int d = 0; d < t.dim(); d++) {
+                        long i = flawedIndex(t, b, h, n, d);
+                        c.data()[c.offset(b, h, n) + d] = i >= 0 && i < t.capacity() ? t.read(i) : 0f;
+                    }
+                }
+            }
+        }
+        return c;
+    }
+
+    /** Writes {@code computed} into {@code out} as the flaw writes (bf16 by truncation for BF16_TRUNCATED). */
+    private void miswrite(Tensor computed, Tensor out) {
+        for (int b = 0; b < out.batch(); b++) {
+            for (int h = 0; h < out.heads(); h++) {
+                for (int n = 0; n < out.length(); n++) {
+                    for (int d = 0; d < out.dim(); d++) {
+                        long i = flawedIndex(out, b, h, n, d);
+                        if (i < 0 || i >= out.capacity()) {
+                            continue;
+                        }
+                        float value = computed.get(b, h, n, d);
+                        if (flaw == Flaw.BF16_TRUNCATED && out.type() == ElementType.BF16) {
+                            short bits = (short) (Float.floatToRawIntBits(value) >>> 16);
+                            if (out.onHeap()) {
+                                out.shorts()[(int) i] = bits;
+                            } else {
+                                out.buffer().putShort((int) i * 2, bits);
+                            }
+                        } else {
+                            out.write(i, value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private static class Wrapper implements AttentionPlan {
         private final AttentionPlan plan;
 
@@ -530,7 +611,7 @@ public class FlawedBackend implements SparseAttention {
             AttentionProblem p = problem();
             double[] scores = flaw == Flaw.SHARED_SCRATCH ? sharedScores : new double[sharedScores.length];
             boolean reverse = flaw == Flaw.NONDETERMINISTIC && calls.getAndIncrement() % 2 == 1;
-            Tensor target = staged == null ? out : new Tensor(staged, out.layout(), out.batch(), out.heads(), out.length(),
+            Tensor target = staged == null ? out : Tensor.of(out.layout(), staged, out.batch(), out.heads(), out.length(),
                     out.dim());
             OnlineSoftmax.Rows state = new OnlineSoftmax.Rows(1, p.valueDim());
             OnlineSoftmax.Rows waste = new OnlineSoftmax.Rows(1, p.valueDim());

@@ -7,6 +7,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
@@ -84,6 +85,9 @@ class KitSelfTest {
         "CLOSE_IGNORED # R16_FORWARD_AFTER_CLOSE # forward after close must throw IllegalStateException but returned normally",
         "UNDECLARED_CAUSAL_IGNORED # R17_UNDECLARED_FEATURES_THROW # the backend does not declare CAUSAL.* but it ran.*",
         "BSHD_AS_BHSD # R18_TENSOR_LAYOUTS # case bshd.*output at .*",
+        "STRIDES_IGNORED # R38_STRIDED_TENSORS # case .*: the backend wrote element \\d+ of out slot 0 of the fused output, outside the output view",
+        "BUFFER_FROM_ZERO # R39_OFF_HEAP_TENSORS # case .*: the backend wrote float [0-4] of the output buffer, outside the view .*",
+        "BF16_TRUNCATED # R40_HALF_PRECISION_TENSORS # case .*bf16 tensors: .*half a bf16 ulp.*",
         "VALUE_NAN_POISONS_ROW # R20_NON_FINITE_INPUTS # .*with NaN in v at .*: output at .*: NaN vs expected .*",
         "NEG_INF_SCORE_POISONS_ROW # R20_NON_FINITE_INPUTS # .*with -?Infinity in [qk] at .*",
         "INF_VALUE_BECOMES_NAN # R20_NON_FINITE_INPUTS # .*with -?Infinity in v at .*: NaN vs expected -?Infinity .*",
@@ -186,6 +190,23 @@ class KitSelfTest {
         assertEquals(expected, failed, flaw + " should fail exactly rules " + expected);
     }
 
+    /**
+     * Each broken tensor reader fails exactly its own rule among the tensor rules 38 to 40 and passes
+     * rules 1 and 18 (packed tensors, which every flawed reader still reads right).
+     */
+    @ParameterizedTest(name = "{0} fails exactly tensor rule {1}")
+    @CsvSource({"STRIDES_IGNORED, 38", "BUFFER_FROM_ZERO, 39", "BF16_TRUNCATED, 40"})
+    void eachTensorFlawFailsExactlyItsTensorRule(Flaw flaw, int expected) {
+        Set<Integer> failed = new TreeSet<>();
+        for (Rule rule : EnumSet.of(Rule.R01_OUTPUT_MATCHES_ORACLE, Rule.R18_TENSOR_LAYOUTS, Rule.R38_STRIDED_TENSORS,
+                Rule.R39_OFF_HEAP_TENSORS, Rule.R40_HALF_PRECISION_TENSORS)) {
+            if (check(flaw, rule).status() == RuleResult.Status.FAIL) {
+                failed.add(rule.number());
+            }
+        }
+        assertEquals(Set.of(expected), failed, flaw + " should fail exactly rule " + expected);
+    }
+
     /** The rules that call {@code backward}: rule 17 (an undeclared backward) and the gradient rules 27 to 37. */
     private static final Set<Rule> BACKWARD_RULES = EnumSet.of(Rule.R17_UNDECLARED_FEATURES_THROW,
             Rule.R27_GRADIENTS_MATCH_ORACLE, Rule.R28_GRADIENT_MASKS, Rule.R29_GRADIENT_GROUPED_QUERY,
@@ -263,13 +284,14 @@ class KitSelfTest {
                 assertTrue(r.detail().contains("does not declare BACKWARD"), r.detail());
             }
         }
-        Capabilities noGqa = new Capabilities(EnumSet.of(Precision.FP32), true, false, true, true, true, 1, 256, "cpu", true);
+        Capabilities noGqa = Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32))
+                .features(Feature.CAUSAL, Feature.LSE, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS, Feature.BACKWARD).headDims(1, 256).build();
         assertEquals("GROUPED_QUERY", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY, noGqa));
-        assertEquals("BACKWARD and GROUPED_QUERY", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY,
-                noGqa.withBackward(false)));
+        assertEquals("GROUPED_QUERY and BACKWARD", ConformanceRules.missingCapability(Rule.R29_GRADIENT_GROUPED_QUERY,
+                noGqa.toBuilder().without(Feature.BACKWARD).build()));
         // Declaring backward without GQA, causal or lengths: the gradient rules run what is declared.
-        Capabilities bare = new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 1, 256, "cpu",
-                true);
+        Capabilities bare = Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32))
+                .features(Feature.BACKWARD).headDims(1, 256).build();
         ConformanceRules bareRules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, bare), ConformanceRules.DEFAULT_SEED);
         for (Rule rule : List.of(Rule.R27_GRADIENTS_MATCH_ORACLE, Rule.R28_GRADIENT_MASKS, Rule.R30_GRADIENT_NON_FINITE,
                 Rule.R32_THREAD_SAFE_BACKWARD, Rule.R35_BACKWARD_BAD_INPUT_REFUSED, Rule.R37_GRADIENT_FEATURE_COMBINATIONS)) {
@@ -458,7 +480,7 @@ class KitSelfTest {
 
     @Test
     void aBackendWithoutOptionalFeaturesRunsRule20AndSkipsRule21NamingLse() {
-        Capabilities bare = new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 1, 256, "cpu");
+        Capabilities bare = Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32)).headDims(1, 256).build();
         ConformanceRules rules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, bare), ConformanceRules.DEFAULT_SEED);
         RuleResult nonFinite = rules.check(Rule.R20_NON_FINITE_INPUTS);
         assertEquals(RuleResult.Status.PASS, nonFinite.status(), nonFinite.detail());
@@ -473,7 +495,7 @@ class KitSelfTest {
     /** Rules 22 and 23 draw only what a backend declares. */
     @Test
     void aBackendWithoutOptionalFeaturesPassesTheNewRules() {
-        Capabilities bare = new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 4, 80, "cpu");
+        Capabilities bare = Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32)).headDims(4, 80).build();
         ConformanceRules rules = new ConformanceRules(() -> new FlawedBackend(Flaw.NONE, bare), ConformanceRules.DEFAULT_SEED);
         for (Rule rule : List.of(Rule.R12_THREAD_SAFE, Rule.R22_FEATURE_COMBINATIONS, Rule.R23_LONG_SEQUENCES)) {
             RuleResult r = rules.check(rule);
@@ -483,7 +505,7 @@ class KitSelfTest {
 
     @Test
     void optionalRulesSkipNamingTheCapability() {
-        Capabilities none = new Capabilities(EnumSet.of(Precision.FP32), false, false, false, false, false, 1, 256, "cpu");
+        Capabilities none = Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32)).headDims(1, 256).build();
         assertEquals("CAUSAL", ConformanceRules.missingCapability(Rule.R03_CAUSAL, none));
         assertEquals("LSE", ConformanceRules.missingCapability(Rule.R06_LSE, none));
         assertEquals("LSE", ConformanceRules.missingCapability(Rule.R21_KEY_SPLITS_MERGE, none));

@@ -220,6 +220,15 @@ public final class BlockLayout {
     public int heads() { return rowStart.length; }
     /** @return whether one layout serves every head */
     public boolean isShared() { return rowStart.length == 1; }
+
+    /**
+     * Whether some entry counts its key block more than once in the softmax (DESIGN section 2: a
+     * count {@code c > 1} weighs every key of the block {@code c} times). A backend must declare
+     * {@link dev.starling.api.Feature#BLOCK_COUNTS} to be given such a layout.
+     *
+     * @return {@code false} for every layout of set semantics (all counts 1)
+     */
+    public boolean hasCounts() { return false; }
     /**
      * @return the number of query heads a head-dependent pattern (random blocks) was drawn for, or 0 when the
      *         rows do not depend on the head (then any number of heads may share it)

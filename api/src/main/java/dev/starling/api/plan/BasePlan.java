@@ -2,9 +2,12 @@ package dev.starling.api.plan;
 
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Feature;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
 
@@ -31,6 +34,8 @@ public abstract class BasePlan implements AttentionPlan {
     private final TokenMask mask;
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private volatile boolean closed;
+    private final Set<Feature> tensorFeatures;
+    private final AtomicLong convertedBytes = new AtomicLong();
 
     /**
      * Checks the problem and layout against the backend and builds the token mask.
@@ -47,7 +52,8 @@ public abstract class BasePlan implements AttentionPlan {
         }
         backend.checkPlan(problem, layout);
         this.backendName = backend.name();
-        this.declaresBackward = backend.capabilities().backward();
+        this.declaresBackward = backend.capabilities().has(Feature.BACKWARD);
+        this.tensorFeatures = backend.capabilities().features();
         this.problem = problem;
         this.layout = layout;
         this.mask = TokenMask.of(problem, layout);
@@ -77,7 +83,9 @@ public abstract class BasePlan implements AttentionPlan {
     public final void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
         whileOpen(() -> {
             problem.checkInputs(q, k, v, out, lse);
-            compute(q, k, v, out, lse);
+            Tensor o = outputFor(out);
+            compute(inputFor(q), inputFor(k), inputFor(v), o, lse);
+            writeBack(o, out);
             return null;
         });
     }
@@ -103,7 +111,13 @@ public abstract class BasePlan implements AttentionPlan {
                 throw new UnsupportedOperationException(backendName + " backend does not declare BACKWARD");
             }
             problem.checkGradients(q, k, v, out, lse, dOut, dq, dk, dv);
-            computeBackward(q, k, v, out, lse, dOut, dq, dk, dv);
+            Tensor gq = outputFor(dq);
+            Tensor gk = outputFor(dk);
+            Tensor gv = outputFor(dv);
+            computeBackward(inputFor(q), inputFor(k), inputFor(v), inputFor(out), lse, inputFor(dOut), gq, gk, gv);
+            writeBack(gq, dq);
+            writeBack(gk, dk);
+            writeBack(gv, dv);
             return null;
         });
     }
@@ -128,6 +142,56 @@ public abstract class BasePlan implements AttentionPlan {
                                    Tensor dk, Tensor dv) {
         throw new UnsupportedOperationException(backendName + " backend declares BACKWARD but its plan does not "
                 + "implement computeBackward");
+    }
+
+    /**
+     * Whether this plan's backend reads {@code t} as it is: float32 (or a 16-bit type it declared),
+     * on the heap (or off-heap if it declared {@link Feature#OFF_HEAP_TENSORS}), packed (or any view
+     * with contiguous rows if it declared {@link Feature#STRIDED_TENSORS}).
+     *
+     * @param t a checked tensor
+     * @return whether {@link #compute} may receive it unconverted
+     */
+    public final boolean readsAsIs(Tensor t) {
+        boolean type = switch (t.type()) {
+            case FP32 -> true;
+            case BF16 -> tensorFeatures.contains(Feature.BF16_TENSORS);
+            case FP16 -> tensorFeatures.contains(Feature.FP16_TENSORS);
+        };
+        boolean storage = t.onHeap() || tensorFeatures.contains(Feature.OFF_HEAP_TENSORS);
+        boolean shape = t.isPacked() || (t.rowsContiguous() && tensorFeatures.contains(Feature.STRIDED_TENSORS));
+        return type && storage && shape;
+    }
+
+    /**
+     * @return bytes of float32 copies this plan has made so far to hand its backend tensors it does
+     *         not read as they are (inputs widened and packed, outputs computed into scratch and
+     *         rounded back): 0 when every call's tensors were native to the backend
+     */
+    public final long convertedBytes() {
+        return convertedBytes.get();
+    }
+
+    private Tensor inputFor(Tensor t) {
+        if (readsAsIs(t)) {
+            return t;
+        }
+        convertedBytes.addAndGet(4L * t.batch() * t.heads() * t.length() * t.dim());
+        return t.toFloat32();
+    }
+
+    private Tensor outputFor(Tensor t) {
+        if (readsAsIs(t)) {
+            return t;
+        }
+        convertedBytes.addAndGet(4L * t.batch() * t.heads() * t.length() * t.dim());
+        return Tensor.zeros(t.layout(), t.batch(), t.heads(), t.length(), t.dim());
+    }
+
+    private static void writeBack(Tensor computed, Tensor out) {
+        if (computed != out) {
+            out.copyFrom(computed);
+        }
     }
 
     /**

@@ -40,7 +40,6 @@ public final class ExactRow {
         OnlineSoftmax.Rows state = new OnlineSoftmax.Rows(1, vdim);
         float[] acc = state.acc();
         int qb = i / layout.queryBlock();
-        int qOff = q.offset(b, h, i);
         if (i < p.queryLength(b)) {
             for (int pos = layout.rowBegin(h, qb); pos < layout.rowEnd(h, qb); pos++) {
                 int kb = layout.keyBlock(h, pos);
@@ -52,10 +51,9 @@ public final class ExactRow {
                 double[] scores = new double[j1 - j0];
                 double blockMax = Double.NEGATIVE_INFINITY;
                 for (int j = j0; j < j1; j++) {
-                    int kOff = k.offset(b, kvh, j);
                     double dot = 0;
                     for (int d = 0; d < dim; d++) {
-                        dot += (double) q.data()[qOff + d] * k.data()[kOff + d];
+                        dot += (double) q.get(b, h, i, d) * k.get(b, kvh, j, d);
                     }
                     scores[j - j0] = scale * dot;
                     blockMax = OnlineSoftmax.max(blockMax, scores[j - j0]);
@@ -65,14 +63,17 @@ public final class ExactRow {
                 for (int j = j0; j < j1; j++) {
                     double w = Math.exp(scores[j - j0] - shift);
                     sum += w;
-                    int vOff = v.offset(b, kvh, j);
                     for (int d = 0; d < vdim; d++) {
-                        acc[d] += (float) (w * v.data()[vOff + d]);
+                        acc[d] += (float) (w * v.get(b, kvh, j, d));
                     }
                 }
                 state.add(0, sum);
             }
         }
-        state.finish(0, out.data(), out.offset(b, h, i), lse, mask.lseIndex(b, h, i));
+        float[] row = new float[vdim];
+        state.finish(0, row, 0, lse, mask.lseIndex(b, h, i));
+        for (int d = 0; d < vdim; d++) {
+            out.write(out.index(b, h, i, d), row[d]);
+        }
     }
 }

@@ -201,16 +201,9 @@ public final class KeyShards {
         }
         int first = firstKey(s);
         int count = keyCount(s);
-        int dim = keysOrValues.dim();
-        Tensor out = Tensor.zeros(TensorLayout.BHSD, keysOrValues.batch(), keysOrValues.heads(), count, dim);
-        for (int b = 0; b < keysOrValues.batch(); b++) {
-            for (int h = 0; h < keysOrValues.heads(); h++) {
-                for (int j = 0; j < count; j++) {
-                    System.arraycopy(keysOrValues.data(), keysOrValues.offset(b, h, first + j), out.data(),
-                            out.offset(b, h, j), dim);
-                }
-            }
-        }
+        Tensor out = Tensor.zeros(TensorLayout.BHSD, keysOrValues.batch(), keysOrValues.heads(), count,
+                keysOrValues.dim());
+        out.copyFrom(keysOrValues.rows(first, count));
         return out;
     }
 

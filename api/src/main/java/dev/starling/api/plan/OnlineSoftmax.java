@@ -284,9 +284,16 @@ public final class OnlineSoftmax {
         checkLse("lse1", lse1, rows, o1);
         checkLse("lse2", lse2, rows, o1);
         checkLse("lse", lse, rows, o1);
-        if ((out.data() == o1.data() && out.layout() != o1.layout())
-                || (out.data() == o2.data() && out.layout() != o2.layout())) {
-            throw new IllegalArgumentException("out may share its array with a partial only in the same layout");
+        if ((out.overlaps(o1) && !sameView(out, o1)) || (out.overlaps(o2) && !sameView(out, o2))) {
+            throw new IllegalArgumentException("out may share its array with a partial only as the same view (same "
+                    + "layout, strides and start)");
+        }
+        if (!plain(o1) || !plain(o2) || !plain(out)) {
+            // Views of other types or storage: merge float32 copies, then write out once (rounding there).
+            Tensor merged = Tensor.zeros(out.layout(), out.batch(), out.heads(), out.length(), out.dim());
+            merge(o1.toFloat32(), lse1, o2.toFloat32(), lse2, merged, lse);
+            out.copyFrom(merged);
+            return;
         }
         int width = o1.dim();
         int row = 0;
@@ -314,5 +321,13 @@ public final class OnlineSoftmax {
             throw new IllegalArgumentException(name + " has " + (lse == null ? "no" : String.valueOf(lse.length))
                     + " floats but o1 " + o1.describe() + " has " + rows + " rows");
         }
+    }
+
+    private static boolean plain(Tensor t) {
+        return t.type() == dev.starling.api.ElementType.FP32 && t.onHeap() && t.rowsContiguous();
+    }
+
+    private static boolean sameView(Tensor a, Tensor b) {
+        return a.start() == b.start() && java.util.Arrays.equals(a.strides(), b.strides()) && a.type() == b.type();
     }
 }

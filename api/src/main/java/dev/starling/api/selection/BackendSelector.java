@@ -3,13 +3,17 @@ package dev.starling.api.selection;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.SparseAttention;
+import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.spi.FoundProvider;
 import dev.starling.api.spi.NamedProviders;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.UnaryOperator;
 
 /**
@@ -174,12 +178,12 @@ public final class BackendSelector {
         for (BackendReport r : reports) {
             if (r.name().equals(name)) {
                 if (!r.usable()) {
-                    throw new NoBackendException("backend '" + name + "' is " + r.availability() + "\n" + listing(null, false));
+                    throw new NoBackendException("backend '" + name + "' is " + r.availability() + "\n" + listing(null, Set.of()));
                 }
                 return r;
             }
         }
-        throw new NoBackendException("backend '" + name + "' is not on the class path\n" + listing(null, false));
+        throw new NoBackendException("backend '" + name + "' is not on the class path\n" + listing(null, Set.of()));
     }
 
     /**
@@ -206,10 +210,36 @@ public final class BackendSelector {
      * @throws UnsupportedOperationException when the named backend lacks a capability the problem needs
      */
     public SparseAttention select(AttentionProblem problem, boolean wantsLse, boolean wantsBackward) {
+        EnumSet<Feature> needed = Capabilities.needs(problem, null);
+        if (wantsLse) {
+            needed.add(Feature.LSE);
+        }
+        if (wantsBackward) {
+            needed.add(Feature.BACKWARD);
+        }
+        return select(problem, needed);
+    }
+
+    /**
+     * Chooses the backend for a problem and its layout ({@link Feature#BLOCK_COUNTS} when the layout
+     * counts a block twice) and the call's own features.
+     *
+     * @param problem the problem. Not modified.
+     * @param layout its layout. Not modified.
+     * @param call features of the call, e.g. {@link Feature#LSE}, {@link Feature#BACKWARD}
+     * @return the chosen backend
+     * @throws NoBackendException when the named backend is missing or unavailable, or nothing fits
+     * @throws UnsupportedOperationException when the named backend lacks a feature the call needs
+     */
+    public SparseAttention select(AttentionProblem problem, BlockLayout layout, Feature... call) {
+        return select(problem, Capabilities.needs(problem, layout, call));
+    }
+
+    private SparseAttention select(AttentionProblem problem, Set<Feature> needed) {
         Optional<String> requested = requestedName();
         if (requested.isPresent()) {
             BackendReport named = usableNamed(requested.get());
-            Optional<String> why = named.capabilities().unsupported(problem, wantsLse, wantsBackward);
+            Optional<String> why = named.capabilities().missing(problem, needed);
             if (why.isPresent()) {
                 throw new UnsupportedOperationException("backend '" + requested.get() + "' (set by -D" + PROPERTY
                         + " or " + ENVIRONMENT + ") " + why.get() + " needed by " + problem);
@@ -217,16 +247,17 @@ public final class BackendSelector {
             return named.backend();
         }
         for (BackendReport r : reports) {
-            if (r.usable() && r.capabilities().unsupported(problem, wantsLse, wantsBackward).isEmpty()) {
+            if (r.usable() && r.capabilities().missing(problem, needed).isEmpty()) {
                 return r.backend();
             }
         }
-        throw new NoBackendException("no backend can run " + problem + (wantsBackward ? " with gradients" : "") + "\n"
-                + listing(problem, wantsBackward)
+        throw new NoBackendException("no backend can run " + problem
+                + (needed.contains(Feature.BACKWARD) ? " with gradients" : "") + "\n"
+                + listing(problem, needed)
                 + (reports.isEmpty() ? "\nput a Starling backend jar (e.g. starling-backend-reference) on the class path" : ""));
     }
 
-    private String listing(AttentionProblem problem, boolean wantsBackward) {
+    private String listing(AttentionProblem problem, Set<Feature> needed) {
         StringBuilder sb = new StringBuilder("backends found:");
         if (reports.isEmpty()) {
             sb.append(" none");
@@ -240,7 +271,7 @@ public final class BackendSelector {
             if (!r.usable()) {
                 sb.append(r.availability());
             } else if (problem != null) {
-                sb.append(r.capabilities().unsupported(problem, false, wantsBackward).orElse("available"));
+                sb.append(r.capabilities().missing(problem, needed).orElse("available"));
             } else {
                 sb.append("available");
             }

@@ -4,6 +4,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
@@ -60,7 +61,8 @@ public final class FakeBackends {
     }
 
     static Capabilities noCausal() {
-        return new Capabilities(EnumSet.of(Precision.FP32), false, true, true, true, true, 1, 256, "fake");
+        return Capabilities.builder("fake").precisions(EnumSet.of(Precision.FP32))
+                .features(Feature.GROUPED_QUERY, Feature.LSE, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS).headDims(1, 256).build();
     }
 
     /** Available, priority 5. */

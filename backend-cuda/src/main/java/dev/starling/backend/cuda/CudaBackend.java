@@ -4,6 +4,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
@@ -59,8 +60,10 @@ public final class CudaBackend implements SparseAttention {
     public Capabilities capabilities() {
         Availability a = availability();
         String device = a.isAvailable() ? a.reason() : "cuda (unavailable)";
-        return new Capabilities(precisions(KernelFamily.forCapabilities()), true, true, true, true, true, 1,
-                LaunchGeometry.MAX_HEAD_DIM, device, backwardDeclared());
+        // No CAUSAL_SHIFT: the kernels' causal rule is fixed at Nk - Nq (so no key shards of causal problems).
+        return Capabilities.builder(device).precisions(precisions(KernelFamily.forCapabilities()))
+                .features(Feature.CAUSAL, Feature.GROUPED_QUERY, Feature.LSE, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS)
+                .feature(Feature.BACKWARD, backwardDeclared()).headDims(1, LaunchGeometry.MAX_HEAD_DIM).build();
     }
 
     /** @return whether {@link #BACKWARD_PROPERTY} is {@code true} (case-insensitive); anything else is off */
@@ -87,11 +90,6 @@ public final class CudaBackend implements SparseAttention {
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
         KernelFamily family = KernelFamily.fromProperty();
         int stages = MmaSpecialisation.stagesFromProperty();
-        if (problem != null && problem.hasCausalShift() && layout != null && (problem.causal() || layout.causal())) {
-            // The kernels apply the default bottom-right rule (causal_key_end); a key shard's shift is not passed yet.
-            throw new UnsupportedOperationException("cuda backend does not support a causal shift other than Nk - Nq "
-                    + "(key shards of a causal problem); got " + problem.causalShift());
-        }
         int maxBlocksPerUnit = SplitRows.maxBlocksPerUnit();
         checkPlan(problem, layout);
         return new CudaPlan(this, CudaDevice.get(), problem, layout, maxBlocksPerUnit, family, stages);

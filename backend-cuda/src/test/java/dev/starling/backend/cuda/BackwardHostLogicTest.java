@@ -1,5 +1,6 @@
 package dev.starling.backend.cuda;
 
+import dev.starling.api.Feature;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -206,11 +207,11 @@ class BackwardHostLogicTest {
         String before = System.getProperty(CudaBackend.BACKWARD_PROPERTY);
         try {
             System.clearProperty(CudaBackend.BACKWARD_PROPERTY);
-            assertFalse(new CudaBackend().capabilities().backward(), "default off");
+            assertFalse(new CudaBackend().capabilities().has(Feature.BACKWARD), "default off");
             System.setProperty(CudaBackend.BACKWARD_PROPERTY, "yes");
-            assertFalse(new CudaBackend().capabilities().backward(), "only true turns it on");
+            assertFalse(new CudaBackend().capabilities().has(Feature.BACKWARD), "only true turns it on");
             System.setProperty(CudaBackend.BACKWARD_PROPERTY, "true");
-            assertTrue(new CudaBackend().capabilities().backward());
+            assertTrue(new CudaBackend().capabilities().has(Feature.BACKWARD));
         } finally {
             if (before == null) {
                 System.clearProperty(CudaBackend.BACKWARD_PROPERTY);

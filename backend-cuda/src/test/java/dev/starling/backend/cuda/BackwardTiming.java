@@ -1,5 +1,6 @@
 package dev.starling.backend.cuda;
 
+import dev.starling.api.Feature;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
@@ -75,7 +76,7 @@ public final class BackwardTiming {
         if (!a.isAvailable()) {
             System.exit(4);
         }
-        if (!backend.capabilities().backward()) {
+        if (!backend.capabilities().has(Feature.BACKWARD)) {
             System.out.println("backward timing: the cuda backend does not declare backward; run with -D"
                     + CudaBackend.BACKWARD_PROPERTY + "=true");
             System.exit(4);

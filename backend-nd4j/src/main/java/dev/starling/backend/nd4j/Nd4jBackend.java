@@ -4,6 +4,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
@@ -46,8 +47,10 @@ public final class Nd4jBackend implements SparseAttention {
     @Override
     public Capabilities capabilities() {
         Availability a = availability();
+        // Rows are gathered through offset() and read in place off-heap, so strided views and an
+        // INDArray's own memory go in without a copy; 16-bit views are widened by the api.
         return Capabilities.full(a.isAvailable() ? Nd4jRuntime.describe() : "ND4J (unavailable)",
-                EnumSet.of(Precision.FP32));
+                EnumSet.of(Precision.FP32)).toBuilder().features(Feature.STRIDED_TENSORS, Feature.OFF_HEAP_TENSORS).build();
     }
 
     @Override

@@ -101,6 +101,28 @@ final class Nd4jPlan extends BasePlan {
         return out;
     }
 
+    /**
+     * Writes each row's normalised output and LSE: straight into a float32 heap {@code out}, or
+     * through one row of scratch into an off-heap one (an {@code INDArray}'s memory, say).
+     */
+    private void finish(OnlineSoftmax.Rows rows, int b, int h, Tensor out, float[] lse) {
+        int nq = problem().queryLength();
+        if (out.onHeap()) {
+            for (int i = 0; i < nq; i++) {
+                rows.finish(i, out.data(), out.offset(b, h, i), lse, mask().lseIndex(b, h, i));
+            }
+            return;
+        }
+        float[] row = new float[problem().valueDim()];
+        for (int i = 0; i < nq; i++) {
+            rows.finish(i, row, 0, lse, mask().lseIndex(b, h, i));
+            long at = out.index(b, h, i, 0);
+            for (int d = 0; d < row.length; d++) {
+                out.write(at + d, row[d]);
+            }
+        }
+    }
+
     /** Upper bound of the ND4J memory one group uses: its inputs, scores, reductions and output. */
     private long groupBytes(Group g) {
         long rows = (long) g.units().size() * queryRows;
@@ -129,9 +151,7 @@ final class Nd4jPlan extends BasePlan {
                             new GroupStep(b, h, group, q, k, v, rows, tainted).run();
                         }
                     }
-                    for (int i = 0; i < nq; i++) {
-                        rows.finish(i, out.data(), out.offset(b, h, i), lse, mask().lseIndex(b, h, i));
-                    }
+                    finish(rows, b, h, out, lse);
                     for (int i = 0; i < nq; i++) {
                         if (tainted[i]) {
                             ExactRow.compute(mask(), q, k, v, b, h, i, out, lse);
@@ -273,10 +293,10 @@ final class Nd4jPlan extends BasePlan {
         /** Copies row {@code n} of {@code head}; a non-finite value is stored as 0 and reported. */
         private boolean copyRow(Tensor t, int head, int n, int dim, float[] dst, int at) {
             int src = t.offset(b, head, n);
-            float[] data = t.data();
+            float[] data = t.onHeap() ? t.data() : null;   // off-heap views (an INDArray's memory) are read in place
             boolean nonFinite = false;
             for (int x = 0; x < dim; x++) {
-                float value = data[src + x];
+                float value = data != null ? data[src + x] : t.read(src + x);
                 if (Float.isFinite(value)) {
                     dst[at + x] = value;
                 } else {

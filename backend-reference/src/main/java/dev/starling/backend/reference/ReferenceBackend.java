@@ -4,6 +4,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
@@ -89,7 +90,8 @@ public final class ReferenceBackend implements SparseAttention {
 
     @Override
     public Capabilities capabilities() {
-        return Capabilities.full("cpu (pure Java)", EnumSet.of(Precision.FP32)).withBackward(true);
+        return Capabilities.builder("cpu (pure Java)").precisions(Precision.FP32)
+                .features(Feature.contract()).without(Feature.BLOCK_COUNTS).features(Feature.STRIDED_TENSORS).build();
     }
 
     @Override

@@ -4,6 +4,7 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Feature;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
@@ -120,7 +121,8 @@ public final class VectorBackend implements SparseAttention {
 
     @Override
     public Capabilities capabilities() {
-        return Capabilities.full("cpu (Java Vector API)", EnumSet.of(Precision.FP32)).withBackward(true);
+        return Capabilities.builder("cpu (Java Vector API)").precisions(Precision.FP32)
+                .features(Feature.contract()).without(Feature.BLOCK_COUNTS).features(Feature.STRIDED_TENSORS).build();
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.starling.backend.vector;
 
+import dev.starling.api.Feature;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -184,7 +185,7 @@ class VectorBackwardTest {
 
     @Test
     void declaresBackward() {
-        assertTrue(new VectorBackend().capabilities().backward());
+        assertTrue(new VectorBackend().capabilities().has(Feature.BACKWARD));
     }
 
     @Test

@@ -45,7 +45,7 @@ final class CompareCommand implements Callable<Integer> {
     boolean longLengths;
     @Option(names = "--backward",
             description = "time forward + backward as well as the forward alone, for each contender with a backward pass "
-                    + "(backends declaring capability backward; torch-sdpa through libtorch autograd); the others are "
+                    + "(backends declaring feature BACKWARD; torch-sdpa through libtorch autograd); the others are "
                     + "listed as skipped")
     boolean backward;
     @Option(names = "--batch", paramLabel = "B", defaultValue = "1", description = "batch size (default: ${DEFAULT-VALUE})")

@@ -1,5 +1,6 @@
 package dev.starling.bench.compare;
 
+import dev.starling.api.Feature;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.SparseAttention;
@@ -54,8 +55,8 @@ final class BackendContender implements Contender {
 
     @Override
     public String noBackward() {
-        return backend.capabilities().backward() ? null : "backend '" + backend.name()
-                + "' does not declare capability backward";
+        return backend.capabilities().has(Feature.BACKWARD) ? null : "backend '" + backend.name()
+                + "' does not declare feature BACKWARD";
     }
 
     @Override
