@@ -73,15 +73,25 @@ final class NpyTensorFile implements Closeable {
      * @param path the file
      * @param role what the file holds, for messages
      * @return its header
-     * @throws IOException if the file cannot be read or is not a float32 4-D array
+     * @throws IOException if the file cannot be read, is not a float32 4-D array or is shorter than its header says
      */
     static NpyArray.Header readHeader(Configuration conf, String path, String role) throws IOException {
         Path p = new Path(path);
-        try (InputStream in = p.getFileSystem(conf).open(p)) {
-            return header(in, role + " (" + path + ")");
+        FileSystem fs = p.getFileSystem(conf);
+        NpyArray.Header header;
+        long length;
+        try (InputStream in = fs.open(p)) {
+            header = header(in, role + " (" + path + ")");
+            length = fs.getFileStatus(p).getLen();
         } catch (java.io.FileNotFoundException e) {
             throw new java.io.FileNotFoundException(role + ": no such file " + path);
         }
+        // Checked here on the driver, so a short file is bad input before any task runs, not a task failure.
+        if (length < header.dataOffset() + header.dataBytes()) {
+            throw new NpyFormatException(role + " (" + path + "): truncated data: shape " + Arrays.toString(header.shape())
+                    + " needs " + (header.dataOffset() + header.dataBytes()) + " bytes, the file has " + length);
+        }
+        return header;
     }
 
     private static NpyArray.Header header(InputStream in, String name) throws IOException {

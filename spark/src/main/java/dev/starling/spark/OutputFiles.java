@@ -1,5 +1,7 @@
 package dev.starling.spark;
 
+import dev.starling.api.io.Reasons;
+import dev.starling.api.io.RealFile;
 import dev.starling.api.npy.NpyArray;
 import java.io.FileNotFoundException;
 import java.io.IOException;
@@ -86,16 +88,22 @@ final class OutputFiles {
         return p.getFileSystem(conf).makeQualified(p);
     }
 
+    /** A file written in full beside its target, to be renamed onto it by {@link #commit}. */
+    record Staged(Path temporary, Path target) {
+    }
+
     /**
-     * Writes a sequence's output (and LSE) from its parts, each atomically.
+     * Writes a sequence's output (and LSE) from its parts into temporary files beside the targets;
+     * the targets are not touched.
      *
      * @param conf resolves the paths
      * @param plan the sequence
      * @param parts every part of the sequence, any order
      * @param runId the run
-     * @throws IOException if reading a part or writing the file fails
+     * @return the temporaries, output first
+     * @throws IOException if reading a part or writing a temporary fails
      */
-    static void assemble(Configuration conf, SequencePlan plan, List<OutputParts.WrittenPart> parts, String runId)
+    static List<Staged> stage(Configuration conf, SequencePlan plan, List<OutputParts.WrittenPart> parts, String runId)
             throws IOException {
         List<OutputParts.WrittenPart> sorted = new ArrayList<>(parts);
         sorted.sort(Comparator.comparingInt(OutputParts.WrittenPart::partition));
@@ -104,18 +112,48 @@ final class OutputFiles {
             throw new IllegalStateException("sequence '" + plan.sequence.id() + "': " + sorted.size() + " parts with "
                     + rowBlocks + " row blocks came back, expected " + plan.outputPartitions + " with " + plan.rowBlocks());
         }
+        List<Staged> staged = new ArrayList<>();
         List<String> outParts = sorted.stream().map(OutputParts.WrittenPart::out).toList();
-        write(conf, plan.sequence.out(), runId, NpyArray.headerBytes("<f4", plan.batch, plan.queryHeads,
-                plan.queryLength, plan.valueDim), outParts, plan.outputBytes());
+        staged.add(write(conf, plan.sequence.out(), runId, NpyArray.headerBytes("<f4", plan.batch, plan.queryHeads,
+                plan.queryLength, plan.valueDim), outParts, plan.outputBytes()));
         if (plan.sequence.lse() != null) {
             List<String> lseParts = sorted.stream().map(OutputParts.WrittenPart::lse).toList();
-            write(conf, plan.sequence.lse(), runId, NpyArray.headerBytes("<f4", plan.batch, plan.queryHeads,
-                    plan.queryLength), lseParts, 4L * plan.batch * plan.queryHeads * plan.queryLength);
+            staged.add(write(conf, plan.sequence.lse(), runId, NpyArray.headerBytes("<f4", plan.batch, plan.queryHeads,
+                    plan.queryLength), lseParts, 4L * plan.batch * plan.queryHeads * plan.queryLength));
+        }
+        return staged;
+    }
+
+    /**
+     * Renames every sequence's temporaries onto their targets, sequence by sequence, once all of
+     * them are written. Two renames are never one atomic step: if one fails (the folder changed
+     * under the job), the message says exactly which sequences were already replaced.
+     *
+     * @param conf resolves the paths
+     * @param plans the sequences, in order
+     * @param staged each sequence's temporaries, in the same order
+     * @throws IOException naming the file that could not be replaced, the sequences written and those not
+     */
+    static void commit(Configuration conf, List<SequencePlan> plans, List<List<Staged>> staged) throws IOException {
+        List<String> written = new ArrayList<>();
+        for (int i = 0; i < plans.size(); i++) {
+            for (Staged f : staged.get(i)) {
+                try {
+                    rename(conf, f.temporary(), f.target());
+                } catch (IOException e) {
+                    List<String> left = plans.subList(i, plans.size()).stream().map(p -> "'" + p.sequence.id() + "'").toList();
+                    throw new IOException(f.target() + ": cannot replace (" + Reasons.of(e) + "); sequences written: "
+                            + (written.isEmpty() ? "none" : String.join(", ", written)) + "; not written (old files kept"
+                            + (staged.get(i).indexOf(f) > 0 ? ", except the output of the first of them" : "") + "): "
+                            + String.join(", ", left), e);
+                }
+            }
+            written.add("'" + plans.get(i).sequence.id() + "'");
         }
     }
 
-    private static void write(Configuration conf, String target, String runId, byte[] header, List<String> parts,
-                              long dataBytes) throws IOException {
+    private static Staged write(Configuration conf, String target, String runId, byte[] header, List<String> parts,
+                                long dataBytes) throws IOException {
         Path dst = new Path(target);
         Path tmp = temporary(target, runId);
         FileSystem fs = dst.getFileSystem(conf);
@@ -134,21 +172,23 @@ final class OutputFiles {
                     }
                 }
             }
+        } catch (IOException e) {
+            throw new IOException(target + ": cannot write (" + Reasons.of(e) + "); no output of this run was written", e);
         }
         if (copied != dataBytes) {
             fs.delete(tmp, false);
             throw new IllegalStateException(target + ": the parts hold " + copied + " bytes, expected " + dataBytes);
         }
-        commit(conf, tmp, dst);
+        return new Staged(tmp, dst);
     }
 
     /** @return the temporary file beside {@code target} that a run writes before renaming it */
     static Path temporary(String target, String runId) {
         Path p = new Path(target);
-        return new Path(p.getParent(), "." + p.getName() + ".tmp-" + runId);
+        return new Path(p.getParent(), RealFile.hiddenName(p.getName(), "tmp-" + runId));
     }
 
-    private static void commit(Configuration conf, Path tmp, Path dst) throws IOException {
+    private static void rename(Configuration conf, Path tmp, Path dst) throws IOException {
         FileSystem fs = dst.getFileSystem(conf);
         if (isLocal(fs)) {
             java.nio.file.Path to = localPath(fs, dst);

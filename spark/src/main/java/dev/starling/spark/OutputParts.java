@@ -1,5 +1,6 @@
 package dev.starling.spark;
 
+import dev.starling.api.io.RealFile;
 import dev.starling.api.plan.OnlineSoftmax;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
@@ -43,7 +44,7 @@ final class OutputParts {
     /** @return the folder beside {@code out} that holds a run's parts for it */
     static Path stagingDir(String out, String runId) {
         Path p = new Path(out);
-        return new Path(p.getParent(), "." + p.getName() + ".starling-" + runId);
+        return new Path(p.getParent(), RealFile.hiddenName(p.getName(), "starling-" + runId));
     }
 
     /**

@@ -2,6 +2,8 @@ package dev.starling.spark;
 
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Starling;
+import dev.starling.api.io.RealFile;
+import dev.starling.api.io.TouchedFiles;
 import dev.starling.api.npy.NpyArray;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.PatternSpec;
@@ -27,11 +29,7 @@ import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
-import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.types.DataTypes;
-import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.SerializableConfiguration;
 import org.apache.spark.util.TaskCompletionListener;
@@ -91,51 +89,26 @@ public final class ShardedAttention {
     }
 
     /**
-     * Reads a manifest: a JSON Lines file (one JSON object per line, as Spark's JSON reader takes it)
-     * with one sequence per line:
+     * Reads a manifest: a JSON Lines file (one JSON object per line) with one sequence per line:
      *
      * <pre>{@code
      * {"id": "chr1", "q": "hdfs:///attn/chr1/q.npy", "k": "hdfs:///attn/chr1/k.npy", "v": "hdfs:///attn/chr1/v.npy",
      *  "out": "hdfs:///attn/chr1/out.npy", "lse": "hdfs:///attn/chr1/lse.npy", "key_lengths": [1000000]}
      * }</pre>
      *
-     * {@code id}, {@code q}, {@code k}, {@code v} and {@code out} are required; {@code lse},
-     * {@code key_lengths} and {@code query_lengths} (one entry per batch entry) are optional.
+     * {@code id}, {@code q}, {@code k}, {@code v} and {@code out} (strings) are required; {@code lse}
+     * (a string), {@code key_lengths} and {@code query_lengths} (arrays of integers, one entry per
+     * batch entry) are optional. Any other field, a {@code null}, a field given twice or a value of
+     * the wrong type is refused with its line and column.
      *
-     * @param spark the session
-     * @param path the manifest, any path Spark reads
+     * @param spark the session, whose Hadoop configuration resolves the path
+     * @param path the manifest: one file on any Hadoop file system
      * @return the sequences, in file order
-     * @throws IllegalArgumentException naming the line of a sequence that lacks a required field
+     * @throws IOException if the file is missing, a folder or unreadable
+     * @throws IllegalArgumentException naming the line and column of what breaks the schema
      */
-    public static List<Sequence> readManifest(SparkSession spark, String path) {
-        StructType schema = new StructType()
-                .add("id", DataTypes.StringType)
-                .add("q", DataTypes.StringType)
-                .add("k", DataTypes.StringType)
-                .add("v", DataTypes.StringType)
-                .add("out", DataTypes.StringType)
-                .add("lse", DataTypes.StringType)
-                .add("key_lengths", DataTypes.createArrayType(DataTypes.IntegerType, false))
-                .add("query_lengths", DataTypes.createArrayType(DataTypes.IntegerType, false));
-        Dataset<Row> rows = spark.read().schema(schema).option("mode", "FAILFAST").json(path);
-        List<Sequence> out = new ArrayList<>();
-        int line = 0;
-        for (Row r : rows.collectAsList()) {
-            line++;
-            if (r.isNullAt(0)) {
-                throw new IllegalArgumentException(path + ": sequence " + line + " has no \"id\"");
-            }
-            out.add(new Sequence(r.getString(0), r.getString(1), r.getString(2), r.getString(3), r.getString(4),
-                    r.getString(5), ints(r, 6), ints(r, 7)));
-        }
-        return out;
-    }
-
-    private static int[] ints(Row r, int i) {
-        if (r.isNullAt(i)) {
-            return null;
-        }
-        return r.<Integer>getList(i).stream().mapToInt(Integer::intValue).toArray();
+    public static List<Sequence> readManifest(SparkSession spark, String path) throws IOException {
+        return Manifest.read(spark.sparkContext().hadoopConfiguration(), path);
     }
 
     /** One task of the shard stage: a key shard of a sequence. */
@@ -188,9 +161,12 @@ public final class ShardedAttention {
             for (OutputParts.WrittenPart part : parts) {
                 bySequence.computeIfAbsent(part.sequence(), s -> new ArrayList<>()).add(part);
             }
+            // Every file is written in full beside its target before the first is renamed into place.
+            List<List<OutputFiles.Staged>> staged = new ArrayList<>();
             for (SequencePlan p : plans) {
-                OutputFiles.assemble(conf, p, bySequence.getOrDefault(p.index, List.of()), runId);
+                staged.add(OutputFiles.stage(conf, p, bySequence.getOrDefault(p.index, List.of()), runId));
             }
+            OutputFiles.commit(conf, plans, staged);
             ok = true;
         } finally {
             jsc.clearJobGroup();
@@ -230,13 +206,26 @@ public final class ShardedAttention {
             throw new IllegalArgumentException("no sequences to compute");
         }
         Set<String> ids = new HashSet<>();
-        List<Sequence> qualified = new ArrayList<>();
         for (Sequence s : sequences) {
             if (!ids.add(s.id())) {
                 throw new IllegalArgumentException("sequence id '" + s.id() + "' appears twice");
             }
-            qualified.add(new Sequence(s.id(), qualify(conf, s.q()), qualify(conf, s.k()), qualify(conf, s.v()),
-                    qualify(conf, s.out()), s.lse() == null ? null : qualify(conf, s.lse()), s.keyLengths(),
+        }
+        // Every input first, then every output, so an output is checked against the inputs of all sequences.
+        TouchedFiles local = new TouchedFiles("the job");
+        List<String[]> inputs = new ArrayList<>();
+        for (Sequence s : sequences) {
+            String of = " of sequence '" + s.id() + "'";
+            inputs.add(new String[] {qualify(conf, local, "q" + of, s.q(), false), qualify(conf, local, "k" + of, s.k(), false),
+                qualify(conf, local, "v" + of, s.v(), false)});
+        }
+        List<Sequence> qualified = new ArrayList<>();
+        for (int i = 0; i < sequences.size(); i++) {
+            Sequence s = sequences.get(i);
+            String of = " of sequence '" + s.id() + "'";
+            String[] in = inputs.get(i);
+            qualified.add(new Sequence(s.id(), in[0], in[1], in[2], qualify(conf, local, "out" + of, s.out(), true),
+                    s.lse() == null ? null : qualify(conf, local, "lse" + of, s.lse(), true), s.keyLengths(),
                     s.queryLengths()));
         }
         OutputFiles.check(conf, qualified);
@@ -259,9 +248,28 @@ public final class ShardedAttention {
         return List.copyOf(plans);
     }
 
-    private static String qualify(Configuration conf, String path) throws IOException {
-        Path p = new Path(path);
-        return p.getFileSystem(conf).makeQualified(p).toString();
+    /**
+     * The path made absolute with its file system's scheme; a local path is also resolved to the
+     * real file it leads to and checked ({@link TouchedFiles}: inputs readable, outputs writable, no
+     * output the same file as an input or another output, through links and {@code ..}).
+     */
+    private static String qualify(Configuration conf, TouchedFiles local, String role, String path, boolean output)
+            throws IOException {
+        Path p;
+        try {
+            p = new Path(path);
+        } catch (IllegalArgumentException e) {
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            throw new IllegalArgumentException(role + " '" + path + "' is not a path Hadoop can read ("
+                    + cause.getMessage() + (path.contains(":") ? "; Hadoop paths cannot hold a ':' in a file name" : "") + ")");
+        }
+        Path q = p.getFileSystem(conf).makeQualified(p);
+        if (!"file".equals(q.toUri().getScheme())) {
+            return q.toString();
+        }
+        java.nio.file.Path given = java.nio.file.Paths.get(q.toUri());
+        RealFile f = output ? local.output(role, given) : local.input(role, given);
+        return new Path(f.real().toUri()).toString();
     }
 
     private AttentionProblem problem(Configuration conf, Sequence s) throws IOException {

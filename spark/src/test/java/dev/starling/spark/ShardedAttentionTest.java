@@ -196,10 +196,11 @@ class ShardedAttentionTest {
                 List.of(new Sequence("bad", s.q(), s.k(), s.v(), s.k(), null, null, null))));
         assertTrue(e.getMessage().contains("never writes over an input"), e.getMessage());
 
-        e = assertThrows(IllegalArgumentException.class, () -> job.run(spark,
+        IOException missing = assertThrows(IOException.class, () -> job.run(spark,
                 List.of(new Sequence("bad", s.q(), s.k(), s.v(), dir.resolve("no/such/dir/out.npy").toString(), null,
                         null, null))));
-        assertTrue(e.getMessage().contains("does not exist"), e.getMessage());
+        assertTrue(missing.getMessage().contains("out of sequence 'bad'") && missing.getMessage().contains("no such directory"),
+                missing.getMessage());
 
         Path shortV = dir.resolve("short-v.npy");
         NpyArray.ofFloats(new float[2 * 50 * 8], 1, 2, 50, 8).write(shortV);
@@ -267,8 +268,9 @@ class ShardedAttentionTest {
         assertEquals(expected.get(1).withLse(null), read.get(1));
 
         java.io.ByteArrayOutputStream text = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream print = new java.io.PrintStream(text, true, java.nio.charset.StandardCharsets.UTF_8);
         int status = ShardedAttentionJob.run(spark, new String[] {"--manifest", manifest.toString(), "--pattern", pattern,
-            "--shards", "3"}, new java.io.PrintStream(text, true, java.nio.charset.StandardCharsets.UTF_8));
+            "--shards", "3"}, print, print);
         assertEquals(0, status, text.toString());
         for (int i = 0; i < 2; i++) {
             AttentionCase c = cases.get(i);

@@ -10,14 +10,16 @@ import dev.starling.api.plan.TokenMask;
 import dev.starling.api.plan.WorkPlan;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntConsumer;
 import java.util.function.Supplier;
@@ -118,42 +120,91 @@ final class ReferencePlan extends BasePlan {
 
     /**
      * Runs items {@code [0, items)} on the pool: each worker makes its own scratch through
-     * {@code worker} and claims items in order.
+     * {@code worker} and claims items in order. Returns, normally or not, only once every worker of
+     * this call has stopped: when one fails or the caller is interrupted the others stop at their
+     * next item, and no thread of the call writes to the caller's buffers after it returns.
      */
     private void parallel(int items, Supplier<IntConsumer> worker) {
         AtomicInteger next = new AtomicInteger();
+        AtomicBoolean stop = new AtomicBoolean();
         int workers = Math.min(threads, items);
-        List<Callable<Void>> tasks = new ArrayList<>(workers);
+        CountDownLatch done = new CountDownLatch(workers);
+        List<Future<?>> futures = new ArrayList<>(workers);
+        RuntimeException refused = null;
         for (int w = 0; w < workers; w++) {
-            tasks.add(() -> {
-                IntConsumer run = worker.get();
-                for (int item = next.getAndIncrement(); item < items; item = next.getAndIncrement()) {
-                    run.accept(item);
-                }
-                return null;
-            });
+            try {
+                futures.add(pool.submit(() -> {
+                    try {
+                        IntConsumer run = worker.get();
+                        for (int item = next.getAndIncrement(); item < items && !stop.get(); item = next.getAndIncrement()) {
+                            run.accept(item);
+                        }
+                    } catch (Throwable t) {
+                        stop.set(true);
+                        throw t;
+                    } finally {
+                        done.countDown();
+                    }
+                    return null;
+                }));
+            } catch (RejectedExecutionException e) {
+                stop.set(true);
+                done.countDown();
+                refused = new IllegalStateException("the reference plan is closed", e);
+            }
         }
-        try {
-            for (Future<Void> f : pool.invokeAll(tasks)) {
-                f.get();
+        boolean interrupted = false;
+        while (true) {
+            try {
+                done.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+                stop.set(true);
             }
-        } catch (InterruptedException e) {
+        }
+        if (interrupted) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted during a reference plan call", e);
-        } catch (ExecutionException e) {
-            Throwable cause = e.getCause();
-            if (cause instanceof RuntimeException re) {
-                throw re;
+            throw new IllegalStateException("interrupted during a reference plan call");
+        }
+        if (refused != null) {
+            throw refused;
+        }
+        for (Future<?> f : futures) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted during a reference plan call", e);
+            } catch (ExecutionException e) {
+                Throwable cause = e.getCause();
+                if (cause instanceof RuntimeException re) {
+                    throw re;
+                }
+                if (cause instanceof Error err) {
+                    throw err;
+                }
+                throw new IllegalStateException(cause);
             }
-            if (cause instanceof Error err) {
-                throw err;
-            }
-            throw new IllegalStateException(cause);
         }
     }
 
+    /** Stops taking calls and waits for the workers of calls still running to stop. */
     @Override
     protected void release() {
         pool.shutdown();
+        boolean interrupted = false;
+        while (true) {
+            try {
+                if (pool.awaitTermination(1, TimeUnit.DAYS)) {
+                    break;
+                }
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 }

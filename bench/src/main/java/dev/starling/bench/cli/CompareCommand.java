@@ -4,12 +4,11 @@ import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.bench.compare.CompareMain;
 import dev.starling.bench.compare.CompareRun;
+import dev.starling.api.io.TouchedFiles;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 import picocli.CommandLine;
@@ -128,27 +127,13 @@ final class CompareCommand implements Callable<Integer> {
 
     /** Refuses unwritable outputs before minutes of timing, and outputs that name each other or an input. */
     private void checkOutputs(PatternSpec spec) throws IOException {
-        List<Map.Entry<String, Path>> outputs = new ArrayList<>();
+        TouchedFiles files = new TouchedFiles("compare");
+        RunCommand.layoutFiles(spec, files);
         if (csv != null) {
-            outputs.add(Map.entry("--csv", csv));
+            files.output("--csv", csv);
         }
         if (plot != null) {
-            outputs.add(Map.entry("--plot", plot));
-        }
-        List<Map.Entry<String, Path>> inputs = new ArrayList<>();
-        RunCommand.layoutFiles(spec, inputs);
-        for (int i = 0; i < outputs.size(); i++) {
-            Map.Entry<String, Path> o = outputs.get(i);
-            FileChecks.requireWritable(o.getValue());
-            for (Map.Entry<String, Path> in : inputs) {
-                if (FileChecks.sameFile(o.getValue(), in.getValue())) {
-                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + in.getKey()
-                            + " " + in.getValue() + "; compare never writes over an input");
-                }
-            }
-            if (i > 0 && FileChecks.sameFile(o.getValue(), outputs.get(0).getValue())) {
-                throw new IllegalArgumentException("--csv and --plot are the same file: " + o.getValue());
-            }
+            files.output("--plot", plot);
         }
     }
 }

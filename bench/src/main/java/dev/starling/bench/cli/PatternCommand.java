@@ -6,13 +6,12 @@ import dev.starling.api.plan.TokenMask;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.bench.draw.LayoutImage;
+import dev.starling.api.io.RealFile;
+import dev.starling.api.io.TouchedFiles;
 import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -67,7 +66,7 @@ final class PatternCommand implements Callable<Integer> {
         }
         int nk = kvSeq == null ? seq : kvSeq;
         PatternSpec pattern = Patterns.parse(patternText);
-        checkOutputs(pattern);
+        RealFile[] targets = checkOutputs(pattern);
         long t0 = System.nanoTime();
         BlockLayout layout = pattern.layout(seq, nk, heads, causal);
         double millis = (System.nanoTime() - t0) / 1e6;
@@ -80,10 +79,10 @@ final class PatternCommand implements Callable<Integer> {
         if (npy != null || png != null) {
             try (StagedFiles files = new StagedFiles()) {
                 if (npy != null) {
-                    files.stage(npy, toNpy(layout, heads)::write);
+                    files.stage(targets[0], toNpy(layout, heads)::write);
                 }
                 if (image != null) {
-                    files.stage(png, image::writePng);
+                    files.stage(targets[1], image::writePng);
                 }
                 files.commit();
             }
@@ -103,30 +102,15 @@ final class PatternCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Refuses outputs that cannot be written, that name an input or each other, before anything is built. */
-    private void checkOutputs(PatternSpec pattern) throws IOException {
-        List<Map.Entry<String, Path>> outputs = new ArrayList<>();
-        if (npy != null) {
-            outputs.add(Map.entry("--npy", npy));
-        }
-        if (png != null) {
-            outputs.add(Map.entry("--png", png));
-        }
-        List<Map.Entry<String, Path>> layoutFiles = new ArrayList<>();
-        RunCommand.layoutFiles(pattern, layoutFiles);
-        for (int i = 0; i < outputs.size(); i++) {
-            Map.Entry<String, Path> o = outputs.get(i);
-            FileChecks.requireWritable(o.getValue());
-            for (Map.Entry<String, Path> input : layoutFiles) {
-                if (FileChecks.sameFile(o.getValue(), input.getValue())) {
-                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + input.getKey()
-                            + " " + input.getValue() + "; pattern never writes over an input");
-                }
-            }
-            if (i > 0 && FileChecks.sameFile(o.getValue(), outputs.get(0).getValue())) {
-                throw new IllegalArgumentException("--npy and --png are the same file: " + o.getValue());
-            }
-        }
+    /**
+     * Refuses outputs that cannot be written, that name an input or each other, before anything is built.
+     *
+     * @return the real files of {@code --npy} and {@code --png}, {@code null} for one not given
+     */
+    private RealFile[] checkOutputs(PatternSpec pattern) throws IOException {
+        TouchedFiles files = new TouchedFiles("pattern");
+        RunCommand.layoutFiles(pattern, files);
+        return new RealFile[] {npy == null ? null : files.output("--npy", npy), png == null ? null : files.output("--png", png)};
     }
 
     /** Prints the layout's statistics: blocks, allowed blocks and pairs, density, work saved, size and build time. */

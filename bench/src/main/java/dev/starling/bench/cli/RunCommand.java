@@ -14,14 +14,14 @@ import dev.starling.api.selection.BackendSelector;
 import dev.starling.api.pattern.CausalPattern;
 import dev.starling.api.pattern.ExplicitPattern;
 import dev.starling.api.pattern.UnionPattern;
+import dev.starling.api.io.RealFile;
+import dev.starling.api.io.TouchedFiles;
 import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -75,47 +75,23 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         // Every file check comes first, so nothing is read, computed or written for a run that cannot finish.
         PatternSpec pattern = Patterns.parse(patternText);
-        List<Map.Entry<String, Path>> inputs = new ArrayList<>(List.of(Map.entry("--q", qFile), Map.entry("--k", kFile),
-                Map.entry("--v", vFile)));
         boolean backward = doutFile != null;
         if (backward != (dqFile != null) || backward != (dkFile != null) || backward != (dvFile != null)) {
             throw new IllegalArgumentException("--dout, --dq, --dk and --dv go together: give all four to run the "
                     + "backward pass, or none");
         }
+        TouchedFiles files = new TouchedFiles("run");
+        files.input("--q", qFile);
+        files.input("--k", kFile);
+        files.input("--v", vFile);
         if (backward) {
-            inputs.add(Map.entry("--dout", doutFile));
+            files.input("--dout", doutFile);
         }
-        layoutFiles(pattern, inputs);
-        for (Map.Entry<String, Path> input : inputs) {
-            FileChecks.requireReadable(input.getValue());
-        }
-        List<Map.Entry<String, Path>> outputs = new ArrayList<>(List.of(Map.entry("--out", outFile)));
-        if (lseFile != null) {
-            outputs.add(Map.entry("--lse", lseFile));
-        }
-        if (backward) {
-            outputs.add(Map.entry("--dq", dqFile));
-            outputs.add(Map.entry("--dk", dkFile));
-            outputs.add(Map.entry("--dv", dvFile));
-        }
-        for (Map.Entry<String, Path> o : outputs) {
-            FileChecks.requireWritable(o.getValue());
-            for (Map.Entry<String, Path> i : inputs) {
-                if (FileChecks.sameFile(o.getValue(), i.getValue())) {
-                    throw new IllegalArgumentException(o.getKey() + " " + o.getValue() + " is the same file as " + i.getKey()
-                            + " " + i.getValue() + "; run never writes over an input");
-                }
-            }
-        }
-        for (int a = 0; a < outputs.size(); a++) {
-            for (int c = 0; c < a; c++) {
-                if (FileChecks.sameFile(outputs.get(a).getValue(), outputs.get(c).getValue())) {
-                    throw new IllegalArgumentException(outputs.get(c).getKey() + " " + outputs.get(c).getValue() + " and "
-                            + outputs.get(a).getKey() + " " + outputs.get(a).getValue()
-                            + " are the same file; give them different names");
-                }
-            }
-        }
+        layoutFiles(pattern, files);
+        RealFile outTarget = files.output("--out", outFile);
+        RealFile lseTarget = lseFile == null ? null : files.output("--lse", lseFile);
+        List<RealFile> gradientTargets = backward ? List.of(files.output("--dq", dqFile), files.output("--dk", dkFile),
+                files.output("--dv", dvFile)) : List.of();
 
         Tensor q = read("q", qFile, err);
         Tensor k = read("k", kFile, err);
@@ -160,22 +136,23 @@ final class RunCommand implements Callable<Integer> {
         }
         double millis = (System.nanoTime() - t0) / 1e6;
         // Both files are written in full beside their targets first; only then are they renamed into place.
-        try (StagedFiles files = new StagedFiles()) {
+        try (StagedFiles staged = new StagedFiles()) {
             NpyArray outArray = NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(),
                     problem.valueDim());
-            files.stage(outFile, outArray::write);
-            if (lseFile != null) {
+            staged.stage(outTarget, outArray::write);
+            if (lseTarget != null) {
                 NpyArray lseArray = NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength());
-                files.stage(lseFile, lseArray::write);
+                staged.stage(lseTarget, lseArray::write);
             }
             if (backward) {
-                for (Map.Entry<Path, Tensor> g : List.of(Map.entry(dqFile, dq), Map.entry(dkFile, dk), Map.entry(dvFile, dv))) {
-                    Tensor t = g.getValue();
+                List<Tensor> gradients = List.of(dq, dk, dv);
+                for (int g = 0; g < gradients.size(); g++) {
+                    Tensor t = gradients.get(g);
                     NpyArray a = NpyArray.ofFloats(t.data(), t.batch(), t.heads(), t.length(), t.dim());
-                    files.stage(g.getKey(), a::write);
+                    staged.stage(gradientTargets.get(g), a::write);
                 }
             }
-            files.commit();
+            staged.commit();
         }
         PrintWriter out2 = spec.commandLine().getOut();
         out2.printf("%s on %s: %s, %.1f ms%s; wrote %s%s%s%n", pattern.text(), chosen.name(), problem, millis,
@@ -189,13 +166,15 @@ final class RunCommand implements Callable<Integer> {
      * Adds the files that {@code layout(file=...)} parts of the pattern were read from, so an
      * output cannot replace them either.
      */
-    static void layoutFiles(PatternSpec pattern, List<Map.Entry<String, Path>> inputs) {
+    static void layoutFiles(PatternSpec pattern, TouchedFiles files) throws IOException {
         if (pattern instanceof UnionPattern u) {
-            u.parts().forEach(part -> layoutFiles(part, inputs));
+            for (PatternSpec part : u.parts()) {
+                layoutFiles(part, files);
+            }
         } else if (pattern instanceof CausalPattern c) {
-            layoutFiles(c.inner(), inputs);
-        } else if (pattern instanceof ExplicitPattern e) {
-            e.file().ifPresent(file -> inputs.add(Map.entry("the layout file of --pattern", file)));
+            layoutFiles(c.inner(), files);
+        } else if (pattern instanceof ExplicitPattern e && e.file().isPresent()) {
+            files.input("the layout file of --pattern", e.file().get());
         }
     }
 

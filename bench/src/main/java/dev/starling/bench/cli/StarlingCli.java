@@ -2,7 +2,7 @@ package dev.starling.bench.cli;
 
 import dev.starling.api.pattern.PatternSyntaxException;
 import dev.starling.api.selection.NoBackendException;
-import dev.starling.bench.output.StagedFiles;
+import dev.starling.api.io.Reasons;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -171,13 +171,7 @@ public final class StarlingCli implements Callable<Integer> {
      * directory"}, {@code "x: is a directory"}); a message the tool wrote itself is kept.
      */
     static String ioMessage(IOException e) {
-        if (e instanceof FileSystemException f && f.getFile() != null) {
-            String reason = e instanceof NoSuchFileException && f.getReason() == null ? "no such file or directory"
-                    : e instanceof AccessDeniedException && f.getReason() == null ? "permission denied"
-                    : StagedFiles.reason(e);
-            return f.getFile() + (f.getOtherFile() != null ? " -> " + f.getOtherFile() : "") + ": " + reason;
-        }
-        return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+        return Reasons.message(e);
     }
 
     private static String oneLine(Throwable ex) {

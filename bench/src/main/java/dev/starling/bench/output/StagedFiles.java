@@ -1,5 +1,7 @@
 package dev.starling.bench.output;
 
+import dev.starling.api.io.Reasons;
+import dev.starling.api.io.RealFile;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -12,7 +14,9 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -25,6 +29,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code REPLACE_EXISTING}). Two files cannot be replaced in one atomic step: if the rename of a
  * later file fails after an earlier one succeeded (which needs the directory to change under us,
  * since both temporaries already exist beside their targets), the earlier target is already new.
+ * A shutdown hook deletes every temporary not yet renamed, so SIGTERM or Ctrl-C during the write
+ * phase leaves none behind.
  *
  * <p>Not thread-safe; one instance serves one command.
  */
@@ -42,7 +48,19 @@ public final class StagedFiles implements AutoCloseable {
         void writeTo(OutputStream out) throws IOException;
     }
 
-    private record Staged(Path temporary, Path target) {
+    private record Staged(Path temporary, RealFile target) {
+    }
+
+    /**
+     * Every temporary of this JVM not yet renamed or deleted; the shutdown hook deletes them, so
+     * SIGTERM or Ctrl-C at any point of the write phase leaves no hidden file. Creating a temporary
+     * and registering it happen under this lock, as does each rename, so the hook never runs between.
+     */
+    private static final Set<Path> LIVE = new HashSet<>();
+    private static boolean shuttingDown;
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(StagedFiles::deleteLive, "starling-staged-files"));
     }
 
     private final List<Staged> staged = new ArrayList<>();
@@ -53,30 +71,41 @@ public final class StagedFiles implements AutoCloseable {
     }
 
     /**
-     * Writes {@code content} in full to a new temporary file beside {@code target} and forces it
-     * to the device. The target is not touched. A symbolic link as target is followed, so the
-     * file it points at is replaced and the link kept.
+     * Writes {@code content} in full to a new temporary file beside the file {@code target} names
+     * (links and {@code ..} followed, as {@link RealFile} resolves them) and forces it to the device.
      *
      * @param target the file to replace on {@link #commit()}
+     * @param content what to write
+     * @throws IOException naming the target and the cause, as {@link #stage(RealFile, Content)}
+     */
+    public void stage(Path target, Content content) throws IOException {
+        stage(RealFile.of(target), content);
+    }
+
+    /**
+     * Writes {@code content} in full to a new temporary file beside {@code target}'s real file and
+     * forces it to the device. The target is not touched; a link on the way stays a link, and the
+     * file it leads to is replaced.
+     *
+     * @param target the file to replace on {@link #commit()}, resolved (by {@link dev.starling.api.io.TouchedFiles})
      * @param content what to write
      * @throws IOException naming the target and the cause, if the temporary cannot be created or
      *         written; the temporary is then deleted
      * @throws IllegalStateException if the set was already committed
      */
-    public void stage(Path target, Content content) throws IOException {
+    public void stage(RealFile target, Content content) throws IOException {
         if (committed) {
             throw new IllegalStateException("already committed");
         }
-        Path resolved = Files.isSymbolicLink(target) && Files.exists(target) ? target.toRealPath() : target.toAbsolutePath();
-        Path temporary = createTemporary(resolved);
-        staged.add(new Staged(temporary, resolved));
+        Path temporary = createTemporary(target);
+        staged.add(new Staged(temporary, target));
         try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.WRITE)) {
             OutputStream out = new BufferedOutputStream(Channels.newOutputStream(channel), 1 << 16);
             content.writeTo(out);
             out.flush();
             channel.force(true);
         } catch (IOException e) {
-            throw new IOException(target + ": cannot write (" + reason(e) + ")", e);
+            throw new IOException(target + ": cannot write (" + Reasons.of(e) + ")", e);
         }
     }
 
@@ -94,14 +123,21 @@ public final class StagedFiles implements AutoCloseable {
         committed = true;
         while (!staged.isEmpty()) {
             Staged s = staged.get(0);
-            try {
-                try {
-                    Files.move(s.temporary(), s.target(), StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(s.temporary(), s.target(), StandardCopyOption.REPLACE_EXISTING);
+            Path real = s.target().real();
+            synchronized (LIVE) {
+                if (shuttingDown) {
+                    throw new IOException(s.target() + ": not replaced (the JVM is shutting down)");
                 }
-            } catch (IOException e) {
-                throw new IOException(s.target() + ": cannot replace (" + reason(e) + ")", e);
+                try {
+                    try {
+                        Files.move(s.temporary(), real, StandardCopyOption.ATOMIC_MOVE);
+                    } catch (AtomicMoveNotSupportedException e) {
+                        Files.move(s.temporary(), real, StandardCopyOption.REPLACE_EXISTING);
+                    }
+                } catch (IOException e) {
+                    throw new IOException(s.target() + ": cannot replace (" + Reasons.of(e) + ")", e);
+                }
+                LIVE.remove(s.temporary());
             }
             staged.remove(0);
         }
@@ -111,58 +147,58 @@ public final class StagedFiles implements AutoCloseable {
     @Override
     public void close() {
         for (Staged s : staged) {
-            try {
-                Files.deleteIfExists(s.temporary());
-            } catch (IOException e) {
-                // Best effort: a temporary we cannot delete is a hidden file beside the target, never the target.
+            synchronized (LIVE) {
+                delete(s.temporary());
             }
         }
         staged.clear();
     }
 
     /**
-     * A new empty file named {@code .NAME.RANDOM.tmp} beside the target. Created with the default
-     * permissions (not {@code createTempFile}'s owner-only ones), since it becomes the output.
+     * A new empty file {@code .NAME.RANDOM.tmp} beside the target ({@link RealFile#sibling}, so a
+     * legal name never gives a temporary name too long), registered for the shutdown hook. Created
+     * with the default permissions (not {@code createTempFile}'s owner-only ones), since it becomes
+     * the output.
      */
-    private static Path createTemporary(Path target) throws IOException {
-        Path dir = target.getParent();
-        String name = target.getFileName().toString();
+    private static Path createTemporary(RealFile target) throws IOException {
         for (int attempt = 0; ; attempt++) {
-            Path temporary = dir.resolve("." + name + "." + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36)
-                    + ".tmp");
-            try {
-                Files.newByteChannel(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE).close();
-                // Removed on a normal exit or Ctrl-C if we never get to rename or delete it.
-                temporary.toFile().deleteOnExit();
-                return temporary;
-            } catch (FileAlreadyExistsException e) {
-                if (attempt == 10) {
-                    throw e;
+            Path temporary = target.sibling(Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
+            synchronized (LIVE) {
+                if (shuttingDown) {
+                    throw new IOException(target + ": not written (the JVM is shutting down)");
                 }
-            } catch (IOException e) {
-                throw new IOException(target + ": cannot create a file in " + dir + " (" + reason(e) + ")", e);
+                try {
+                    Files.newByteChannel(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE).close();
+                    LIVE.add(temporary);
+                    return temporary;
+                } catch (FileAlreadyExistsException e) {
+                    if (attempt == 10) {
+                        throw e;
+                    }
+                } catch (IOException e) {
+                    throw new IOException(target + ": cannot create a file in " + target.folder() + " (" + Reasons.of(e)
+                            + ")", e);
+                }
             }
         }
     }
 
-    /**
-     * The cause of an I/O error in plain words, without the file name: the file system's reason
-     * where there is one ({@code "no space left on device"}), else the message.
-     *
-     * @param e the error
-     * @return the cause, starting in lower case
-     */
-    public static String reason(IOException e) {
-        if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
-            String r = f.getReason();
-            return r.length() > 1 && Character.isLowerCase(r.charAt(1)) ? Character.toLowerCase(r.charAt(0)) + r.substring(1) : r;
+    private static void deleteLive() {
+        synchronized (LIVE) {
+            shuttingDown = true;
+            for (Path p : List.copyOf(LIVE)) {
+                delete(p);
+            }
         }
-        if (e instanceof java.nio.file.AccessDeniedException) {
-            return "permission denied";
+    }
+
+    /** Deletes a temporary; best effort: one we cannot delete is a hidden file beside the target, never the target. */
+    private static void delete(Path temporary) {
+        try {
+            Files.deleteIfExists(temporary);
+        } catch (IOException e) {
+            // Left as it is (see above).
         }
-        if (e instanceof java.nio.file.NoSuchFileException) {
-            return "no such file or directory";
-        }
-        return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+        LIVE.remove(temporary);
     }
 }

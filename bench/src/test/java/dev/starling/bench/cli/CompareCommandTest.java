@@ -44,12 +44,12 @@ class CompareCommandTest {
         Path sub = Files.createDirectory(dir.resolve("sub"));
         StarlingCliTest.Result r = StarlingCliTest.run("compare", "--backends", "reference", "--no-peers", "--csv", sub.toString());
         assertEquals(StarlingCli.BAD_INPUT, r.code());
-        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        assertEquals("starling: --csv " + sub + ": is a directory", r.err().strip());
         Path same = dir.resolve("x");
         r = StarlingCliTest.run("compare", "--backends", "reference", "--no-peers", "--csv", same.toString(), "--plot",
                 dir.resolve(".").resolve("x").toString());
         assertEquals(StarlingCli.BAD_INPUT, r.code());
-        assertTrue(r.err().contains("--csv and --plot are the same file"), r.err());
+        assertTrue(r.err().contains("--csv " + same + " and --plot " + dir.resolve(".").resolve("x") + " are the same file"), r.err());
         assertFalse(r.out().contains("contender"), r.out());
         assertFalse(Files.exists(same));
     }

@@ -65,7 +65,7 @@ class PatternPngTest {
         Path both = dir.resolve("both");
         r = StarlingCliTest.run("pattern", "dense(block=4)", "--seq", "16", "--npy", both.toString(), "--png", both.toString());
         assertEquals(2, r.code());
-        assertTrue(r.err().contains("--npy and --png are the same file"), r.err());
+        assertTrue(r.err().contains("--npy " + both + " and --png " + both + " are the same file"), r.err());
         assertFalse(Files.exists(both));
         assertEquals(java.util.Arrays.toString(before), java.util.Arrays.toString(Files.readAllBytes(npy)));
         r = StarlingCliTest.run("pattern", "dense(block=4)", "--seq", "16", "--png", dir.resolve("no/such/dir.png").toString());

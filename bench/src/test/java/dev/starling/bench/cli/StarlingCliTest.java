@@ -219,6 +219,63 @@ class StarlingCliTest {
         return files;
     }
 
+    // ---- issue 27, items 4 and 11: paths are the files they lead to, through links and ..
+
+    @Test
+    void outputsThatMeetThroughALinkAndDotDotAreRefusedBeforeTheCompute(@TempDir Path dir) throws Exception {
+        Path tmp = dir.toRealPath();
+        Inputs in = inputs(tmp);
+        Files.createDirectories(tmp.resolve("other/sub"));
+        Files.createSymbolicLink(tmp.resolve("a"), tmp.resolve("other/sub"));
+        java.util.Map<String, String> before = snapshot(tmp.resolve("other"));
+        Result r = runWith(in, "--out", tmp.resolve("a/../x.npy").toString(), "--lse", tmp.resolve("other/x.npy").toString());
+        assertOneLineBadInput(r, "--out " + tmp.resolve("a/../x.npy"), "--lse " + tmp.resolve("other/x.npy"),
+                "are the same file " + tmp.resolve("other/x.npy"));
+        assertEquals(before, snapshot(tmp.resolve("other")));
+        Path dout = save(tmp, "dout.npy", randn(new Random(4), 2 * 10 * 4), 1, 2, 10, 4);
+        r = runWith(in, "--out", tmp.resolve("o.npy").toString(), "--dout", dout.toString(), "--dq",
+                tmp.resolve("a/../g.npy").toString(), "--dk", tmp.resolve("other/g.npy").toString(), "--dv",
+                tmp.resolve("dv.npy").toString());
+        assertOneLineBadInput(r, "--dq " + tmp.resolve("a/../g.npy") + " and --dk", "are the same file");
+        assertFalse(Files.exists(tmp.resolve("o.npy")));
+    }
+
+    @Test
+    void anOutputThroughASymlinkedFolderNeverReplacesAnInput(@TempDir Path dir) throws Exception {
+        Path tmp = dir.toRealPath();
+        Path in = Files.createDirectory(tmp.resolve("in"));
+        Inputs inputs = inputs(in);
+        Files.createSymbolicLink(tmp.resolve("ln"), Path.of("in"));
+        java.util.Map<String, String> before = snapshot(in);
+        Result r = runWith(inputs, "--out", tmp.resolve("ln/q.npy").toString());
+        assertOneLineBadInput(r, "(the file " + inputs.q() + ") is the same file as --q", "never writes over an input");
+        assertEquals(before, snapshot(in));
+    }
+
+    @Test
+    void aDanglingOutputLinkIsFollowedAndStaysALink(@TempDir Path dir) throws Exception {
+        Path tmp = dir.toRealPath();
+        Inputs in = inputs(tmp);
+        Path target = Files.createDirectory(tmp.resolve("t")).resolve("o.npy");
+        Path link = Files.createSymbolicLink(tmp.resolve("o.npy"), Path.of("t/o.npy"));
+        Result r = runWith(in, "--out", link.toString());
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(Files.isSymbolicLink(link));
+        assertTrue(Files.isRegularFile(target));
+        assertEquals(java.util.Set.of("o.npy"), snapshot(tmp.resolve("t")).keySet(), "no temporary left beside the target");
+    }
+
+    @Test
+    void theLongestLegalOutputNameIsWritten(@TempDir Path dir) throws Exception {
+        Inputs in = inputs(dir);
+        Path o = dir.resolve("o".repeat(251) + ".npy");
+        Result r = runWith(in, "--out", o.toString());
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(Files.isRegularFile(o));
+        r = runWith(in, "--out", dir.resolve("o".repeat(252) + ".npy").toString());
+        assertOneLineBadInput(r, "file name too long");
+    }
+
     private static void assertOneLineBadInput(Result r, String... fragments) {
         assertEquals(2, r.code(), r.out() + r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
@@ -274,10 +331,11 @@ class StarlingCliTest {
         Path missing = dir.resolve("nonexistent").resolve("dir").resolve("lse.npy");
         Result r = runWith(in, "--out", o.toString(), "--lse", missing.toString());
         assertOneLineBadInput(r);
-        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        Path firstMissing = dir.resolve("nonexistent");
+        assertEquals("starling: --lse " + missing + ": no such directory " + firstMissing, r.err().strip());
         assertEquals(before, snapshot(dir));
         r = runWith(in, "--out", missing.toString());
-        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals("starling: --out " + missing + ": no such directory " + firstMissing, r.err().strip());
         assertEquals(before, snapshot(dir));
     }
 
@@ -314,7 +372,7 @@ class StarlingCliTest {
     void patternNpyIsCheckedFirstAndWrittenAtomically(@TempDir Path dir) throws Exception {
         Path missing = dir.resolve("no").resolve("layout.npy");
         Result r = run("pattern", "dense(block=4)", "--seq", "16", "--npy", missing.toString());
-        assertEquals("starling: " + missing + ": no such directory", r.err().strip());
+        assertEquals("starling: --npy " + missing + ": no such directory " + dir.resolve("no"), r.err().strip());
         assertEquals(2, r.code());
         Path layout = dir.resolve("layout.npy");
         assertEquals(0, run("pattern", "dense(block=4)", "--seq", "16", "--npy", layout.toString()).code());
@@ -382,16 +440,16 @@ class StarlingCliTest {
         Result r = run("run", "--q", in.q().toString(), "--k", sub.toString(), "--v", in.v().toString(),
                 "--pattern", "dense(block=4)", "--out", o.toString());
         assertEquals(2, r.code());
-        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        assertEquals("starling: --k " + sub + ": is a directory", r.err().strip());
         r = runWith(in, "--out", sub.toString());
-        assertEquals("starling: " + sub + ": is a directory", r.err().strip());
+        assertEquals("starling: --out " + sub + ": is a directory", r.err().strip());
         Path missing = dir.resolve("missing.npy");
         r = run("run", "--q", in.q().toString(), "--k", missing.toString(), "--v", in.v().toString(),
                 "--pattern", "dense(block=4)", "--out", o.toString());
-        assertEquals("starling: " + missing + ": no such file", r.err().strip());
+        assertEquals("starling: --k " + missing + ": no such file", r.err().strip());
         if (Files.exists(Path.of("/dev/null"))) {
             r = runWith(in, "--out", "/dev/null");
-            assertEquals("starling: /dev/null: is a character device, not a regular file", r.err().strip());
+            assertEquals("starling: --out /dev/null: is a character device, not a regular file", r.err().strip());
             assertTrue(Files.exists(Path.of("/dev/null")));
         }
         Path fifo = dir.resolve("fifo.npy");
@@ -405,9 +463,9 @@ class StarlingCliTest {
             // Never opened: reading a FIFO with no writer would block for ever.
             r = run("run", "--q", in.q().toString(), "--k", fifo.toString(), "--v", in.v().toString(),
                     "--pattern", "dense(block=4)", "--out", o.toString());
-            assertEquals("starling: " + fifo + ": is a FIFO, not a regular file", r.err().strip());
+            assertEquals("starling: --k " + fifo + ": is a FIFO, not a regular file", r.err().strip());
             r = runWith(in, "--lse", fifo.toString(), "--out", o.toString());
-            assertEquals("starling: " + fifo + ": is a FIFO, not a regular file", r.err().strip());
+            assertEquals("starling: --lse " + fifo + ": is a FIFO, not a regular file", r.err().strip());
         }
         assertFalse(Files.exists(o));
     }

@@ -54,7 +54,7 @@ class StagedFilesTest {
                 throw new IOException("No space left on device");
             }));
         }
-        assertEquals(b + ": cannot write (No space left on device)", e.getMessage());
+        assertEquals(b + ": cannot write (no space left on device)", e.getMessage());
         assertEquals("old a", Files.readString(a));
         assertEquals("old b", Files.readString(b));
         assertEquals(Set.of("a.npy", "b.npy"), names(dir));
