@@ -67,7 +67,8 @@ final class MachineRate {
             rates.add(new Rate("libtorch matmul", Double.NaN, torchFailure));
             return rates;
         }
-        try (PointerScope scope = new PointerScope()) {
+        PointerScope scope = new PointerScope();
+        try (scope) {
             org.bytedeco.pytorch.Tensor a = torch.rand(n, n);
             org.bytedeco.pytorch.Tensor b = torch.rand(n, n);
             List<Double> ms = new ArrayList<>();
