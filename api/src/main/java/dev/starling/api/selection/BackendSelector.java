@@ -14,6 +14,7 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.UnaryOperator;
 
 /**
@@ -26,7 +27,10 @@ import java.util.function.UnaryOperator;
  *       or lacks a capability the problem needs is an error that says why: no silent fallback.</li>
  *   <li>Otherwise the highest-priority available backend whose capabilities fit the problem
  *       (ties broken by name). When none fits, the error lists every backend and why each was
- *       refused.</li>
+ *       refused. When a backend that would outrank the chosen one is unavailable for a reason the
+ *       user can fix ({@link Availability#remedy()}, e.g. {@code vector} without
+ *       {@code --add-modules jdk.incubator.vector}), a warning (logger {@value #LOGGER}) says so and
+ *       how to fix it, once per process and backend: the slower choice is never silent.</li>
  * </ol>
  *
  * <p>Backends are found by {@link NamedProviders}, so each provider is loaded, instantiated and
@@ -44,6 +48,11 @@ public final class BackendSelector {
     public static final String PROPERTY = "starling.backend";
     /** Environment variable naming the backend to use when the property is unset. */
     public static final String ENVIRONMENT = "STARLING_BACKEND";
+    /** Logger of the notice that a faster backend could be enabled. */
+    public static final String LOGGER = "dev.starling.api.selection";
+    private static final System.Logger LOG = System.getLogger(LOGGER);
+    /** Backends already named in a notice in this process: each is named once. */
+    private static final Set<String> NOTICED = ConcurrentHashMap.newKeySet();
     private static final NamedProviders<SparseAttention> BACKENDS =
             NamedProviders.of(SparseAttention.class, "backend", SparseAttention::name, List.of());
 
@@ -246,15 +255,30 @@ public final class BackendSelector {
             }
             return named.backend();
         }
+        List<BackendReport> fixable = new ArrayList<>();
         for (BackendReport r : reports) {
-            if (r.usable() && r.capabilities().missing(problem, needed).isEmpty()) {
+            boolean fits = r.capabilities() != null && r.capabilities().missing(problem, needed).isEmpty();
+            if (r.usable() && fits) {
+                fixable.forEach(f -> notice(f, r));
                 return r.backend();
+            }
+            if (fits && r.availability().remedy().isPresent()) {
+                fixable.add(r);
             }
         }
         throw new NoBackendException("no backend can run " + problem
                 + (needed.contains(Feature.BACKWARD) ? " with gradients" : "") + "\n"
                 + listing(problem, needed)
                 + (reports.isEmpty() ? "\nput a Starling backend jar (e.g. starling-backend-reference) on the class path" : ""));
+    }
+
+    /** One line, once per process and backend, as Lucene does for its Vector API path. */
+    private static void notice(BackendReport faster, BackendReport chosen) {
+        if (NOTICED.add(faster.name())) {
+            LOG.log(System.Logger.Level.WARNING, "Starling backend '" + faster.name() + "' (priority " + faster.priority()
+                    + ") would be used but is unavailable: " + faster.availability().reason() + "; using '"
+                    + chosen.name() + "' (priority " + chosen.priority() + ") instead");
+        }
     }
 
     private String listing(AttentionProblem problem, Set<Feature> needed) {

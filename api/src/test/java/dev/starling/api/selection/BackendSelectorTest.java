@@ -14,8 +14,12 @@ import java.net.URL;
 import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.logging.Handler;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -60,6 +64,37 @@ class BackendSelectorTest {
         UnsupportedOperationException u = assertThrows(UnsupportedOperationException.class,
                 () -> selector(List.of(good, noCausal), Map.of("starling.backend", "fast"), Map.of()).select(CAUSAL, false));
         assertTrue(u.getMessage().contains("CAUSAL"), u.getMessage());
+    }
+
+    @Test
+    void aFasterBackendTheUserCanEnableIsNamedOncePerProcess() {
+        SparseAttention slow = new FakeBackends.Fake("slowpoke", 5, Availability.available(), FakeBackends.fp32());
+        SparseAttention fixable = new FakeBackends.Fake("quickfix", 60,
+                Availability.fixable("module m is not in the boot layer", "start the JVM with --add-modules m"),
+                FakeBackends.fp32());
+        SparseAttention broken = new FakeBackends.Fake("brokenfast", 70, Availability.unavailable("no device"),
+                FakeBackends.fp32());
+        List<String> logged = new ArrayList<>();
+        Logger logger = Logger.getLogger(BackendSelector.LOGGER);
+        Handler handler = new Handler() {
+            @Override public void publish(LogRecord r) {
+                logged.add(r.getLevel() + " " + r.getMessage());
+            }
+            @Override public void flush() { }
+            @Override public void close() { }
+        };
+        logger.addHandler(handler);
+        try {
+            BackendSelector s = selector(List.of(slow, fixable, broken), Map.of(), Map.of());
+            assertSame(slow, s.select(PROBLEM, false));
+            assertSame(slow, s.select(PROBLEM, false));
+            assertSame(slow, selector(List.of(slow, fixable), Map.of(), Map.of()).select(PROBLEM, false));
+        } finally {
+            logger.removeHandler(handler);
+        }
+        assertEquals(List.of("WARNING Starling backend 'quickfix' (priority 60) would be used but is unavailable:"
+                + " module m is not in the boot layer; start the JVM with --add-modules m; using 'slowpoke' (priority 5)"
+                + " instead"), logged, "one line, once, naming the remedy; an unfixable reason (no device) is not news");
     }
 
     @Test

@@ -147,7 +147,8 @@ final class Nd4jPlan extends BasePlan {
                     rows.reset(nq);
                     Arrays.fill(tainted, false);
                     for (Group group : groups.get(layout().headIndex(h))) {
-                        try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(workspace, workspaceId)) {
+                        MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(workspace, workspaceId);
+                        try (ws) {   // every array made inside lives in the workspace, freed on close
                             new GroupStep(b, h, group, q, k, v, rows, tainted).run();
                         }
                     }

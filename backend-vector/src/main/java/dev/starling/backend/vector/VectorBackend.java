@@ -107,8 +107,8 @@ public final class VectorBackend implements SparseAttention {
      */
     static Availability availability(boolean moduleInBootLayer, int threads) {
         if (!moduleInBootLayer) {
-            return Availability.unavailable("the Vector API module " + MODULE + " is not in the boot layer; start the"
-                    + " JVM with " + ENABLE_FLAG + " (java, Surefire argLine, Gradle jvmArgs)");
+            return Availability.fixable("the Vector API module " + MODULE + " is not in the boot layer",
+                    "start the JVM with " + ENABLE_FLAG + " (java, Surefire argLine, Gradle jvmArgs)");
         }
         try {
             // Named only here, in a method body: this class loads without the module.

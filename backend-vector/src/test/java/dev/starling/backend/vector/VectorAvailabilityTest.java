@@ -28,6 +28,8 @@ class VectorAvailabilityTest {
         Availability a = VectorBackend.availability(false, 2);
         assertFalse(a.isAvailable());
         assertTrue(a.reason().contains("--add-modules jdk.incubator.vector"), a.reason());
+        assertTrue(a.remedy().orElse("").contains("--add-modules jdk.incubator.vector"),
+                "a remedy, so selection tells the user once when it picks a slower backend: " + a.remedy());
     }
 
     @Test

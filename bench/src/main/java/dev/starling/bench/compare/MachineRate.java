@@ -42,6 +42,26 @@ final class MachineRate {
         }
     }
 
+    /**
+     * Per library, the faster of two measurements (NaN, a failure, loses to any number).
+     *
+     * @param first rates measured first
+     * @param second the same libraries measured again, in the same order
+     * @return per library the faster rate
+     */
+    static List<Rate> faster(List<Rate> first, List<Rate> second) {
+        if (first.size() != second.size()) {
+            return second;
+        }
+        List<Rate> best = new ArrayList<>(second.size());
+        for (int i = 0; i < second.size(); i++) {
+            Rate a = first.get(i);
+            Rate b = second.get(i);
+            best.add(Double.isNaN(b.gflops()) || a.gflops() > b.gflops() ? a : b);
+        }
+        return best;
+    }
+
     static List<Rate> measure(int n, int reps) {
         List<Rate> rates = new ArrayList<>();
         double flops = 2.0 * n * n * n;
@@ -67,7 +87,8 @@ final class MachineRate {
             rates.add(new Rate("libtorch matmul", Double.NaN, torchFailure));
             return rates;
         }
-        try (PointerScope scope = new PointerScope()) {
+        PointerScope scope = new PointerScope();
+        try (scope) {
             org.bytedeco.pytorch.Tensor a = torch.rand(n, n);
             org.bytedeco.pytorch.Tensor b = torch.rand(n, n);
             List<Double> ms = new ArrayList<>();

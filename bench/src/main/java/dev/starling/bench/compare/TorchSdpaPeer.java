@@ -115,7 +115,8 @@ final class TorchSdpaPeer implements Contender {
     @Override
     public void run(Tensor out) {
         int before = oneBlasThread();
-        try (PointerScope scope = new PointerScope()) {
+        PointerScope scope = new PointerScope();   // closes every tensor made inside the try
+        try (scope) {
             read(attention(q, k, v), out);
         } finally {
             openblas_full.openblas_set_num_threads(before);
@@ -132,7 +133,8 @@ final class TorchSdpaPeer implements Contender {
             dOutSource = dOut;
         }
         int before = oneBlasThread();
-        try (PointerScope scope = new PointerScope()) {
+        PointerScope scope = new PointerScope();   // closes every tensor made inside the try
+        try (scope) {
             // Fresh leaves over the same storage each call, so gradients never accumulate across calls.
             org.bytedeco.pytorch.Tensor ql = q.detach().requires_grad_(true);
             org.bytedeco.pytorch.Tensor kl = k.detach().requires_grad_(true);

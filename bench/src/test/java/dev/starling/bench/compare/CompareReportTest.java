@@ -27,6 +27,20 @@ class CompareReportTest {
             new int[] {1024, 4096}, List.of(), true, 5, 20, 1L << 33);
 
     @Test
+    void theMachineShareIsNeverAboveOneHundredPercent() {
+        MachineRate.Rate rate = new MachineRate.Rate("libtorch matmul", 34.9, "");
+        assertEquals("best sparse useful rate 28.0 GFLOP/s = 80% of the machine's 34.9 GFLOP/s (libtorch matmul)",
+                CompareMain.shareLine(28.0, rate));
+        String over = CompareMain.shareLine(100.2, rate);
+        assertTrue(!over.contains("%") && over.contains("other load"), "287% would be impossible: " + over);
+        List<MachineRate.Rate> best = MachineRate.faster(
+                List.of(new MachineRate.Rate("a", 150, ""), new MachineRate.Rate("b", Double.NaN, "failed")),
+                List.of(new MachineRate.Rate("a", 35, ""), new MachineRate.Rate("b", 90, "")));
+        assertEquals(List.of(150.0, 90.0), best.stream().map(MachineRate.Rate::gflops).toList(),
+                "per library the faster of before and after");
+    }
+
+    @Test
     void aSlowerSparseBackendIsCalledSlowerNotAFractionFaster() {
         assertEquals("5.0x slower", CompareMain.speed(160.5, 32.1));
         assertEquals("10.0x faster", CompareMain.speed(3.21, 32.1));

@@ -2,6 +2,9 @@ package dev.starling.bench.examples;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
@@ -33,5 +36,18 @@ class CopyTaskTest {
         String report = String.format("bigbird %.3f -> %.3f, window -> %.3f", bigbirdStart, bigbirdEnd, windowEnd);
         assertTrue(bigbirdEnd < 0.2 && bigbirdEnd < 0.25 * bigbirdStart, "BigBird should learn: " + report);
         assertTrue(windowEnd > 0.5, "a window alone cannot reach token 0: " + report);
+        // Each claim of CopyTask.STORY, which the example prints and the README quotes.
+        double bigbirdPeak = bigbird[CopyTask.peak(bigbird)];
+        double windowPeak = window[CopyTask.peak(window)];
+        String curve = report + String.format(", first %.3f, highest %.3f (window %.3f)", bigbird[0], bigbirdPeak, windowPeak);
+        assertTrue(bigbird[0] > 0.05 && bigbird[0] < 0.2, "starts near 0.1: " + curve);
+        assertTrue(bigbirdPeak > 1 && windowPeak > 1, "climbs above 1: " + curve);
+        assertTrue(CopyTask.tailMean(bigbird, 20) < 0.1, "falls below 0.1 within 200 steps: " + curve);
+    }
+
+    @Test
+    void theReadmeSaysWhatTheExamplePrints() throws IOException {
+        String readme = Files.readString(Path.of("..", "README.md")).replaceAll("\\s+", " ");
+        assertTrue(readme.contains(CopyTask.STORY), "README.md describes CopyTask as: " + CopyTask.STORY);
     }
 }
