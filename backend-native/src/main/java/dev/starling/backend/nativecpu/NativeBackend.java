@@ -37,12 +37,11 @@ public final class NativeBackend implements SparseAttention {
     /** System property: threads per call (default: available processors). */
     public static final String THREADS_PROPERTY = "starling.native.threads";
     /**
-     * Selection priority: above vector (70) where the float32 path measured faster than vector
-     * (AVX-512), below it elsewhere; bf16 problems, which vector does not run, come here either way.
+     * Selection priority: below vector (70), above nd4j (50). Measured on a 2-core Sapphire Rapids,
+     * the avx512-fp32 path runs as fast as vector, not faster (docs/benchmarks.md), so vector stays
+     * first for float32; bf16 problems, which vector does not run, come here on any CPU without cuda.
      */
-    public static final int PRIORITY_FAST = 75;
-    /** Priority where the float32 path is AVX2 or plain C: vector stays first for float32. */
-    public static final int PRIORITY_SLOW = 60;
+    public static final int PRIORITY = 60;
 
     private final Isa ceiling;
     private final int threads;
@@ -141,11 +140,7 @@ public final class NativeBackend implements SparseAttention {
 
     @Override
     public int priority() {
-        try {
-            return path(Precision.FP32) == KernelPath.AVX512_FP32 ? PRIORITY_FAST : PRIORITY_SLOW;
-        } catch (RuntimeException e) {
-            return PRIORITY_SLOW;
-        }
+        return PRIORITY;
     }
 
     @Override
