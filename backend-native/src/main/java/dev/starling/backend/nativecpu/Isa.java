@@ -5,7 +5,7 @@ import java.util.Locale;
 /**
  * Instruction-set levels of x86-64 CPUs that the native kernels have a path for, lowest first. A
  * level names the highest path a plan may use ({@link NativeBackend#ISA_PROPERTY}); the CPU's own
- * level ({@link NativeKernels#machineIsa()}) caps it.
+ * level (read by CPUID when the library loads) caps it.
  */
 public enum Isa {
     /** Any x86-64 CPU: the tile kernels emulated in plain C. */
