@@ -19,7 +19,8 @@ class ArchitectureTest {
         // Guard against a vacuous pass: every module's classes must be on the test class path.
         for (String name : new String[] {"dev.starling.api.SparseAttention", "dev.starling.backend.reference.ReferenceBackend",
             "dev.starling.conformance.DenseOracle", "dev.starling.bench.cli.StarlingCli",
-            "dev.starling.backend.cuda.CudaBackend", "dev.starling.bench.cuda.CudaBenchmark"}) {
+            "dev.starling.backend.cuda.CudaBackend", "dev.starling.bench.cuda.CudaBenchmark",
+            "dev.starling.backend.nativecpu.NativeBackend"}) {
             if (!classes.contain(name)) {
                 throw new AssertionError("ArchUnit did not import " + name);
             }
