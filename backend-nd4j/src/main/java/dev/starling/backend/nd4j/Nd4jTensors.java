@@ -17,7 +17,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * <p>A rank-4 array is read in the given dimension order: {@link TensorLayout#BHSD} for
  * {@code [B, H, N, D]}, {@link TensorLayout#BSHD} for {@code [B, N, H, D]} (what a projection
  * produces). Any strides ND4J produces are fine (c or f order, views from {@code get(...)},
- * {@code permute(...)}) as long as none is negative. Element types: {@code FLOAT}, {@code HALF}
+ * {@code permute(...)}) as long as none is negative. Element types: {@code FLOAT}, {@code FLOAT16}
  * (fp16) and {@code BFLOAT16}.
  *
  * <p>The view shares memory with the array: keep the array reachable while the view is in use
@@ -31,7 +31,7 @@ public final class Nd4jTensors {
     /**
      * A tensor view of {@code array}'s memory.
      *
-     * @param array a rank-4 {@code FLOAT}, {@code HALF} or {@code BFLOAT16} array on the CPU backend
+     * @param array a rank-4 {@code FLOAT}, {@code FLOAT16} or {@code BFLOAT16} array on the CPU backend
      * @param order how the array's dimensions are ordered: BHSD {@code [B, H, N, D]} or BSHD {@code [B, N, H, D]}
      * @return the view, logical shape {@code (B, H, N, D)}
      * @throws IllegalArgumentException if the array is not rank 4, has another type, or a negative stride
@@ -61,11 +61,15 @@ public final class Nd4jTensors {
     }
 
     private static ElementType elementType(DataType type) {
-        return switch (type) {
-            case FLOAT -> ElementType.FP32;
-            case HALF -> ElementType.FP16;
-            case BFLOAT16 -> ElementType.BF16;
-            default -> throw new IllegalArgumentException("array type " + type + " is not FLOAT, HALF or BFLOAT16");
-        };
+        if (type == DataType.FLOAT) {
+            return ElementType.FP32;
+        }
+        if (type == DataType.FLOAT16) {   // FLOAT16 is the same constant as the deprecated HALF
+            return ElementType.FP16;
+        }
+        if (type == DataType.BFLOAT16) {
+            return ElementType.BF16;
+        }
+        throw new IllegalArgumentException("array type " + type + " is not FLOAT, FLOAT16 or BFLOAT16");
     }
 }

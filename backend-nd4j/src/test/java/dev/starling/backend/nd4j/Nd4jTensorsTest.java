@@ -34,7 +34,7 @@ class Nd4jTensorsTest {
         assertSameValues(middle, Nd4jTensors.view(middle, TensorLayout.BHSD), TensorLayout.BHSD);
         INDArray permuted = bshd.permute(0, 2, 1, 3);
         assertSameValues(permuted, Nd4jTensors.view(permuted, TensorLayout.BHSD), TensorLayout.BHSD);
-        INDArray half = bhsd.castTo(DataType.HALF);
+        INDArray half = bhsd.castTo(DataType.FLOAT16);
         Tensor h = Nd4jTensors.view(half, TensorLayout.BHSD);
         assertEquals(ElementType.FP16, h.type());
         assertSameValues(half, h, TensorLayout.BHSD);
