@@ -116,17 +116,7 @@ final class TensorViewRules {
         int d = p.headDim();
         float[] fused = new float[b * n * 3 * h * d];
         Tensor[] src = {c.q(), c.k(), c.v()};
-        for (int slot = 0; slot < 3; slot++) {
-            for (int bb = 0; bb < b; bb++) {
-                for (int nn = 0; nn < n; nn++) {
-                    for (int hh = 0; hh < h; hh++) {
-                        for (int dd = 0; dd < d; dd++) {
-                            fused[(((bb * n + nn) * 3 + slot) * h + hh) * d + dd] = src[slot].get(bb, hh, nn, dd);
-                        }
-                    }
-                }
-            }
-        }
+        fillFused(src, b, n, h, d, (i, value) -> fused[i] = value);
         Tensor[] qkv = Tensor.fusedQkv(fused, b, n, h, d);
         float[] outStore = sentinels(b * n * 2 * h * d);
         Tensor out = Tensor.fusedSlot(Tensor.of(TensorLayout.BHSD, outStore, 1, 1, 1, outStore.length), 1, 2, b, n, h, d);
@@ -256,17 +246,7 @@ final class TensorViewRules {
         int d = p.headDim();
         ByteBuffer fused = ByteBuffer.allocateDirect(b * n * 3 * h * d * 4).order(ByteOrder.LITTLE_ENDIAN);
         Tensor[] src = {c.q(), c.k(), c.v()};
-        for (int slot = 0; slot < 3; slot++) {
-            for (int bb = 0; bb < b; bb++) {
-                for (int nn = 0; nn < n; nn++) {
-                    for (int hh = 0; hh < h; hh++) {
-                        for (int dd = 0; dd < d; dd++) {
-                            fused.putFloat(((((bb * n + nn) * 3 + slot) * h + hh) * d + dd) * 4, src[slot].get(bb, hh, nn, dd));
-                        }
-                    }
-                }
-            }
-        }
+        fillFused(src, b, n, h, d, (i, value) -> fused.putFloat(i * 4, value));
         Tensor[] qkv = Tensor.fusedQkv(ElementType.FP32, fused, b, n, h, d);
         Tensor out = Tensor.of(TensorLayout.BHSD, ElementType.FP32,
                 ByteBuffer.allocateDirect(b * h * n * d * 4).order(ByteOrder.nativeOrder()), 0, b, h, n, d);
@@ -296,17 +276,7 @@ final class TensorViewRules {
             int d = p.headDim();
             short[] store = new short[b * n * 3 * h * d];
             Tensor[] src = {q16, k16, v16};
-            for (int slot = 0; slot < 3; slot++) {
-                for (int bb = 0; bb < b; bb++) {
-                    for (int nn = 0; nn < n; nn++) {
-                        for (int hh = 0; hh < h; hh++) {
-                            for (int dd = 0; dd < d; dd++) {
-                                store[(((bb * n + nn) * 3 + slot) * h + hh) * d + dd] = type.round(src[slot].get(bb, hh, nn, dd));
-                            }
-                        }
-                    }
-                }
-            }
+            fillFused(src, b, n, h, d, (i, value) -> store[i] = type.round(value));
             Tensor[] qkv = Tensor.fusedQkv(type, store, b, n, h, d);
             q16 = qkv[0];
             k16 = qkv[1];
@@ -442,6 +412,26 @@ final class TensorViewRules {
             }
         }
         return buf;
+    }
+
+    /** Receives one element of a fused projection: its index and value. */
+    private interface FusedWriter {
+        void put(int index, float value);
+    }
+
+    /** Writes {@code src[slot]} element {@code (b, h, n, d)} at index {@code (((b·N + n)·3 + slot)·H + h)·D + d}. */
+    private static void fillFused(Tensor[] src, int b, int n, int h, int d, FusedWriter writer) {
+        for (int slot = 0; slot < 3; slot++) {
+            for (int bb = 0; bb < b; bb++) {
+                for (int nn = 0; nn < n; nn++) {
+                    for (int hh = 0; hh < h; hh++) {
+                        for (int dd = 0; dd < d; dd++) {
+                            writer.put((((bb * n + nn) * 3 + slot) * h + hh) * d + dd, src[slot].get(bb, hh, nn, dd));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     private static float[] sentinels(int count) {
