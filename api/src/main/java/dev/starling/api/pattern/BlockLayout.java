@@ -43,9 +43,17 @@ public final class BlockLayout {
     private final int drawnForHeads;
     private final int[][] rowStart;
     private final int[][] columns;
+    /** Per head layout, the count of each CSR entry; {@code null} when every count is 1 (set semantics). */
+    private final int[][] counts;
 
     private BlockLayout(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
                         int drawnForHeads, int[][] rowStart, int[][] columns) {
+        this(queryLength, keyLength, queryBlock, keyBlock, causal, drawnForHeads, rowStart, columns, null);
+    }
+
+    private BlockLayout(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                        int drawnForHeads, int[][] rowStart, int[][] columns, int[][] counts) {
+        this.counts = counts;
         this.queryLength = queryLength;
         this.keyLength = keyLength;
         this.queryBlock = queryBlock;
@@ -132,6 +140,95 @@ public final class BlockLayout {
             }
         }
         return new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, drawnForHeads, rs, kb);
+    }
+
+    /**
+     * Same as {@link #ofCsr(int, int, int, int, boolean, int[][], int[][], int)} with a count per entry:
+     * entry {@code p} of head layout {@code h} weighs every key of its block {@code counts[h][p]} times in
+     * the softmax (equivalently, {@code ln counts[h][p]} is added to those keys' scores; DESIGN section 2,
+     * block multiplicity). Counts of 1 everywhere give a layout equal to one built without counts.
+     *
+     * @param counts per head layout, one count {@code >= 1} per key block index, or {@code null} for all 1.
+     *               Not modified.
+     * @return the layout
+     * @throws IllegalArgumentException on any inconsistency, naming the head, row and entry
+     */
+    public static BlockLayout ofCsr(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                                    int[][] rowStart, int[][] keyBlocks, int[][] counts, int drawnForHeads) {
+        BlockLayout base = ofCsr(queryLength, keyLength, queryBlock, keyBlock, causal, rowStart, keyBlocks, drawnForHeads);
+        if (counts == null) {
+            return base;
+        }
+        if (counts.length != keyBlocks.length) {
+            throw new IllegalArgumentException("counts has " + counts.length + " head layouts but keyBlocks has "
+                    + keyBlocks.length);
+        }
+        int[][] cs = new int[counts.length][];
+        boolean any = false;
+        for (int h = 0; h < counts.length; h++) {
+            if (counts[h] == null || counts[h].length != keyBlocks[h].length) {
+                throw new IllegalArgumentException("head layout " + h + ": counts has "
+                        + (counts[h] == null ? "no array" : counts[h].length + " entries") + " but keyBlocks has "
+                        + keyBlocks[h].length);
+            }
+            cs[h] = counts[h].clone();
+            for (int p = 0; p < cs[h].length; p++) {
+                if (cs[h][p] < 1) {
+                    throw new IllegalArgumentException("head layout " + h + ", entry " + p + " (key block "
+                            + keyBlocks[h][p] + "): counts must be >= 1, got " + cs[h][p]);
+                }
+                any |= cs[h][p] != 1;
+            }
+        }
+        return any ? new BlockLayout(queryLength, keyLength, queryBlock, keyBlock, causal, drawnForHeads,
+                base.rowStart, base.columns, cs) : base;
+    }
+
+    /**
+     * Builds a layout from block lists in which a key block may appear more than once: the list of
+     * query block {@code qb} of head layout {@code h} is {@code lists[h][qb]}, in any order; a key block
+     * listed {@code c} times gets count {@code c} (Hugging Face's BigBird softmax runs over such lists).
+     *
+     * @param lists {@code [headLayouts][ceil(Nq/queryBlock)][any]} key block indices. Not modified.
+     * @param drawnForHeads see {@link #drawnForHeads()}
+     * @return the layout, sorted and with counts
+     * @throws IllegalArgumentException on a wrong row count or a key block out of range, naming head and row
+     */
+    public static BlockLayout ofLists(int queryLength, int keyLength, int queryBlock, int keyBlock, boolean causal,
+                                      int[][][] lists, int drawnForHeads) {
+        if (lists == null || lists.length == 0) {
+            throw new IllegalArgumentException("lists must have at least one head layout");
+        }
+        int[][] rs = new int[lists.length][];
+        int[][] kb = new int[lists.length][];
+        int[][] cs = new int[lists.length][];
+        for (int h = 0; h < lists.length; h++) {
+            int rows = lists[h].length;
+            rs[h] = new int[rows + 1];
+            int[] cols = new int[0];
+            int[] cnt = new int[0];
+            int n = 0;
+            for (int r = 0; r < rows; r++) {
+                int[] sorted = lists[h][r].clone();
+                Arrays.sort(sorted);
+                for (int i = 0; i < sorted.length; i++) {
+                    if (i > 0 && sorted[i] == sorted[i - 1]) {
+                        cnt[n - 1]++;
+                        continue;
+                    }
+                    if (n == cols.length) {
+                        cols = Arrays.copyOf(cols, Math.max(16, 2 * n));
+                        cnt = Arrays.copyOf(cnt, cols.length);
+                    }
+                    cols[n] = sorted[i];
+                    cnt[n++] = 1;
+                }
+                rs[h][r + 1] = n;
+            }
+            kb[h] = Arrays.copyOf(cols, n);
+            cs[h] = Arrays.copyOf(cnt, n);
+        }
+        return ofCsr(queryLength, keyLength, queryBlock, keyBlock, causal, rs, kb, cs, drawnForHeads);
     }
 
     /**
@@ -228,7 +325,25 @@ public final class BlockLayout {
      *
      * @return {@code false} for every layout of set semantics (all counts 1)
      */
-    public boolean hasCounts() { return false; }
+    public boolean hasCounts() { return counts != null; }
+
+    /**
+     * @return the count of CSR entry {@code p} of query head {@code h}: how many times every key of block
+     *         {@link #keyBlock(int, int) keyBlock(h, p)} is weighed in the softmax (1 unless {@link #hasCounts()})
+     */
+    public int count(int h, int p) {
+        return counts == null ? 1 : counts[headIndex(h)][p];
+    }
+
+    /** @return a copy of the counts of head layout {@code headLayout}, one per key block index (all 1 without counts) */
+    public int[] counts(int headLayout) {
+        if (counts == null) {
+            int[] ones = new int[columns[headLayout].length];
+            Arrays.fill(ones, 1);
+            return ones;
+        }
+        return counts[headLayout].clone();
+    }
     /**
      * @return the number of query heads a head-dependent pattern (random blocks) was drawn for, or 0 when the
      *         rows do not depend on the head (then any number of heads may share it)
@@ -335,6 +450,7 @@ public final class BlockLayout {
         long bytes = 0;
         for (int h = 0; h < rowStart.length; h++) {
             bytes += 4L * (rowStart[h].length + columns[h].length) + 32;
+            bytes += counts == null ? 0 : 4L * counts[h].length + 16;
         }
         return bytes;
     }
@@ -344,18 +460,19 @@ public final class BlockLayout {
         return o instanceof BlockLayout l && l.queryLength == queryLength && l.keyLength == keyLength
                 && l.queryBlock == queryBlock && l.keyBlock == keyBlock && l.causal == causal
                 && l.drawnForHeads == drawnForHeads
-                && Arrays.deepEquals(l.rowStart, rowStart) && Arrays.deepEquals(l.columns, columns);
+                && Arrays.deepEquals(l.rowStart, rowStart) && Arrays.deepEquals(l.columns, columns)
+                && Arrays.deepEquals(l.counts, counts);
     }
 
     @Override
     public int hashCode() {
-        return 31 * Arrays.deepHashCode(rowStart) + Arrays.deepHashCode(columns);
+        return 31 * (31 * Arrays.deepHashCode(rowStart) + Arrays.deepHashCode(columns)) + Arrays.deepHashCode(counts);
     }
 
     @Override
     public String toString() {
         return "BlockLayout[Nq=" + queryLength + ", Nk=" + keyLength + ", block=" + queryBlock
                 + (keyBlock != queryBlock ? "x" + keyBlock : "") + ", " + queryBlocks + "x" + keyBlocks + " blocks, "
-                + (isShared() ? "shared" : heads() + " heads") + ", nnz=" + nnz(0) + (causal ? ", causal" : "") + "]";
+                + (isShared() ? "shared" : heads() + " heads") + ", nnz=" + nnz(0) + (causal ? ", causal" : "") + (counts != null ? ", with counts" : "") + "]";
     }
 }
