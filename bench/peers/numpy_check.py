@@ -23,14 +23,43 @@ CASES = [
     dict(name="causal with lengths", spec="bigbird(block=16, window=3, global=2, random=2, seed=9)", B=2, Hq=2, Hkv=1, Nq=120, Nk=150, D=16, Dv=16,
          causal=True, key_lengths=[150, 61], query_lengths=[120, 0]),
     dict(name="longformer scale", spec="longformer(block=32, window=3, global=[0, -1])", B=1, Hq=2, Hkv=2, Nq=200, Nk=200, D=16, Dv=16, scale=0.3),
+    # The layout and element type of the files: [B, N, H, D] with --layout bshd, float16 '<f2', bfloat16 bits '<u2'.
+    dict(name="bshd files, gqa, nq!=nk", spec="bigbird(block=16, window=3, global=2, random=3, seed=1)", B=2, Hq=4, Hkv=2, Nq=150, Nk=230, D=32, Dv=24,
+         layout="bshd"),
+    dict(name="float16 inputs", spec="bigbird(block=16, window=3, global=2, random=2, seed=4)", B=1, Hq=2, Hkv=2, Nq=160, Nk=160, D=32, Dv=32,
+         dtype="float16"),
+    dict(name="bfloat16 inputs, bshd", spec="bigbird(block=16, window=3, global=2, random=2, seed=5)", B=1, Hq=2, Hkv=1, Nq=96, Nk=96, D=16, Dv=16,
+         dtype="bfloat16", layout="bshd"),
 ]
+
+
+def to_bf16_bits(a):
+    """float32 -> bfloat16 bit patterns (uint16), round to nearest even (NaN kept quiet)."""
+    x = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    r = ((x + 0x7FFF + ((x >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(a), np.uint16(0x7FC0), r)
+
+
+def from_bf16_bits(b):
+    return (b.astype(np.uint32) << 16).view(np.float32)
+
+
+def stored(a, dtype):
+    """(what goes into the file, the float values Starling reads from it)"""
+    if dtype == "float16":
+        h = a.astype(np.float16)
+        return h, h.astype(np.float32)
+    if dtype == "bfloat16":
+        b = to_bf16_bits(a)
+        return b, from_bf16_bits(b)
+    return a, a
 
 
 def run(*args):
     r = subprocess.run([STARLING, *map(str, args)], capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"starling {' '.join(map(str, args))} failed ({r.returncode}): {r.stderr.strip()}")
-    return r.stdout
+    return r
 
 
 def dense_masked(q, k, v, layout, block, causal, scale, key_lengths, query_lengths, dout=None):
@@ -79,8 +108,20 @@ def main():
             k = rng.standard_normal((c["B"], c["Hkv"], c["Nk"], c["D"]), dtype=np.float32)
             v = rng.standard_normal((c["B"], c["Hkv"], c["Nk"], c["Dv"]), dtype=np.float32)
             dout = rng.standard_normal((c["B"], c["Hq"], c["Nq"], c["Dv"]), dtype=np.float32)
-            for n, a in (("q", q), ("k", k), ("v", v), ("dout", dout)):
-                np.save(os.path.join(tmp, n + ".npy"), a)
+            bshd = c.get("layout", "bhsd") == "bshd"
+            dtype = c.get("dtype", "float32")
+            for n in ("q", "k", "v", "dout"):
+                a = {"q": q, "k": k, "v": v, "dout": dout}[n]
+                data, values = stored(a, dtype)
+                np.save(os.path.join(tmp, n + ".npy"), data.transpose(0, 2, 1, 3) if bshd else data)
+                if n == "q":
+                    q = values
+                elif n == "k":
+                    k = values
+                elif n == "v":
+                    v = values
+                else:
+                    dout = values
             causal = c.get("causal", False)
             extra = ["--causal"] if causal else []
             layout_file = os.path.join(tmp, "layout.npy")
@@ -89,6 +130,8 @@ def main():
             ql = c.get("query_lengths", [c["Nq"]] * c["B"])
             args = ["run", "--q", f"{tmp}/q.npy", "--k", f"{tmp}/k.npy", "--v", f"{tmp}/v.npy", "--pattern", c["spec"],
                     "--out", f"{tmp}/out.npy", "--lse", f"{tmp}/lse.npy", *extra]
+            if bshd:
+                args += ["--layout", "bshd"]
             if "key_lengths" in c:
                 args += ["--key-lengths", ",".join(map(str, kl))]
             if "query_lengths" in c:
@@ -96,13 +139,20 @@ def main():
             scale = c.get("scale", 1 / np.sqrt(c["D"]))
             if "scale" in c:
                 args += ["--scale", c["scale"]]
-            run(*args)
+            # The JVM's own incubator notice may come first; Starling's first line names the interpretation.
+            first = [l for l in run(*args).stderr.splitlines() if not l.startswith("WARNING: Using incubator modules")][0]
+            want = f"starling: q: {tmp}/q.npy [{c['B']}, " + (f"{c['Nq']}, {c['Hq']}" if bshd else f"{c['Hq']}, {c['Nq']}") \
+                + f", {c['D']}] read as {'bshd' if bshd else 'bhsd'}"
+            if not first.startswith(want) or {"float16": "float16", "bfloat16": "bfloat16"}.get(dtype, "float32") not in first:
+                failures += 1
+                print(f"FAIL {c['name']}: first stderr line {first!r} does not start with {want!r} and name {dtype}")
             run(*[a if a != f"{tmp}/out.npy" else f"{tmp}/out2.npy" for a in args if a not in ("--lse", f"{tmp}/lse.npy")],
                 "--dout", f"{tmp}/dout.npy", "--dq", f"{tmp}/dq.npy", "--dk", f"{tmp}/dk.npy", "--dv", f"{tmp}/dv.npy")
             layout = np.load(layout_file)
             block = int(c["spec"].split("block=")[1].split(",")[0].split(")")[0])
             ref, ref_lse, grads = dense_masked(q, k, v, layout, block, causal, np.float32(scale), kl, ql, dout)
-            got = np.load(f"{tmp}/out.npy").astype(np.float64)
+            back = (lambda a: a.transpose(0, 2, 1, 3)) if bshd else (lambda a: a)
+            got = back(np.load(f"{tmp}/out.npy")).astype(np.float64)
             got_lse = np.load(f"{tmp}/lse.npy").astype(np.float64)
             elem = np.abs(got - ref) <= ATOL + RTOL * np.abs(ref)
             rel = np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-300)
@@ -112,7 +162,7 @@ def main():
             ok = bool(elem.all()) and rel <= REL_NORM and lse_ok and layout.shape == (c["Hq"], -(-c["Nq"] // block), -(-c["Nk"] // block))
             grad_worst = 0.0
             for name, want in zip(("dq", "dk", "dv"), grads):
-                have = np.load(f"{tmp}/{name}.npy").astype(np.float64)
+                have = back(np.load(f"{tmp}/{name}.npy")).astype(np.float64)
                 ok = ok and have.shape == want.shape and bool(np.all(np.abs(have - want) <= GRAD_ATOL + GRAD_RTOL * np.abs(want)))
                 grad_worst = max(grad_worst, float(np.abs(have - want).max()))
             failures += not ok

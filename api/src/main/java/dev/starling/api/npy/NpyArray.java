@@ -98,6 +98,7 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
             return switch (dtype) {
                 case "<f4" -> 4;
                 case "<f8" -> 8;
+                case "<f2", "<u2" -> 2;
                 default -> 1;
             };
         }
@@ -203,14 +204,16 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
         return switch (dtype) {
             case "<f4" -> 4;
             case "<f8" -> 8;
+            case "<f2", "<u2" -> 2;
             case "|u1", "<u1", "|b1" -> 1;
             default -> throw new NpyFormatException(name + ": dtype '" + dtype + "' is not supported (Starling reads "
-                    + "little-endian float32 '<f4', float64 '<f8', and uint8/bool for layouts)");
+                    + "little-endian float32 '<f4', float64 '<f8', float16 '<f2', bfloat16 bits as uint16 '<u2', "
+                    + "and uint8/bool for layouts)");
         };
     }
 
     /**
-     * The data as float32; float64 data is rounded to nearest.
+     * The data as float32; float64 data is rounded to nearest, float16 and bfloat16 widened exactly.
      *
      * @return a new array of {@link #elements()} floats
      * @throws IllegalStateException if the dtype is not a float type
@@ -220,14 +223,71 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
         float[] out = new float[(int) elements()];
         switch (dtype) {
             case "<f4" -> buf.asFloatBuffer().get(out);
+            case "<f2", "<u2" -> {
+                dev.starling.api.ElementType type = elementType();
+                short[] bits = toShorts();
+                for (int i = 0; i < out.length; i++) {
+                    out[i] = type.widen(bits[i]);
+                }
+            }
             case "<f8" -> {
                 for (int i = 0; i < out.length; i++) {
                     out[i] = (float) buf.getDouble(i * 8);
                 }
             }
-            default -> throw new IllegalStateException("dtype " + dtype + " is not float32 or float64");
+            default -> throw new IllegalStateException("dtype " + dtype + " is not a float type");
         }
         return out;
+    }
+
+    /**
+     * The element type of a tensor stored in this array: {@code <f4} is FP32, {@code <f2} is FP16, and
+     * {@code <u2} holds bfloat16 bit patterns (NumPy has no bfloat16 dtype; Starling reads and writes bf16
+     * as {@code uint16} and names the type wherever it reports a file).
+     *
+     * @return the type, or {@code null} for float64 and the mask dtypes
+     */
+    public dev.starling.api.ElementType elementType() {
+        return switch (dtype) {
+            case "<f4" -> dev.starling.api.ElementType.FP32;
+            case "<f2" -> dev.starling.api.ElementType.FP16;
+            case "<u2" -> dev.starling.api.ElementType.BF16;
+            default -> null;
+        };
+    }
+
+    /**
+     * The data as 16-bit patterns: the IEEE half bits of {@code <f2}, the bfloat16 bits of {@code <u2}.
+     *
+     * @return a new array of {@link #elements()} shorts
+     * @throws IllegalStateException if the dtype is not {@code <f2} or {@code <u2}
+     */
+    public short[] toShorts() {
+        if (!dtype.equals("<f2") && !dtype.equals("<u2")) {
+            throw new IllegalStateException("dtype " + dtype + " is not float16 '<f2' or bfloat16 bits '<u2'");
+        }
+        short[] out = new short[(int) elements()];
+        ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asShortBuffer().get(out);
+        return out;
+    }
+
+    /**
+     * A 16-bit array: float16 as {@code <f2}, bfloat16 bits as {@code <u2}.
+     *
+     * @param type {@link dev.starling.api.ElementType#FP16} or {@link dev.starling.api.ElementType#BF16}
+     * @param bits C-order bit patterns. Copied.
+     * @param shape the dimensions; their product must equal {@code bits.length}
+     * @return the array
+     * @throws IllegalArgumentException for FP32 or a count that does not match the shape
+     */
+    public static NpyArray ofShorts(dev.starling.api.ElementType type, short[] bits, int... shape) {
+        if (type == null || !type.isHalf()) {
+            throw new IllegalArgumentException("ofShorts takes FP16 or BF16, got " + type);
+        }
+        checkCount(bits.length, shape);
+        ByteBuffer buf = ByteBuffer.allocate(bits.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        buf.asShortBuffer().put(bits);
+        return new NpyArray(type.npyDescr(), shape.clone(), buf.array());
     }
 
     /**

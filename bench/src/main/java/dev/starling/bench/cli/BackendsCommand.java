@@ -29,6 +29,11 @@ final class BackendsCommand implements Callable<Integer> {
             if (r.capabilities() != null) {
                 out.printf("%-12s %8s  %s%n", "", "", r.capabilities().summary());
             }
+            if (r.backend() != null && !r.backend().options().isEmpty()) {
+                out.printf("%-12s %8s  %s%n", "", "", "options (run --option NAME=VALUE): " + r.backend().options().stream()
+                        .map(o -> o.name() + (o.property() != null ? " [-D" + o.property() + "]" : "")).collect(
+                                java.util.stream.Collectors.joining(", ")));
+            }
         }
         if (selector.reports().isEmpty()) {
             out.println("(no backend found on the class path)");

@@ -2,6 +2,8 @@ package dev.starling.bench.cli;
 
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.ElementType;
+import dev.starling.api.PlanOptions;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
@@ -28,22 +30,34 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code starling run}: attention on NumPy files. Inputs are float32 (float64 is converted with a
- * warning) C-order arrays {@code q [B, Hq, Nq, D]}, {@code k [B, Hkv, Nk, D]}, {@code v [B, Hkv, Nk, Dv]};
- * the output is float32 {@code [B, Hq, Nq, Dv]} and the optional LSE {@code [B, Hq, Nq]}.
+ * {@code starling run}: attention on NumPy files. Inputs are C-order arrays in the layout {@code --layout}
+ * names ({@code bhsd}, the default: {@code q [B, Hq, Nq, D]}, {@code k [B, Hkv, Nk, D]},
+ * {@code v [B, Hkv, Nk, Dv]}; {@code bshd}: {@code [B, N, H, D]} each), float32, float16 ({@code <f2}),
+ * bfloat16 bits ({@code <u2}) or float64 (rounded to float32). One line on stderr per input says how it was
+ * read before anything is computed. The output is float32 in the same layout, the optional LSE
+ * {@code [B, Hq, Nq]}; gradients are float32 in the layout too.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = "Run block-sparse attention on .npy files (float32, [B, H, N, D]).")
+        description = "Run block-sparse attention on .npy files ([B, H, N, D] or, with --layout bshd, [B, N, H, D]; "
+                + "float32, float16, bfloat16 as uint16, or float64).")
 final class RunCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--q", required = true, paramLabel = "FILE", description = "queries [B, Hq, Nq, D]")
+    @Option(names = "--q", required = true, paramLabel = "FILE", description = "queries [B, Hq, Nq, D] (bshd: [B, Nq, Hq, D])")
     Path qFile;
-    @Option(names = "--k", required = true, paramLabel = "FILE", description = "keys [B, Hkv, Nk, D]")
+    @Option(names = "--k", required = true, paramLabel = "FILE", description = "keys [B, Hkv, Nk, D] (bshd: [B, Nk, Hkv, D])")
     Path kFile;
-    @Option(names = "--v", required = true, paramLabel = "FILE", description = "values [B, Hkv, Nk, Dv]")
+    @Option(names = "--v", required = true, paramLabel = "FILE", description = "values [B, Hkv, Nk, Dv] (bshd: [B, Nk, Hkv, Dv])")
     Path vFile;
+    @Option(names = "--layout", paramLabel = "bhsd|bshd", converter = LayoutConverter.class,
+            description = "layout of every input and output: bhsd [B, H, N, D] (default) or bshd [B, N, H, D]")
+    TensorLayout layout = TensorLayout.BHSD;
+
+    @Option(names = "--option", paramLabel = "NAME=VALUE",
+            description = "a plan option of the backend, e.g. threads=2 (repeatable; `starling backends` lists them)")
+    List<String> planOptions = new java.util.ArrayList<>();
+
     @Option(names = "--pattern", required = true, paramLabel = "SPEC", description = "pattern text")
     String patternText;
     @Option(names = "--backend", paramLabel = "NAME", description = "backend name (default: selection by priority)")
@@ -56,7 +70,7 @@ final class RunCommand implements Callable<Integer> {
     int[] keyLengths;
     @Option(names = "--query-lengths", split = ",", paramLabel = "a,b,...", description = "valid queries per batch entry")
     int[] queryLengths;
-    @Option(names = "--out", required = true, paramLabel = "FILE", description = "output [B, Hq, Nq, Dv], float32")
+    @Option(names = "--out", required = true, paramLabel = "FILE", description = "output [B, Hq, Nq, Dv] (bshd: [B, Nq, Hq, Dv]), float32")
     Path outFile;
     @Option(names = "--lse", paramLabel = "FILE", description = "also write the log-sum-exp [B, Hq, Nq], float32")
     Path lseFile;
@@ -93,9 +107,11 @@ final class RunCommand implements Callable<Integer> {
         List<RealFile> gradientTargets = backward ? List.of(files.output("--dq", dqFile), files.output("--dk", dkFile),
                 files.output("--dv", dvFile)) : List.of();
 
-        Tensor q = read("q", qFile, err);
-        Tensor k = read("k", kFile, err);
-        Tensor v = read("v", vFile, err);
+        // How each input was read: printed once every check has passed, before the compute.
+        List<String> readAs = new java.util.ArrayList<>();
+        Tensor q = read("q", qFile, layout, readAs);
+        Tensor k = read("k", kFile, layout, readAs);
+        Tensor v = read("v", vFile, layout, readAs);
         AttentionProblem.Builder b = AttentionProblem.builder()
                 .batch(q.batch()).heads(q.heads()).kvHeads(k.heads())
                 .queryLength(q.length()).keyLength(k.length())
@@ -105,18 +121,18 @@ final class RunCommand implements Callable<Integer> {
             b.scale(scale);
         }
         AttentionProblem problem = b.build();
-        Tensor out = Tensor.zeros(TensorLayout.BHSD, problem.batch(), problem.queryHeads(), problem.queryLength(),
+        Tensor out = Tensor.zeros(layout, problem.batch(), problem.queryHeads(), problem.queryLength(),
                 problem.valueDim());
         problem.checkInputs(q, k, v, out, null);
-        Tensor dOut = backward ? read("dout", doutFile, err) : null;
-        Tensor dq = backward ? Tensor.zeros(TensorLayout.BHSD, q.batch(), q.heads(), q.length(), q.dim()) : null;
-        Tensor dk = backward ? Tensor.zeros(TensorLayout.BHSD, k.batch(), k.heads(), k.length(), k.dim()) : null;
-        Tensor dv = backward ? Tensor.zeros(TensorLayout.BHSD, v.batch(), v.heads(), v.length(), v.dim()) : null;
+        Tensor dOut = backward ? read("dout", doutFile, layout, readAs) : null;
+        Tensor dq = backward ? Tensor.zeros(layout, q.batch(), q.heads(), q.length(), q.dim()) : null;
+        Tensor dk = backward ? Tensor.zeros(layout, k.batch(), k.heads(), k.length(), k.dim()) : null;
+        Tensor dv = backward ? Tensor.zeros(layout, v.batch(), v.heads(), v.length(), v.dim()) : null;
         float[] lse = lseFile != null || backward ? new float[problem.lseSize()] : null;
         if (backward) {
             problem.checkGradients(q, k, v, out, lse, dOut, dq, dk, dv);
         }
-        BlockLayout layout = Starling.layout(problem, pattern);
+        BlockLayout blocks = Starling.layout(problem, pattern);
         BackendSelector selector = BackendSelector.discover();
         SparseAttention chosen;
         if (backend != null) {
@@ -127,8 +143,11 @@ final class RunCommand implements Callable<Integer> {
         } else {
             chosen = selector.select(problem, lse != null, backward);
         }
+        PlanOptions options = PlanOptions.of(chosen, planOptions.toArray(String[]::new));
+        readAs.forEach(err::println);
+        err.flush();
         long t0 = System.nanoTime();
-        try (AttentionPlan plan = chosen.plan(problem, layout)) {
+        try (AttentionPlan plan = chosen.plan(problem, blocks, options)) {
             plan.forward(q, k, v, out, lse);
             if (backward) {
                 plan.backward(q, k, v, out, lse, dOut, dq, dk, dv);
@@ -137,8 +156,7 @@ final class RunCommand implements Callable<Integer> {
         double millis = (System.nanoTime() - t0) / 1e6;
         // Both files are written in full beside their targets first; only then are they renamed into place.
         try (StagedFiles staged = new StagedFiles()) {
-            NpyArray outArray = NpyArray.ofFloats(out.data(), problem.batch(), problem.queryHeads(), problem.queryLength(),
-                    problem.valueDim());
+            NpyArray outArray = NpyArray.ofFloats(out.data(), fileShape(out, layout));
             staged.stage(outTarget, outArray::write);
             if (lseTarget != null) {
                 NpyArray lseArray = NpyArray.ofFloats(lse, problem.batch(), problem.queryHeads(), problem.queryLength());
@@ -148,7 +166,7 @@ final class RunCommand implements Callable<Integer> {
                 List<Tensor> gradients = List.of(dq, dk, dv);
                 for (int g = 0; g < gradients.size(); g++) {
                     Tensor t = gradients.get(g);
-                    NpyArray a = NpyArray.ofFloats(t.data(), t.batch(), t.heads(), t.length(), t.dim());
+                    NpyArray a = NpyArray.ofFloats(t.data(), fileShape(t, layout));
                     staged.stage(gradientTargets.get(g), a::write);
                 }
             }
@@ -178,20 +196,59 @@ final class RunCommand implements Callable<Integer> {
         }
     }
 
-    private static Tensor read(String name, Path file, PrintWriter err) throws IOException {
+    /** @return the {@code .npy} shape of a packed tensor in its layout: [B, H, N, D] or [B, N, H, D] */
+    static int[] fileShape(Tensor t, TensorLayout layout) {
+        return layout == TensorLayout.BSHD ? new int[] {t.batch(), t.length(), t.heads(), t.dim()}
+                : new int[] {t.batch(), t.heads(), t.length(), t.dim()};
+    }
+
+    /**
+     * Reads one input in {@code layout} and adds to {@code readAs} one line saying how it was read.
+     *
+     * @return a packed tensor of the file's element type (float64 rounded to float32)
+     */
+    static Tensor read(String name, Path file, TensorLayout layout, List<String> readAs) throws IOException {
         NpyArray a = NpyArray.read(file);
         int[] s = a.shape();
+        boolean bshd = layout == TensorLayout.BSHD;
+        String dims = bshd ? "[B, N, H, D]" : "[B, H, N, D]";
         if (s.length != 4) {
             throw new IllegalArgumentException(name + " (" + file + ") has shape " + Arrays.toString(s)
-                    + " but must be rank 4 [B, H, N, D]");
+                    + " but must be rank 4 " + dims + " (--layout " + layout.name().toLowerCase(java.util.Locale.ROOT) + ")");
         }
-        if (!a.dtype().equals("<f4") && !a.isFloat64()) {
-            throw new IllegalArgumentException(name + " (" + file + ") has dtype " + a.dtype() + " but must be float32");
+        ElementType type = a.elementType();
+        if (type == null && !a.isFloat64()) {
+            throw new IllegalArgumentException(name + " (" + file + ") has dtype " + a.dtype()
+                    + " but must be float32 '<f4', float16 '<f2', bfloat16 bits '<u2' or float64 '<f8'");
         }
-        if (a.isFloat64()) {
-            err.println("starling: warning: " + name + " (" + file + ") is float64; converting to float32");
-            err.flush();
+        int batch = s[0];
+        int heads = bshd ? s[2] : s[1];
+        int length = bshd ? s[1] : s[2];
+        int dim = s[3];
+        String typeText = a.isFloat64() ? "float64 rounded to float32" : switch (type) {
+            case FP32 -> "float32";
+            case FP16 -> "float16";
+            case BF16 -> "bfloat16 (uint16 bits)";
+        };
+        String hint = !bshd && heads > length ? "; if the file is [B, N, H, D], pass --layout bshd" : "";
+        readAs.add("starling: " + name + ": " + file + " " + Arrays.toString(s) + " read as "
+                + layout.name().toLowerCase(java.util.Locale.ROOT) + " " + dims + ": B=" + batch + ", H=" + heads
+                + ", N=" + length + ", D=" + dim + ", " + typeText + hint);
+        if (type != null && type.isHalf()) {
+            return Tensor.of(layout, type, a.toShorts(), batch, heads, length, dim);
         }
-        return Tensor.bhsd(a.toFloats(), s[0], s[1], s[2], s[3]);
+        return Tensor.of(layout, a.toFloats(), batch, heads, length, dim);
+    }
+
+    /** {@code bhsd} or {@code bshd}, any case. */
+    static final class LayoutConverter implements CommandLine.ITypeConverter<TensorLayout> {
+        @Override
+        public TensorLayout convert(String value) {
+            return switch (value.strip().toLowerCase(java.util.Locale.ROOT)) {
+                case "bhsd" -> TensorLayout.BHSD;
+                case "bshd" -> TensorLayout.BSHD;
+                default -> throw new CommandLine.TypeConversionException("--layout must be bhsd or bshd, got '" + value + "'");
+            };
+        }
     }
 }

@@ -137,7 +137,7 @@ class StarlingCliTest {
         Result r = run("run", "--q", q.toString(), "--k", k64.toString(), "--v", q.toString(), "--pattern", "dense(block=4)",
                 "--out", dir.resolve("o.npy").toString());
         assertEquals(0, r.code(), r.err());
-        assertTrue(r.err().contains("float64; converting to float32"), r.err());
+        assertTrue(r.err().contains("float64 rounded to float32"), r.err());
     }
 
     @Test
