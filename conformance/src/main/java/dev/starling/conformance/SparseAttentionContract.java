@@ -58,6 +58,10 @@ public abstract class SparseAttentionContract {
     /** Results per contract class, for the summary line after the last rule. */
     private static final Map<Class<?>, Summary> RESULTS = new ConcurrentHashMap<>();
 
+    /** For subclasses: a backend's contract test, created by JUnit. */
+    protected SparseAttentionContract() {
+    }
+
     private record Summary(String backend, long seed, Map<Rule, RuleResult> results) {
     }
 

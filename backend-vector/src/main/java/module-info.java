@@ -1,0 +1,11 @@
+/**
+ * The Vector API backend: found through {@code ServiceLoader}; exports nothing. The incubating
+ * {@code jdk.incubator.vector} module is optional ({@code requires static}): without
+ * {@code --add-modules jdk.incubator.vector} the backend loads and reports itself unavailable, saying why.
+ */
+module dev.starling.backend.vector {
+    requires dev.starling.api;
+    requires static jdk.incubator.vector;
+
+    provides dev.starling.api.SparseAttention with dev.starling.backend.vector.VectorBackend;
+}
