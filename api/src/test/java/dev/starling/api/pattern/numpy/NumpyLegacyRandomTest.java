@@ -5,15 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -23,31 +16,10 @@ import org.junit.jupiter.api.Test;
  */
 class NumpyLegacyRandomTest {
 
-    /** The lines of a generated vector file, comments dropped, split on spaces. */
-    static List<String[]> vectors(String name) throws IOException {
-        try (InputStream in = NumpyLegacyRandomTest.class.getResourceAsStream(name)) {
-            if (in == null) {
-                throw new IOException("test resource " + name + " is missing; run make_numpy_vectors.py");
-            }
-            List<String[]> lines = new ArrayList<>();
-            BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
-            for (String line = r.readLine(); line != null; line = r.readLine()) {
-                if (!line.isBlank() && !line.startsWith("#")) {
-                    lines.add(line.trim().split(" +"));
-                }
-            }
-            return lines;
-        }
-    }
-
-    static int[] ints(String[] fields, int from) {
-        return Arrays.stream(fields, from, fields.length).mapToInt(Integer::parseInt).toArray();
-    }
-
     @Test
     void rawOutputsMatchNumpyAcrossStateRegenerations() throws IOException {
         int checked = 0;
-        for (String[] f : vectors("legacy_random.txt")) {
+        for (String[] f : GeneratedVectors.lines("legacy_random.txt")) {
             if (!f[0].equals("raw")) {
                 continue;
             }
@@ -66,14 +38,14 @@ class NumpyLegacyRandomTest {
     void permutationsMatchNumpyWithTheStreamContinuingAcrossCalls() throws IOException {
         Map<Long, NumpyLegacyRandom> streams = new HashMap<>();
         int checked = 0;
-        for (String[] f : vectors("legacy_random.txt")) {
+        for (String[] f : GeneratedVectors.lines("legacy_random.txt")) {
             if (!f[0].equals("perm")) {
                 continue;
             }
             long seed = Long.parseLong(f[1]);
             int n = Integer.parseInt(f[2]);
             NumpyLegacyRandom rng = streams.computeIfAbsent(seed, NumpyLegacyRandom::seeded);
-            assertArrayEquals(ints(f, 3), rng.permutation(n), "seed " + seed + ", permutation(" + n + ") number " + checked);
+            assertArrayEquals(GeneratedVectors.ints(f, 3), rng.permutation(n), "seed " + seed + ", permutation(" + n + ") number " + checked);
             checked++;
         }
         assertTrue(checked > 100, "only " + checked + " permutations checked");
