@@ -203,9 +203,10 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
         return switch (dtype) {
             case "<f4" -> 4;
             case "<f8" -> 8;
+            case "<i4" -> 4;
             case "|u1", "<u1", "|b1" -> 1;
             default -> throw new NpyFormatException(name + ": dtype '" + dtype + "' is not supported (Starling reads "
-                    + "little-endian float32 '<f4', float64 '<f8', and uint8/bool for layouts)");
+                    + "little-endian float32 '<f4', float64 '<f8', and uint8/bool/int32 '<i4' for layouts)");
         };
     }
 
@@ -244,6 +245,25 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
     }
 
     /**
+     * The data as integers for a block mask with counts: bool, uint8 (0 .. 255) or int32 as stored.
+     *
+     * @return a new array of {@link #elements()} values
+     * @throws IllegalArgumentException if the dtype is not bool, uint8 or int32
+     */
+    public int[] toMaskCounts() {
+        int[] out = new int[(int) elements()];
+        if (dtype.equals("<i4")) {
+            ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(out);
+            return out;
+        }
+        byte[] bytes = toMaskBytes();
+        for (int i = 0; i < out.length; i++) {
+            out[i] = bytes[i] & 0xff;
+        }
+        return out;
+    }
+
+    /**
      * A float32 array.
      *
      * @param values C-order values. Copied.
@@ -267,6 +287,20 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
     public static NpyArray ofBytes(byte[] values, int... shape) {
         checkCount(values.length, shape);
         return new NpyArray("|u1", shape.clone(), values.clone());
+    }
+
+    /**
+     * An int32 array (a block mask with counts above 255).
+     *
+     * @param values C-order values. Copied.
+     * @param shape the dimensions
+     * @return the array
+     */
+    public static NpyArray ofInts(int[] values, int... shape) {
+        checkCount(values.length, shape);
+        ByteBuffer buf = ByteBuffer.allocate(Math.multiplyExact(values.length, 4)).order(ByteOrder.LITTLE_ENDIAN);
+        buf.asIntBuffer().put(values);
+        return new NpyArray("<i4", shape.clone(), buf.array());
     }
 
     private static void checkCount(int count, int[] shape) {
