@@ -82,7 +82,7 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
      * without the data, so that a part of a large array can be read from a known offset (element
      * {@code e} of the C-order data starts at byte {@code dataOffset + e·itemSize}).
      *
-     * @param dtype the NumPy type string, one Starling reads ({@code <f4}, {@code <f8}, {@code |u1}, {@code |b1})
+     * @param dtype the NumPy type string, one Starling reads ({@code <f4}, {@code <f8}, {@code <i4}, {@code |u1}, {@code |b1})
      * @param shape the dimensions
      * @param dataOffset bytes from the start of the file to the first element
      */
@@ -96,7 +96,7 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
         /** @return bytes per element */
         public int itemSize() {
             return switch (dtype) {
-                case "<f4" -> 4;
+                case "<f4", "<i4" -> 4;
                 case "<f8" -> 8;
                 default -> 1;
             };
