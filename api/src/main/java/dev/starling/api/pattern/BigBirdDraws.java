@@ -70,6 +70,8 @@ final class BigBirdDraws {
 
     /** Tokens the paper's draw looks at ({@code last_idx}). */
     private static final int PAPER_LAST_IDX = 1024;
+    /** Most bounded draws the paper's draw may take (rows of the max_pos mask × candidates × heads). */
+    static final long MAX_PAPER_DRAWS = 1L << 30;
 
     private BigBirdDraws() {
     }
@@ -123,6 +125,15 @@ final class BigBirdDraws {
                     + "max_pos=" + maxPos + " mask, which has only " + (maxPos / block) + " blocks of " + block
                     + " but N needs " + n + "; max_pos must be >= " + padded);
         }
+        if (draw && library.paper(padded)) {
+            long rows = Math.max(0, maxPos / block - 2L);
+            long work = rows * heads * Math.min(maxPos / block, PAPER_LAST_IDX / block + 1L);
+            if (work > MAX_PAPER_DRAWS) {
+                throw new IllegalArgumentException(what + ": the paper's draw goes through every row of a max_pos=" + maxPos
+                        + " mask, " + rows + " rows per head for " + heads + " heads, about " + work
+                        + " random draws, more than the limit of " + MAX_PAPER_DRAWS + "; use a smaller max_pos or a larger block");
+            }
+        }
         int layouts = draw ? heads : 1;
         long entries = layouts * (2L * n + (n - 2L) * (5L + random));
         if (entries > BlockLayout.entryLimit()) {
@@ -169,7 +180,7 @@ final class BigBirdDraws {
         if (library.paper(length)) {
             int[][][] out = new int[heads][][];
             for (int h = 0; h < heads; h++) {
-                out[h] = Arrays.copyOf(paperRows(rng, what, maxPos, block, random), n - 2);
+                out[h] = paperRows(rng, what, maxPos, block, random, n - 2);
             }
             return out;
         }
@@ -177,13 +188,17 @@ final class BigBirdDraws {
         return withHead(rng, what, length, block, heads, plan[0], plan[1]);
     }
 
-    /** {@code bigbird_block_rand_mask(len, len, block, block, r, last_idx=1024)}: rows 1 .. len/block − 2. */
-    private static int[][] paperRows(NumpyLegacyRandom rng, String what, int length, int block, int r) {
+    /**
+     * {@code bigbird_block_rand_mask(len, len, block, block, r, last_idx=1024)[:keep]}: every row
+     * {@code 1 .. len/block − 2} is drawn (the stream goes through all of them), the first {@code keep} are kept.
+     */
+    private static int[][] paperRows(NumpyLegacyRandom rng, String what, int length, int block, int r, int keep) {
         int m = length / block;
         int[] middle = new int[Math.max(0, m - 2)];
         Arrays.setAll(middle, i -> i + 1);
         int last = PAPER_LAST_IDX > 2 * block ? PAPER_LAST_IDX / block - 1 : m - 1;
-        int[][] out = new int[Math.max(0, m - 2)][r];
+        int[][] out = new int[keep][r];
+        int[] scratch = new int[r];
         for (int i = 1; i <= m - 2; i++) {
             int start = i - 2;
             int end = i;
@@ -203,7 +218,8 @@ final class BigBirdDraws {
                 System.arraycopy(right, 0, candidates, left.length, right.length);
             }
             int[] perm = rng.permutation(candidates);
-            assign(out[i - 1], 0, r, Arrays.copyOf(perm, Math.min(perm.length, r)), what, length, block, i);
+            assign(i - 1 < keep ? out[i - 1] : scratch, 0, r, Arrays.copyOf(perm, Math.min(perm.length, r)), what, length,
+                    block, i);
         }
         return out;
     }

@@ -301,7 +301,10 @@ class FaithfulBigBirdPatternTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> Patterns.parse("bigbird_hf(max_pos=2048)").layout(3072, 3072, 1));
         assertTrue(e.getMessage().contains("max_pos must be >= 3072"), e.getMessage());
-        assertFalse(Patterns.parse("bigbird_hf(max_pos=2048)").layout(2048, 2048, 1).keyBlocks() != 32);
+        assertEquals(32, Patterns.parse("bigbird_hf(max_pos=2048)").layout(2048, 2048, 1).keyBlocks(), "2048 uses the plan");
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Patterns.parse("bigbird_hf(block=1, mode=train, max_pos=2000000000)").layout(1024, 1024, 1));
+        assertTrue(e.getMessage().contains("use a smaller max_pos"), e.getMessage());
     }
 
     @Test
