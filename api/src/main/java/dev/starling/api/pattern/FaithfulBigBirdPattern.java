@@ -16,11 +16,7 @@ abstract sealed class FaithfulBigBirdPattern implements PatternSpec
     FaithfulBigBirdPattern(int block, int random, long seed, int maxPos) {
         this.block = BlockPattern.requireAtLeast("block", block, 1);
         this.random = BlockPattern.requireAtLeast("random", random, 0);
-        if (seed < 0 || seed > NumpyLegacyRandom.MAX_SEED) {
-            throw new IllegalArgumentException("seed must be between 0 and 2^32 - 1 (NumPy's np.random.seed range), got "
-                    + seed);
-        }
-        this.seed = seed;
+        this.seed = NumpyLegacyRandom.checkSeed(seed);
         this.maxPos = BlockPattern.requireAtLeast("max_pos", maxPos, 1);
     }
 

@@ -52,11 +52,22 @@ public final class NumpyLegacyRandom {
      * @throws IllegalArgumentException if the seed is out of NumPy's range
      */
     public static NumpyLegacyRandom seeded(long seed) {
+        return new NumpyLegacyRandom(checkSeed(seed));
+    }
+
+    /**
+     * Checks a seed against {@code np.random.seed}'s range.
+     *
+     * @param seed the seed
+     * @return {@code seed}
+     * @throws IllegalArgumentException if it is outside {@code 0 .. 2^32 − 1}
+     */
+    public static long checkSeed(long seed) {
         if (seed < 0 || seed > MAX_SEED) {
             throw new IllegalArgumentException("seed must be between 0 and 2^32 - 1 (NumPy's np.random.seed range), got "
                     + seed);
         }
-        return new NumpyLegacyRandom(seed);
+        return seed;
     }
 
     /** @return the next 32-bit output, as an unsigned value in {@code [0, 2^32)} */
