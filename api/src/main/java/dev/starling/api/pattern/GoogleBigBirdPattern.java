@@ -6,7 +6,7 @@ package dev.starling.api.pattern;
  * with {@code attention_type="block_sparse"}), so that Starling reproduces a checkpoint as Google's
  * TensorFlow code runs it.
  *
- * <p>The key-block lists are Hugging Face's (see {@link BigBirdDraws}; a block listed {@code c} times is
+ * <p>The key-block lists are those of {@link HuggingFaceBigBirdPattern} (a block listed {@code c} times is
  * counted {@code c} times), but the random blocks are drawn once, when the layer is built, with
  * {@code np.random.seed(seed)} ({@code seed} = the layer index) and used for training and inference alike:
  * the paper's draw (from the first 1,024 tokens of a {@code MAX_SEQ_LEN = max_pos} mask) for

@@ -8,10 +8,12 @@ package dev.starling.api.pattern;
  * run in transformers) to float32 rounding.
  *
  * <p>For {@code N} tokens and {@code n = ceil(N / block)} blocks (one global block at each end, a window of
- * 3 blocks, {@code r = random} random blocks), each query block's softmax runs over the key-block
- * <em>list</em> Hugging Face builds (see {@link BigBirdDraws}), and a block listed {@code c} times is
- * counted {@code c} times (the layout carries counts; a backend needs
- * {@link dev.starling.api.Feature#BLOCK_COUNTS}). The random blocks:
+ * 3 blocks, {@code r = random} random blocks {@code R(i)}), each query block's softmax runs over the
+ * key-block <em>list</em> Hugging Face builds: {@code 0 .. n − 1} for query blocks {@code 0} and {@code n − 1};
+ * {@code 0, 1, 2, n − 1, R(1)} for block 1; {@code 0, i − 1, i, i + 1, n − 1, R(i)} for {@code 2 <= i <= n − 3};
+ * {@code 0, n − 3, n − 2, n − 1, R(n − 2)} for block {@code n − 2}. A block listed {@code c} times is counted
+ * {@code c} times (the layout carries counts; a backend needs {@link dev.starling.api.Feature#BLOCK_COUNTS}).
+ * The random blocks (the draw rules in full: {@code docs/bigbird-compatibility.md}):
  * <ul>
  *   <li>{@code mode=eval} (a model in {@code .eval()}, normal inference): every random block is block 0,
  *       so block 0 is counted {@code 1 + r} times in rows {@code 1 .. n − 2}; one layout for all heads,
