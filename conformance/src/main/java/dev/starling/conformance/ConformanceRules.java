@@ -180,6 +180,7 @@ public final class ConformanceRules {
         }
         GradientRules gradients = new GradientRules(seed);
         TensorViewRules views = new TensorViewRules(seed);
+        BlockCountRules counts = new BlockCountRules(seed);
         return guarded(rule, () -> switch (rule) {
             case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, CaseKind.CORE, false);
             case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, CaseKind.TAILS, false);
@@ -221,6 +222,7 @@ public final class ConformanceRules {
             case R38_STRIDED_TENSORS -> views.stridedTensors(backend);
             case R39_OFF_HEAP_TENSORS -> views.offHeapTensors(backend);
             case R40_HALF_PRECISION_TENSORS -> views.halfPrecisionTensors(backend);
+            case R41_BLOCK_COUNTS -> counts.blockCounts(backend);
         });
     }
 
@@ -822,9 +824,14 @@ public final class ConformanceRules {
             int dim = headDim(caps, 16);
             undeclaredBackwardThrows(backend, base.toBuilder().headDim(dim).valueDim(dim).build());
         }
+        if (!caps.has(Feature.BLOCK_COUNTS)) {
+            probes.add(new Object[] {"BLOCK_COUNTS", base, false, BlockCountRules.withCounts(
+                    Patterns.parse("window(block=16, blocks=3)").layout(64, 64, 2), new Random(seed), 0.5)});
+        }
         for (Object[] probe : probes) {
             AttentionProblem pr = (AttentionProblem) probe[1];
-            BlockLayout layout = Patterns.parse("window(block=16, blocks=3)").layout(64, 64, 2, pr.causal());
+            BlockLayout layout = probe.length > 3 ? (BlockLayout) probe[3]
+                    : Patterns.parse("window(block=16, blocks=3)").layout(64, 64, 2, pr.causal());
             RuntimeException thrown = null;
             try (AttentionPlan plan = backend.plan(pr, layout)) {
                 AttentionCase c = new AttentionCase("probe", 1, pr, Patterns.parse("window(block=16, blocks=3)"), layout,

@@ -8,8 +8,9 @@ import java.util.Arrays;
 
 /**
  * The definition of "right": dense masked attention in float64 over exactly the allowed sets
- * of DESIGN section 2, as {@link TokenMask#allowed} decides them pair by pair. Deliberately plain (no blocking, no streaming) so it can be read and
- * trusted; its cost is {@code O(B·Hq·Nq·Nk·D)}, for test sizes only.
+ * of DESIGN section 2, as {@link TokenMask#allowed} decides them pair by pair, each score plus the
+ * log-weight {@code ln c} of its block's count ({@link TokenMask#logWeight(int, int, int, int)}; 0 without
+ * counts). Deliberately plain (no blocking, no streaming) so it can be read and trusted; its cost is {@code O(B·Hq·Nq·Nk·D)}, for test sizes only.
  */
 public final class DenseOracle {
 
@@ -89,7 +90,8 @@ public final class DenseOracle {
         long ks = k.strides()[3];
         long vs = v.strides()[3];
         for (int j = 0; j < p.keyLength(); j++) {
-            in[j] = mask.allowed(b, h, i, j);
+            double logWeight = mask.logWeight(b, h, i, j);
+            in[j] = logWeight != Double.NEGATIVE_INFINITY;
             if (!in[j]) {
                 continue;
             }
@@ -98,7 +100,7 @@ public final class DenseOracle {
             for (int d = 0; d < dim; d++) {
                 dot += (double) q.read(qo + d * qs) * k.read(ko + d * ks);
             }
-            scores[j] = p.scale() * dot;
+            scores[j] = logWeight == 0 ? p.scale() * dot : p.scale() * dot + logWeight;
             max = any ? nanMax(max, scores[j]) : scores[j];
             any = true;
         }

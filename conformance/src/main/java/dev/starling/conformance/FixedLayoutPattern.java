@@ -31,12 +31,14 @@ record FixedLayoutPattern(BlockLayout layout, String description) implements Pat
         }
         int[][] rowStart = new int[layout.heads()][];
         int[][] keyBlocks = new int[layout.heads()][];
+        int[][] counts = new int[layout.heads()][];
         for (int h = 0; h < layout.heads(); h++) {
             rowStart[h] = layout.rowStart(h);
             keyBlocks[h] = layout.keyBlockIndices(h);
+            counts[h] = layout.counts(h);
         }
         return BlockLayout.ofCsr(queryLength, keyLength, layout.queryBlock(), layout.keyBlock(), causal, rowStart,
-                keyBlocks);
+                keyBlocks, counts, layout.drawnForHeads());
     }
 
     @Override

@@ -10,7 +10,9 @@ import dev.starling.api.plan.TokenMask;
  * the allowed sets of DESIGN section 2 ({@link TokenMask#allowed}), written plainly from the
  * formulas of DESIGN section 4 — {@code P} the softmax over {@code A(i)}, {@code Dᵢ = Σ dOᵢ·Oᵢ},
  * {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}, {@code dQᵢ = s·Σⱼ dSᵢⱼ·kⱼ}, {@code dKⱼ = s·Σᵢ dSᵢⱼ·qᵢ},
- * {@code dVⱼ = Σᵢ Pᵢⱼ·dOᵢ}, summed over the query heads of a key/value head. Empty rows contribute
+ * {@code dVⱼ = Σᵢ Pᵢⱼ·dOᵢ}, summed over the query heads of a key/value head; with block counts,
+ * {@code P} is the softmax of the scores plus their log-weights {@code ln c} (DESIGN section 2), so these
+ * are the gradients of that function. Empty rows contribute
  * nothing. Its cost is {@code O(B·Hq·Nq·Nk·(D + Dv))}: for test sizes only. The kit's self-test
  * checks it against central finite differences of {@link #forward}.
  *
@@ -131,7 +133,7 @@ public final class GradientOracle {
                         delta += dOut[row * vdim + d] * o[d];
                         deltaTerms += Math.abs(dOut[row * vdim + d] * o[d]);
                     }
-                    double lse = rowLse(q, row * dim, k, kBase, dim, s, prob, allowed, n);
+                    double lse = rowLse(mask, b, h, i, q, row * dim, k, kBase, dim, s, prob, allowed, n);
                     for (int x = 0; x < n; x++) {
                         int j = allowed[x];
                         double dp = 0;
@@ -163,10 +165,10 @@ public final class GradientOracle {
     }
 
     /**
-     * The row's log-sum-exp from its normalised weights: {@code LSE = s·qᵢ·kⱼ − ln Pᵢⱼ} at its
+     * The row's log-sum-exp from its normalised weights: {@code LSE = s·qᵢ·kⱼ + ln c − ln Pᵢⱼ} at its
      * largest weight (only its size enters the term sizes of {@link Result}).
      */
-    private static double rowLse(double[] q, int qOff, double[] k, int kBase, int dim, double scale, double[] prob,
+    private static double rowLse(TokenMask mask, int b, int h, int i, double[] q, int qOff, double[] k, int kBase, int dim, double scale, double[] prob,
                                  int[] allowed, int n) {
         int best = allowed[0];
         for (int x = 1; x < n; x++) {
@@ -178,7 +180,7 @@ public final class GradientOracle {
         for (int d = 0; d < dim; d++) {
             dot += q[qOff + d] * k[(kBase + best) * dim + d];
         }
-        return scale * dot - Math.log(prob[best]);
+        return scale * dot + mask.logWeight(b, h, i, best) - Math.log(prob[best]);
     }
 
     /**
@@ -223,14 +225,15 @@ public final class GradientOracle {
         double max = Double.NEGATIVE_INFINITY;
         int n = 0;
         for (int j = 0; j < prob.length; j++) {
-            if (!mask.allowed(b, h, i, j)) {
+            double logWeight = mask.logWeight(b, h, i, j);
+            if (logWeight == Double.NEGATIVE_INFINITY) {
                 continue;
             }
             double dot = 0;
             for (int d = 0; d < dim; d++) {
                 dot += q[qOff + d] * k[(kBase + j) * dim + d];
             }
-            prob[j] = scale * dot;
+            prob[j] = logWeight == 0 ? scale * dot : scale * dot + logWeight;
             max = n == 0 ? prob[j] : Math.max(max, prob[j]);
             allowed[n++] = j;
         }

@@ -133,7 +133,12 @@ public enum Rule {
      * oracle over the widened inputs, within the precision's tolerance plus half a unit in the last
      * place of the output type (the output is rounded to nearest even).
      */
-    R40_HALF_PRECISION_TENSORS(40, "halfPrecisionTensors", true);
+    R40_HALF_PRECISION_TENSORS(40, "halfPrecisionTensors", true),
+    /**
+     * Block counts: layouts whose entries weigh their keys {@code c} times (block multiplicity), forward,
+     * merged from key-block sets and key shards, and backward, against the oracles.
+     */
+    R41_BLOCK_COUNTS(41, "blockCounts", false, Feature.BLOCK_COUNTS);
 
     private final int number;
     private final String id;

@@ -39,7 +39,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 40 rules, 40 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 41 rules, 41 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -337,6 +337,12 @@ public abstract class SparseAttentionContract {
     @Test
     public void required_rule40_halfPrecisionTensors() {
         check(Rule.R40_HALF_PRECISION_TENSORS);
+    }
+
+    /** Rule 41. */
+    @Test
+    public void optional_rule41_blockCounts() {
+        check(Rule.R41_BLOCK_COUNTS);
     }
 
     /**

@@ -163,7 +163,11 @@ public class FlawedBackend implements SparseAttention {
         /** Rule 39: declares off-heap tensors but reads and writes a buffer view from element 0, ignoring its start. */
         BUFFER_FROM_ZERO,
         /** Rule 40: declares bf16 tensors but rounds bf16 outputs by truncating the low 16 bits. */
-        BF16_TRUNCATED
+        BF16_TRUNCATED,
+        /** Rule 41: declares block counts but computes set semantics (every count taken as 1), forward and backward. */
+        BLOCK_COUNTS_IGNORED,
+        /** Rule 41: the forward honours block counts, the backward ignores them ({@code P} without {@code ln c}). */
+        BACKWARD_BLOCK_COUNTS_IGNORED
     }
 
     private final Flaw flaw;
@@ -187,7 +191,8 @@ public class FlawedBackend implements SparseAttention {
                     .features(Feature.OFF_HEAP_TENSORS).build();
             case BF16_TRUNCATED -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.BF16_TENSORS).build();
-            default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder().features(Feature.BACKWARD).build();
+            default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.BACKWARD, Feature.BLOCK_COUNTS).build();
         });
     }
 
@@ -556,6 +561,8 @@ public class FlawedBackend implements SparseAttention {
             Arrays.fill(accQ, 0);
             for (int at = layout.rowBegin(h, qb); at < layout.rowEnd(h, qb); at++) {
                 int kb = layout.keyBlock(h, at);
+                double logWeight = flaw == Flaw.BLOCK_COUNTS_IGNORED || flaw == Flaw.BACKWARD_BLOCK_COUNTS_IGNORED ? 0
+                        : mask.logWeight(h, at);
                 int j0 = mask.keyBegin(kb);
                 int allowedEnd = valid ? mask.keyEnd(b, i, kb) : j0;
                 int end = leaky || ignoreMask ? mask.keyEnd(kb) : allowedEnd;
@@ -569,7 +576,7 @@ public class FlawedBackend implements SparseAttention {
                         for (int d = 0; d < dim; d++) {
                             dot = f32(dot + f32((double) q.data()[qo + d] * k.data()[ko + d]));
                         }
-                        pij = f32(Math.exp(f32(f32(p.scale() * dot) - l)));
+                        pij = f32(Math.exp(f32(f32(f32(p.scale() * dot) + logWeight) - l)));
                     }
                     double dp = 0;
                     for (int d = 0; d < vdim; d++) {
@@ -719,6 +726,8 @@ public class FlawedBackend implements SparseAttention {
             waste.reset(1);
             for (int x = 0; x < visit.length && i < p.queryLength(b); x++) {
                 int kb = visit[x];
+                int entry = layout.entry(h, qb, kb);
+                double logWeight = entry < 0 || flaw == Flaw.BLOCK_COUNTS_IGNORED ? 0 : mask.logWeight(h, entry);
                 OnlineSoftmax.Rows st = counts[x] ? state : waste;
                 float[] into = st.acc();
                 int j0 = (int) Math.min(p.keyLength(), (long) kb * keyBlock);
@@ -740,7 +749,7 @@ public class FlawedBackend implements SparseAttention {
                         for (int d = 0; d < dotDims; d++) {
                             dot += (double) q.data()[qo + d] * k.data()[ko + d];
                         }
-                        double sc = flaw == Flaw.SCALE_MISSING ? dot : p.scale() * dot;
+                        double sc = (flaw == Flaw.SCALE_MISSING ? dot : p.scale() * dot) + logWeight;
                         if (flaw == Flaw.NEG_INF_SCORE_POISONS_ROW && sc == Double.NEGATIVE_INFINITY) {
                             sc = Double.NaN;
                         }

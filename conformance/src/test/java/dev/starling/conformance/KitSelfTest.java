@@ -120,6 +120,8 @@ class KitSelfTest {
         "BACKWARD_IGNORES_CLOSE # R36_BACKWARD_AFTER_CLOSE # backward after close must throw IllegalStateException but returned normally",
         "CLOSE_IGNORED # R36_BACKWARD_AFTER_CLOSE # backward after close must throw IllegalStateException but returned normally",
         "BACKWARD_GQA_BATCH_KV_OFFSET # R37_GRADIENT_FEATURE_COMBINATIONS # case combination \\d+ of \\d+ \\(batch=[23] heads=(gqa|mqa) .*(dk|dv) at \\(b=[12], h=\\d+, j=\\d+, d=\\d+\\).*",
+        "BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
+        "BACKWARD_BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*, backward: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
         RuleResult r = check(flaw, rule);
@@ -205,6 +207,23 @@ class KitSelfTest {
             }
         }
         assertEquals(Set.of(expected), failed, flaw + " should fail exactly rule " + expected);
+    }
+
+    /**
+     * A backend that declares block counts but ignores them (forward and backward, or backward only) fails
+     * rule 41 and no other rule (rules 19 and 24 aside, as above): no other rule gives it a layout with counts.
+     */
+    @ParameterizedTest(name = "{0} fails exactly rule 41")
+    @CsvSource({"BLOCK_COUNTS_IGNORED", "BACKWARD_BLOCK_COUNTS_IGNORED"})
+    void eachBlockCountFlawFailsExactlyRule41(Flaw flaw) {
+        Set<Integer> failed = new TreeSet<>();
+        for (Rule rule : Rule.values()) {
+            if (rule != Rule.R19_LINEAR_MEMORY && rule != Rule.R24_WORK_FOLLOWS_ALLOWED_BLOCKS
+                    && check(flaw, rule).status() == RuleResult.Status.FAIL) {
+                failed.add(rule.number());
+            }
+        }
+        assertEquals(Set.of(41), failed, flaw + " should fail exactly rule 41");
     }
 
     /** The rules that call {@code backward}: rule 17 (an undeclared backward) and the gradient rules 27 to 37. */

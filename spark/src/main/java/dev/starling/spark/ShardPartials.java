@@ -240,11 +240,12 @@ final class ShardPartials implements Iterator<Tuple2<RowBlockKey, float[]>>, Clo
         return (int) Math.max(1, Math.min(plan.queryBlocks, blocks));
     }
 
-    /** Rows {@code [a, end)} of a layout, as a layout of {@code rows} queries. */
+    /** Rows {@code [a, end)} of a layout (with their block counts), as a layout of {@code rows} queries. */
     static BlockLayout rowsOf(BlockLayout layout, int a, int end, int rows) {
         int heads = layout.heads();
         int[][] rowStart = new int[heads][];
         int[][] cols = new int[heads][];
+        int[][] counts = layout.hasCounts() ? new int[heads][] : null;
         for (int hl = 0; hl < heads; hl++) {
             int[] starts = layout.rowStart(hl);
             int[] blocks = layout.keyBlockIndices(hl);
@@ -255,9 +256,12 @@ final class ShardPartials implements Iterator<Tuple2<RowBlockKey, float[]>>, Clo
             }
             rowStart[hl] = rs;
             cols[hl] = java.util.Arrays.copyOfRange(blocks, base, starts[end]);
+            if (counts != null) {
+                counts[hl] = java.util.Arrays.copyOfRange(layout.counts(hl), base, starts[end]);
+            }
         }
         return BlockLayout.ofCsr(rows, layout.keyLength(), layout.queryBlock(), layout.keyBlock(), layout.causal(),
-                rowStart, cols, layout.drawnForHeads());
+                rowStart, cols, counts, layout.drawnForHeads());
     }
 
     private void finish() {

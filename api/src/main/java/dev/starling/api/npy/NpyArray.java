@@ -82,7 +82,7 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
      * without the data, so that a part of a large array can be read from a known offset (element
      * {@code e} of the C-order data starts at byte {@code dataOffset + e·itemSize}).
      *
-     * @param dtype the NumPy type string, one Starling reads ({@code <f4}, {@code <f8}, {@code |u1}, {@code |b1})
+     * @param dtype the NumPy type string, one Starling reads ({@code <f4}, {@code <f8}, {@code <i4}, {@code |u1}, {@code |b1})
      * @param shape the dimensions
      * @param dataOffset bytes from the start of the file to the first element
      */
@@ -96,7 +96,7 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
         /** @return bytes per element */
         public int itemSize() {
             return switch (dtype) {
-                case "<f4" -> 4;
+                case "<f4", "<i4" -> 4;
                 case "<f8" -> 8;
                 case "<f2", "<u2" -> 2;
                 default -> 1;
@@ -205,10 +205,11 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
             case "<f4" -> 4;
             case "<f8" -> 8;
             case "<f2", "<u2" -> 2;
+            case "<i4" -> 4;
             case "|u1", "<u1", "|b1" -> 1;
             default -> throw new NpyFormatException(name + ": dtype '" + dtype + "' is not supported (Starling reads "
                     + "little-endian float32 '<f4', float64 '<f8', float16 '<f2', bfloat16 bits as uint16 '<u2', "
-                    + "and uint8/bool for layouts)");
+                    + "and uint8/bool/int32 '<i4' for layouts)");
         };
     }
 
@@ -304,6 +305,25 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
     }
 
     /**
+     * The data as integers for a block mask with counts: bool, uint8 (0 .. 255) or int32 as stored.
+     *
+     * @return a new array of {@link #elements()} values
+     * @throws IllegalArgumentException if the dtype is not bool, uint8 or int32
+     */
+    public int[] toMaskCounts() {
+        int[] out = new int[(int) elements()];
+        if (dtype.equals("<i4")) {
+            ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(out);
+            return out;
+        }
+        byte[] bytes = toMaskBytes();
+        for (int i = 0; i < out.length; i++) {
+            out[i] = bytes[i] & 0xff;
+        }
+        return out;
+    }
+
+    /**
      * A float32 array.
      *
      * @param values C-order values. Copied.
@@ -327,6 +347,20 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
     public static NpyArray ofBytes(byte[] values, int... shape) {
         checkCount(values.length, shape);
         return new NpyArray("|u1", shape.clone(), values.clone());
+    }
+
+    /**
+     * An int32 array (a block mask with counts above 255).
+     *
+     * @param values C-order values. Copied.
+     * @param shape the dimensions
+     * @return the array
+     */
+    public static NpyArray ofInts(int[] values, int... shape) {
+        checkCount(values.length, shape);
+        ByteBuffer buf = ByteBuffer.allocate(Math.multiplyExact(values.length, 4)).order(ByteOrder.LITTLE_ENDIAN);
+        buf.asIntBuffer().put(values);
+        return new NpyArray("<i4", shape.clone(), buf.array());
     }
 
     private static void checkCount(int count, int[] shape) {

@@ -377,8 +377,28 @@ public final class BlockLayout {
 
     /** @return whether key block {@code kb} is allowed for query block {@code qb} of query head {@code h} */
     public boolean allowed(int h, int qb, int kb) {
+        return entry(h, qb, kb) >= 0;
+    }
+
+    /**
+     * @return the CSR position of key block {@code kb} in row {@code qb} of query head {@code h} (an index for
+     *         {@link #keyBlock(int, int)} and {@link #count(int, int)}), or {@code -1} when the block is not allowed
+     */
+    public int entry(int h, int qb, int kb) {
         int[] c = columns[headIndex(h)];
-        return Arrays.binarySearch(c, rowBegin(h, qb), rowEnd(h, qb), kb) >= 0;
+        int p = Arrays.binarySearch(c, rowBegin(h, qb), rowEnd(h, qb), kb);
+        return p >= 0 ? p : -1;
+    }
+
+    /** @return the largest count of any entry (1 without counts, also for an empty layout) */
+    public int maxCount() {
+        int max = 1;
+        for (int[] cs : counts == null ? new int[0][] : counts) {
+            for (int c : cs) {
+                max = Math.max(max, c);
+            }
+        }
+        return max;
     }
 
     /** @return a copy of the CSR row offsets of head layout {@code headLayout} */
@@ -421,24 +441,53 @@ public final class BlockLayout {
     }
 
     /**
-     * The layout as bytes {@code [heads][queryBlocks][keyBlocks]} in C order, 1 where allowed: the
-     * body of the {@code uint8} array {@code starling pattern --npy} writes. Block {@code h} is the
+     * The layout as bytes {@code [heads][queryBlocks][keyBlocks]} in C order, 0 where not allowed, else the
+     * entry's count (1 without counts): the body of the {@code uint8} array {@code starling pattern --npy} writes. Block {@code h} is the
      * layout query head {@code h} uses (shared layouts are repeated).
      *
      * @param heads number of query heads
      * @return a new array of {@code heads · queryBlocks · keyBlocks} bytes
+     * @throws IllegalArgumentException when a count exceeds 255 ({@link #countMask} holds it) or the mask is too large
      */
     public byte[] maskBytes(int heads) {
-        long size = (long) heads * queryBlocks * keyBlocks;
-        if (heads < 1 || size > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("a block mask of [" + heads + ", " + queryBlocks + ", " + keyBlocks + "] would be "
-                    + size + " bytes, more than a Java array holds (" + (Integer.MAX_VALUE - 8) + "); use a larger block");
+        if (maxCount() > 255) {
+            throw new IllegalArgumentException("a count of " + maxCount() + " does not fit a uint8 block mask; use countMask");
         }
-        byte[] data = new byte[(int) size];
+        byte[] data = new byte[maskSize(heads, "bytes")];
         for (int h = 0; h < heads; h++) {
             for (int r = 0; r < queryBlocks; r++) {
                 for (int p = rowBegin(h, r); p < rowEnd(h, r); p++) {
-                    data[(h * queryBlocks + r) * keyBlocks + keyBlock(h, p)] = 1;
+                    data[(h * queryBlocks + r) * keyBlocks + keyBlock(h, p)] = (byte) count(h, p);
+                }
+            }
+        }
+        return data;
+    }
+
+    /** The size of a {@code [heads, queryBlocks, keyBlocks]} mask, refused past what a Java array holds. */
+    private int maskSize(int heads, String unit) {
+        long size = (long) heads * queryBlocks * keyBlocks;
+        if (heads < 1 || size > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("a block mask of [" + heads + ", " + queryBlocks + ", " + keyBlocks + "] would be "
+                    + size + " " + unit + ", more than a Java array holds (" + (Integer.MAX_VALUE - 8) + "); use a larger block");
+        }
+        return (int) size;
+    }
+
+    /**
+     * The layout as counts {@code [heads][queryBlocks][keyBlocks]} in C order: 0 where not allowed, else the
+     * entry's count (1 without counts); the body of the {@code int32} array {@code starling pattern --npy}
+     * writes when a count exceeds 255. Block {@code h} is the layout query head {@code h} uses.
+     *
+     * @param heads number of query heads
+     * @return a new array of {@code heads · queryBlocks · keyBlocks} ints
+     */
+    public int[] countMask(int heads) {
+        int[] data = new int[maskSize(heads, "ints")];
+        for (int h = 0; h < heads; h++) {
+            for (int r = 0; r < queryBlocks; r++) {
+                for (int p = rowBegin(h, r); p < rowEnd(h, r); p++) {
+                    data[(h * queryBlocks + r) * keyBlocks + keyBlock(h, p)] = count(h, p);
                 }
             }
         }

@@ -12,8 +12,10 @@ import java.util.Arrays;
  * It fits only lengths with exactly that many blocks; with causal, blocks wholly above the causal
  * diagonal are dropped.
  *
- * <p>The file is a NumPy {@code .npy} array of dtype {@code bool} or {@code uint8} (non-zero means
- * allowed) of rank 2 or 3: the format {@code starling pattern --npy} writes.
+ * <p>The file is a NumPy {@code .npy} array of dtype {@code bool}, {@code uint8} or {@code int32} of
+ * rank 2 or 3: the format {@code starling pattern --npy} writes. 0 means not allowed, 1 allowed, and a
+ * value {@code c > 1} allowed with count {@code c}: every key of that block weighs {@code c} times in the
+ * softmax (block multiplicity, DESIGN section 2). Negative values are refused.
  *
  * <p>Text form ({@link #text()}): a pattern read from a file is {@code layout(file='PATH', block=B)},
  * which parses back to an equal pattern while the file is unchanged. A pattern built from a
@@ -23,22 +25,29 @@ import java.util.Arrays;
  */
 public final class ExplicitPattern implements PatternSpec {
     private final int block;
-    private final boolean[][][] mask;
+    /** {@code [heads][queryBlocks][keyBlocks]}: 0 not allowed, else the block's count. */
+    private final int[][][] mask;
     private final String source;
 
-    private ExplicitPattern(int block, boolean[][][] mask, String source) {
+    private ExplicitPattern(int block, int[][][] mask, String source) {
         BlockPattern.requireAtLeast("block", block, 1);
         if (mask.length == 0 || mask[0].length == 0 || mask[0][0].length == 0) {
             throw new IllegalArgumentException("an explicit layout needs at least one head, one query block and one key block");
         }
-        for (boolean[][] head : mask) {
-            if (head.length != mask[0].length) {
+        for (int h = 0; h < mask.length; h++) {
+            if (mask[h].length != mask[0].length) {
                 throw new IllegalArgumentException("every head of an explicit layout needs " + mask[0].length + " rows");
             }
-            for (boolean[] row : head) {
-                if (row.length != mask[0][0].length) {
+            for (int r = 0; r < mask[h].length; r++) {
+                if (mask[h][r].length != mask[0][0].length) {
                     throw new IllegalArgumentException("every row of an explicit layout needs " + mask[0][0].length
-                            + " key blocks, found one with " + row.length);
+                            + " key blocks, found one with " + mask[h][r].length);
+                }
+                for (int c = 0; c < mask[h][r].length; c++) {
+                    if (mask[h][r][c] < 0) {
+                        throw new IllegalArgumentException("explicit layout head " + h + ", query block " + r
+                                + ", key block " + c + ": a count must be >= 0 (0: not allowed), got " + mask[h][r][c]);
+                    }
                 }
             }
         }
@@ -57,7 +66,7 @@ public final class ExplicitPattern implements PatternSpec {
      * @throws NullPointerException if the mask or one of its rows is {@code null}
      */
     public static ExplicitPattern of(int block, boolean[][] mask) {
-        return new ExplicitPattern(block, new boolean[][][] {deepCopy(mask)}, null);
+        return new ExplicitPattern(block, new int[][][] {counts(mask)}, null);
     }
 
     /**
@@ -71,9 +80,32 @@ public final class ExplicitPattern implements PatternSpec {
      * @throws NullPointerException if the mask or one of its heads or rows is {@code null}
      */
     public static ExplicitPattern perHead(int block, boolean[][][] mask) {
-        boolean[][][] copy = new boolean[mask.length][][];
+        int[][][] copy = new int[mask.length][][];
         for (int h = 0; h < mask.length; h++) {
-            copy[h] = deepCopy(mask[h]);
+            copy[h] = counts(mask[h]);
+        }
+        return new ExplicitPattern(block, copy, null);
+    }
+
+    /**
+     * A layout with block counts (block multiplicity, DESIGN section 2), shared ({@code counts.length == 1})
+     * or one per query head.
+     *
+     * @param block block size in tokens
+     * @param counts {@code [heads][queryBlocks][keyBlocks]}: 0 where not allowed, else the count {@code c >= 1}
+     *               with which every key of the block weighs in the softmax. Copied.
+     * @return the pattern
+     * @throws IllegalArgumentException if {@code block < 1}, a count is negative, the array has no head, row or
+     *         column, or its heads or rows differ in size
+     * @throws NullPointerException if the array or one of its heads or rows is {@code null}
+     */
+    public static ExplicitPattern withCounts(int block, int[][][] counts) {
+        int[][][] copy = new int[counts.length][][];
+        for (int h = 0; h < counts.length; h++) {
+            copy[h] = new int[counts[h].length][];
+            for (int r = 0; r < counts[h].length; r++) {
+                copy[h][r] = counts[h][r].clone();
+            }
         }
         return new ExplicitPattern(block, copy, null);
     }
@@ -86,14 +118,15 @@ public final class ExplicitPattern implements PatternSpec {
     }
 
     /**
-     * Reads a {@code .npy} block mask (bool or uint8, rank 2 or 3).
+     * Reads a {@code .npy} block mask (bool, uint8 or int32, rank 2 or 3; values above 1 are counts).
      *
      * @param file the file
      * @param block block size in tokens
      * @return the pattern
      * @throws UncheckedIOException if the file is missing, cannot be read, or is not a readable {@code .npy}
      *         array (the cause is the {@link IOException}, often a {@link dev.starling.api.npy.NpyFormatException})
-     * @throws IllegalArgumentException if {@code block < 1}, the dtype is not {@code bool} or {@code uint8}, the
+     * @throws IllegalArgumentException if {@code block < 1}, the dtype is not {@code bool}, {@code uint8} or
+     *         {@code int32}, a value is negative, the
      *         rank is not 2 or 3, a dimension is 0, or the file is larger than {@link BlockLayout#entryLimit()}
      *         blocks (checked before it is read)
      */
@@ -115,26 +148,30 @@ public final class ExplicitPattern implements PatternSpec {
             throw new IllegalArgumentException("layout file " + file + " has shape " + Arrays.toString(s)
                     + " but must be [queryBlocks, keyBlocks] or [heads, queryBlocks, keyBlocks]");
         }
-        byte[] bytes = array.toMaskBytes();
+        int[] values = array.toMaskCounts();
         int heads = s.length == 3 ? s[0] : 1;
         int rows = s[s.length - 2];
         int cols = s[s.length - 1];
-        boolean[][][] mask = new boolean[heads][rows][cols];
+        int[][][] mask = new int[heads][rows][cols];
         int p = 0;
         for (int h = 0; h < heads; h++) {
             for (int r = 0; r < rows; r++) {
                 for (int c = 0; c < cols; c++) {
-                    mask[h][r][c] = bytes[p++] != 0;
+                    mask[h][r][c] = values[p++];
                 }
             }
         }
         return new ExplicitPattern(block, mask, file.toString());
     }
 
-    private static boolean[][] deepCopy(boolean[][] m) {
-        boolean[][] c = new boolean[m.length][];
+    /** A boolean mask as counts: 1 where allowed, 0 elsewhere. */
+    private static int[][] counts(boolean[][] m) {
+        int[][] c = new int[m.length][];
         for (int i = 0; i < m.length; i++) {
-            c[i] = m[i].clone();
+            c[i] = new int[m[i].length];
+            for (int j = 0; j < m[i].length; j++) {
+                c[i][j] = m[i][j] ? 1 : 0;
+            }
         }
         return c;
     }
@@ -156,17 +193,33 @@ public final class ExplicitPattern implements PatternSpec {
             throw new IllegalArgumentException("explicit layout " + text() + " has " + mask.length
                     + " head layouts but the problem has " + heads + " query heads");
         }
-        boolean[][][] cut = new boolean[mask.length][][];
+        int[][] rowStart = new int[mask.length][grid.queryBlocks() + 1];
+        int[][] columns = new int[mask.length][];
+        int[][] counts = new int[mask.length][];
         for (int h = 0; h < mask.length; h++) {
-            cut[h] = deepCopy(mask[h]);
-            for (int qb = 0; qb < grid.queryBlocks(); qb++) {
-                int last = grid.lastKeyBlock(qb);
-                for (int kb = last + 1; kb < grid.keyBlocks(); kb++) {
-                    cut[h][qb][kb] = false;
+            int n = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                n = 0;
+                for (int qb = 0; qb < grid.queryBlocks(); qb++) {
+                    // Blocks wholly above the causal diagonal are dropped.
+                    for (int kb = 0, last = grid.lastKeyBlock(qb); kb <= last && kb < grid.keyBlocks(); kb++) {
+                        if (mask[h][qb][kb] != 0) {
+                            if (pass == 1) {
+                                columns[h][n] = kb;
+                                counts[h][n] = mask[h][qb][kb];
+                            }
+                            n++;
+                        }
+                    }
+                    rowStart[h][qb + 1] = n;
+                }
+                if (pass == 0) {
+                    columns[h] = new int[n];
+                    counts[h] = new int[n];
                 }
             }
         }
-        return BlockLayout.ofMask(queryLength, keyLength, block, block, causal, cut);
+        return BlockLayout.ofCsr(queryLength, keyLength, block, block, causal, rowStart, columns, counts, 0);
     }
 
     /**

@@ -121,6 +121,27 @@ public final class PatternArguments {
     }
 
     /**
+     * A word argument that must be one of a fixed set, such as {@code mode=eval}.
+     *
+     * @param name the argument name
+     * @param defaultValue used when absent
+     * @param allowed the accepted words. Not modified.
+     * @return the value, one of {@code allowed}
+     */
+    public String choice(String name, String defaultValue, String... allowed) {
+        Named n = take(name);
+        if (n == null) {
+            return defaultValue;
+        }
+        for (String a : allowed) {
+            if (a.equals(n.value())) {
+                return a;
+            }
+        }
+        throw error(n.position(), "argument '" + name + "' must be one of " + String.join(", ", allowed));
+    }
+
+    /**
      * The positional nested patterns.
      *
      * @param min fewest allowed

@@ -5,7 +5,8 @@ import java.util.stream.Collectors;
 
 /**
  * {@code union(P, Q, ...)}: the set union of the parts' layouts, row by row; a block selected by
- * several parts is counted once. All parts must have the same block size. The union is shared
+ * several parts is counted once; where parts carry block counts (DESIGN section 2), an entry's count is the
+ * largest any part gives it (the union of multisets). All parts must have the same block size. The union is shared
  * across heads only when every part is.
  */
 public final class UnionPattern implements PatternSpec {
@@ -58,8 +59,41 @@ public final class UnionPattern implements PatternSpec {
             }
             return row.sortedUpTo(Integer.MAX_VALUE);
         });
-        return BlockLayout.trusted(queryLength, keyLength, first.queryBlock(), first.keyBlock(), causal || anyCausal,
-                shared ? 0 : heads, csr.rowStart(), csr.columns());
+        BlockLayout union = BlockLayout.trusted(queryLength, keyLength, first.queryBlock(), first.keyBlock(),
+                causal || anyCausal, shared ? 0 : heads, csr.rowStart(), csr.columns());
+        return withCounts(union, layouts);
+    }
+
+    /**
+     * The multiset union of the parts' counts (block multiplicity, DESIGN section 2): each entry of
+     * {@code union} gets the largest count any part gives its block, so parts without counts change nothing.
+     */
+    private static BlockLayout withCounts(BlockLayout union, BlockLayout[] layouts) {
+        boolean any = false;
+        for (BlockLayout l : layouts) {
+            any |= l.hasCounts();
+        }
+        if (!any) {
+            return union;
+        }
+        int[][] rowStart = new int[union.heads()][];
+        int[][] columns = new int[union.heads()][];
+        int[][] counts = new int[union.heads()][];
+        for (int h = 0; h < union.heads(); h++) {
+            rowStart[h] = union.rowStart(h);
+            columns[h] = union.keyBlockIndices(h);
+            counts[h] = new int[columns[h].length];
+            for (int qb = 0; qb < union.queryBlocks(); qb++) {
+                for (int p = rowStart[h][qb]; p < rowStart[h][qb + 1]; p++) {
+                    for (BlockLayout l : layouts) {
+                        int at = l.entry(h, qb, columns[h][p]);
+                        counts[h][p] = Math.max(counts[h][p], at < 0 ? 0 : l.count(h, at));
+                    }
+                }
+            }
+        }
+        return BlockLayout.ofCsr(union.queryLength(), union.keyLength(), union.queryBlock(), union.keyBlock(),
+                union.causal(), rowStart, columns, counts, union.drawnForHeads());
     }
 
     @Override

@@ -8,7 +8,8 @@ import dev.starling.api.pattern.BlockLayout;
  * One output row computed plainly, key by key, on {@link TokenMask} and {@link OnlineSoftmax}: the
  * exact path for the rows a fast kernel hands back, e.g. rows that read a non-finite input when the
  * kernel sanitised its inputs (a batched product would otherwise leak {@code 0·NaN} from masked
- * keys into rows that never read them). Scores in float64, outputs in float32. Slow; meant for a
+ * keys into rows that never read them). Block counts add their {@code ln c} to the scores
+ * ({@link TokenMask#logWeight(int, int)}). Scores in float64, outputs in float32. Slow; meant for a
  * few rows.
  */
 public final class ExactRow {
@@ -50,12 +51,13 @@ public final class ExactRow {
                 }
                 double[] scores = new double[j1 - j0];
                 double blockMax = Double.NEGATIVE_INFINITY;
+                double logWeight = mask.logWeight(h, pos);
                 for (int j = j0; j < j1; j++) {
                     double dot = 0;
                     for (int d = 0; d < dim; d++) {
                         dot += (double) q.get(b, h, i, d) * k.get(b, kvh, j, d);
                     }
-                    scores[j - j0] = scale * dot;
+                    scores[j - j0] = logWeight == 0 ? scale * dot : scale * dot + logWeight;
                     blockMax = OnlineSoftmax.max(blockMax, scores[j - j0]);
                 }
                 double shift = state.raise(0, blockMax);

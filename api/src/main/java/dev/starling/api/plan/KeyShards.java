@@ -17,8 +17,8 @@ import java.util.Arrays;
  * the shard, and the causal rule moved to the shard ({@code causalShift = shift − firstKey(s)}), so
  * any backend computes it with an ordinary plan. Its {@link #layout(int) layout} holds the
  * (query block, key block) pairs of the whole layout whose key block lies in the shard, renumbered
- * from the shard's first block. Every allowed pair of the whole is in exactly one shard, so the
- * merge of the shards' {@code (O, LSE)} is the whole.
+ * from the shard's first block, with their counts (block multiplicity). Every allowed pair of the
+ * whole is in exactly one shard, so the merge of the shards' {@code (O, LSE)} is the whole.
  *
  * <p>Immutable.
  */
@@ -159,6 +159,7 @@ public final class KeyShards {
         int heads = layout.heads();
         int[][] rowStart = new int[heads][];
         int[][] blocks = new int[heads][];
+        int[][] counts = layout.hasCounts() ? new int[heads][] : null;
         for (int hl = 0; hl < heads; hl++) {
             int[] starts = new int[layout.queryBlocks() + 1];
             int n = 0;
@@ -170,20 +171,27 @@ public final class KeyShards {
                 starts[qb + 1] = n;
             }
             int[] cols = new int[n];
+            int[] cs = counts == null ? null : new int[n];
             int at = 0;
             for (int qb = 0; qb < layout.queryBlocks(); qb++) {
                 for (int p = layout.rowBegin(hl, qb); p < layout.rowEnd(hl, qb); p++) {
                     int kb = layout.keyBlock(hl, p);
                     if (kb >= from && kb < to) {
+                        if (cs != null) {
+                            cs[at] = layout.count(hl, p);
+                        }
                         cols[at++] = kb - from;
                     }
                 }
             }
             rowStart[hl] = starts;
             blocks[hl] = cols;
+            if (counts != null) {
+                counts[hl] = cs;
+            }
         }
         return BlockLayout.ofCsr(layout.queryLength(), keyCount(s), layout.queryBlock(), layout.keyBlock(),
-                layout.causal(), rowStart, blocks, layout.drawnForHeads());
+                layout.causal(), rowStart, blocks, counts, layout.drawnForHeads());
     }
 
     /**

@@ -13,12 +13,15 @@ import dev.starling.api.pattern.BlockLayout;
 public final class LayoutColumns {
     private final int[][] columnStart;
     private final int[][] queryBlocks;
+    /** Per head layout, the count of each column entry; {@code null} without counts. */
+    private final int[][] counts;
     private final BlockLayout layout;
 
-    private LayoutColumns(BlockLayout layout, int[][] columnStart, int[][] queryBlocks) {
+    private LayoutColumns(BlockLayout layout, int[][] columnStart, int[][] queryBlocks, int[][] counts) {
         this.layout = layout;
         this.columnStart = columnStart;
         this.queryBlocks = queryBlocks;
+        this.counts = counts;
     }
 
     /**
@@ -32,6 +35,7 @@ public final class LayoutColumns {
         int nkb = layout.keyBlocks();
         int[][] starts = new int[heads][];
         int[][] rows = new int[heads][];
+        int[][] counts = layout.hasCounts() ? new int[heads][] : null;
         for (int hl = 0; hl < heads; hl++) {
             int[] count = new int[nkb + 1];
             for (int qb = 0; qb < layout.queryBlocks(); qb++) {
@@ -44,16 +48,24 @@ public final class LayoutColumns {
             }
             int[] fill = count.clone();
             int[] qbs = new int[count[nkb]];
+            int[] cs = counts == null ? null : new int[qbs.length];
             // Rows visited in ascending order, so every column comes out ascending.
             for (int qb = 0; qb < layout.queryBlocks(); qb++) {
                 for (int p = layout.rowBegin(hl, qb); p < layout.rowEnd(hl, qb); p++) {
-                    qbs[fill[layout.keyBlock(hl, p)]++] = qb;
+                    int at = fill[layout.keyBlock(hl, p)]++;
+                    qbs[at] = qb;
+                    if (cs != null) {
+                        cs[at] = layout.count(hl, p);
+                    }
                 }
+            }
+            if (counts != null) {
+                counts[hl] = cs;
             }
             starts[hl] = count;
             rows[hl] = qbs;
         }
-        return new LayoutColumns(layout, starts, rows);
+        return new LayoutColumns(layout, starts, rows, counts);
     }
 
     /** @return the layout transposed */
@@ -74,5 +86,13 @@ public final class LayoutColumns {
     /** @return the query block at column position {@code p} of query head {@code h} */
     public int queryBlock(int h, int p) {
         return queryBlocks[layout.headIndex(h)][p];
+    }
+
+    /**
+     * @return the log-weight {@link TokenMask#logWeight(int) ln c} of the layout entry at column position
+     *         {@code p} of query head {@code h} (0 without counts)
+     */
+    public double logWeight(int h, int p) {
+        return counts == null ? 0.0 : TokenMask.logWeight(counts[layout.headIndex(h)][p]);
     }
 }

@@ -17,6 +17,8 @@ import dev.starling.api.pattern.BlockLayout;
  *       aligned bottom-right);</li>
  *   <li>the layout allows key block {@code j / keyBlock} for query block {@code i / queryBlock}.</li>
  * </ul>
+ * A layout entry with a count {@code c > 1} (block multiplicity, DESIGN section 2) weighs its keys
+ * {@code c} times: {@link #logWeight(int, int)} gives the {@code ln c} a kernel adds to their scores.
  * The first three depend on {@code (b, i)} only and cut every key block to a prefix, so hot loops
  * never test pairs: they ask for the half-open range {@code [keyBegin(kb), keyEnd(b, i, kb))} of a
  * row, or {@code [keyBegin(kb), blockKeyEnd(b, qb, kb))} of a whole query block. The causal flag is
@@ -201,6 +203,46 @@ public final class TokenMask {
             return false;
         }
         return layout.allowed(h, i / queryBlock, j / keyBlock);
+    }
+
+    /**
+     * The block-multiplicity rule of DESIGN section 2, written once: an entry of count {@code c} weighs every
+     * key of its block {@code c} times in the softmax, i.e. {@code ln c} is added to those keys' scores (after
+     * the scale, before the maximum and the exponential). Kernels add it once per block, and only when it is
+     * not 0, so layouts without counts run exactly as before.
+     *
+     * @param count the entry's count, {@code >= 1}
+     * @return {@code ln count}: exactly 0 for a count of 1
+     */
+    public static double logWeight(int count) {
+        return count == 1 ? 0.0 : Math.log(count);
+    }
+
+    /**
+     * @param h query head
+     * @param p CSR position in the layout ({@link BlockLayout#rowBegin} .. {@link BlockLayout#rowEnd})
+     * @return the log-weight {@link #logWeight(int) ln c} of every key of entry {@code p}'s block (0 without counts)
+     */
+    public double logWeight(int h, int p) {
+        return layout.hasCounts() ? logWeight(layout.count(h, p)) : 0.0;
+    }
+
+    /**
+     * The per-element log-weight the dense oracle adds to a score: {@code −∞} when {@code (i, j)} is not
+     * {@link #allowed allowed}, else {@code ln c} of the layout entry holding key {@code j}'s block.
+     *
+     * @param b batch entry
+     * @param h query head
+     * @param i query row in {@code [0, Nq)}
+     * @param j key in {@code [0, Nk)}
+     * @return {@code −∞}, or the log-weight ({@code 0} for a count of 1)
+     */
+    public double logWeight(int b, int h, int i, int j) {
+        if (i >= problem.queryLength(b) || j >= rowKeyEnd(b, i)) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        int p = layout.entry(h, i / queryBlock, j / keyBlock);
+        return p < 0 ? Double.NEGATIVE_INFINITY : logWeight(h, p);
     }
 
     /** @return index of row {@code (b, h, i)} in {@code LSE [B, Hq, Nq]} */

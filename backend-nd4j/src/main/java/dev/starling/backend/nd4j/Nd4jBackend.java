@@ -48,9 +48,10 @@ public final class Nd4jBackend implements SparseAttention {
     public Capabilities capabilities() {
         Availability a = availability();
         // Rows are gathered through offset() and read in place off-heap, so strided views and an
-        // INDArray's own memory go in without a copy; 16-bit views are widened by the api.
+        // INDArray's own memory go in without a copy; 16-bit views are widened by the api. Block counts
+        // are the additive mask's ln c.
         return Capabilities.full(a.isAvailable() ? Nd4jRuntime.describe() : "ND4J (unavailable)",
-                EnumSet.of(Precision.FP32)).toBuilder().features(Feature.STRIDED_TENSORS, Feature.OFF_HEAP_TENSORS).build();
+                EnumSet.of(Precision.FP32)).toBuilder().features(Feature.STRIDED_TENSORS, Feature.OFF_HEAP_TENSORS, Feature.BLOCK_COUNTS).build();
     }
 
     @Override

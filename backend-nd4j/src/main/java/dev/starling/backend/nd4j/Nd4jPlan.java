@@ -30,9 +30,11 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * into groups ({@link #group}) computed with two batched ND4J products each, and every unit row's
  * partial (max, sum, unnormalised output) is folded exactly into the row's {@link OnlineSoftmax}
  * state, which is finished into the output once per (batch, head). Which keys a row reads comes
- * from the {@link TokenMask} as ranges. ND4J arrays live in a workspace of the calling thread sized
- * for the largest group and reused by every group; it is destroyed at the end of the call, so no
- * off-heap memory outlives a call and the plan itself holds none.
+ * from the {@link TokenMask} as ranges; they become an additive mask of the scores, {@code −∞} for
+ * keys a row does not read and the block's {@code ln c} (block counts, 0 without) for the others.
+ * ND4J arrays live in a workspace of the calling thread sized for the largest group and reused by
+ * every group; it is destroyed at the end of the call, so no off-heap memory outlives a call and
+ * the plan itself holds none.
  *
  * <p>Non-finite inputs: keys, values and queries are sanitised to 0 before ND4J sees them (a
  * masked key's NaN would otherwise leak into every row of a product through {@code 0 · NaN}), and
@@ -232,8 +234,10 @@ final class Nd4jPlan extends BasePlan {
                     for (int t = 0; t < unit.blocks(); t++) {
                         int kb = layout.keyBlock(h, unit.begin() + t);
                         int n = mask.keyEnd(b, i, kb) - mask.keyBegin(kb);
+                        // The additive mask: -inf for keys the row does not read, ln c (0 without counts) for the others.
+                        float logWeight = (float) mask.logWeight(h, unit.begin() + t);
                         for (int c = t * kbs; c < t * kbs + n; c++) {
-                            maskBuf[m + c] = 0f;
+                            maskBuf[m + c] = logWeight;
                             readsBad |= keyBad[u * kk + c];
                         }
                         count += Math.max(0, n);

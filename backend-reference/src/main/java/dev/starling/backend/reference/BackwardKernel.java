@@ -17,7 +17,8 @@ import java.util.Arrays;
  *       {@code dKⱼ = s·Σᵢ dSᵢⱼ·qᵢ} over the query heads of its group and the query blocks that read
  *       it ({@link LayoutColumns}), in a fixed order.</li>
  * </ol>
- * {@code Pᵢⱼ = exp(s·qᵢ·kⱼ − LSEᵢ)} is recomputed from the forward LSE, {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}.
+ * {@code Pᵢⱼ = exp(s·qᵢ·kⱼ + ln c − LSEᵢ)} is recomputed from the forward LSE ({@code c} the count of
+ * {@code j}'s block, 1 without counts), {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}.
  * Rows with {@code LSE = −∞} (empty) or padded contribute nothing and are skipped (marked in
  * {@code rowSkip}). Every other row adds every allowed pair, also where {@code dO} is zero or the
  * weight is: non-finite inputs then reach exactly the gradients the oracle's formulas give (a NaN
@@ -117,9 +118,10 @@ final class BackwardKernel {
             int qOff = q.offset(b, h, i);
             for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
                 int kb = layout.keyBlock(h, p);
+                double shift = l - mask.logWeight(h, p);
                 for (int j = mask.keyBegin(kb), end = mask.keyEnd(b, i, kb); j < end; j++) {
                     int kOff = k.offset(b, kvh, j);
-                    double pij = Math.exp(score(qOff, kOff) - l);
+                    double pij = Math.exp(score(qOff, kOff) - shift);
                     double ds = pij * (outputDot(gOff, v.offset(b, kvh, j)) - delta);
                     for (int d = 0; d < dim; d++) {
                         accQ[d] += ds * k.data()[kOff + d];
@@ -142,9 +144,10 @@ final class BackwardKernel {
         for (int h = kvh * group; h < (kvh + 1) * group; h++) {
             for (int c = columns.columnBegin(h, kb); c < columns.columnEnd(h, kb); c++) {
                 int qb = columns.queryBlock(h, c);
+                double logWeight = columns.logWeight(h, c);
                 for (int i = mask.queryBegin(qb), valid = mask.validQueryEnd(b, qb); i < valid; i++) {
                     int row = mask.lseIndex(b, h, i);
-                    double l = lse[row];
+                    double l = lse[row] - logWeight;
                     int end = mask.keyEnd(b, i, kb);
                     if (rowSkip[row] || end <= j0) {
                         continue;

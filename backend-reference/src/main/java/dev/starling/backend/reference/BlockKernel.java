@@ -11,6 +11,7 @@ import java.util.Arrays;
  * Attention for one query block with the online (streaming) softmax of {@link OnlineSoftmax}: walks
  * the block's allowed key blocks, reading per row exactly the key range the {@link TokenMask} gives
  * it. Memory is one query block's output plus one key block's scores, whatever the sequence length.
+ * A block with a count {@code c > 1} adds {@code ln c} to its scores ({@link TokenMask#logWeight(int, int)}).
  *
  * <p>Scores are computed against a transposed copy of the key block so the innermost loops run
  * over contiguous memory (and vectorise). One instance per worker and call: not thread-safe.
@@ -76,6 +77,8 @@ final class BlockKernel {
             if (nj <= 0) {
                 continue;
             }
+            // Block multiplicity: ln c on every score of the block (0, and no pass, without counts).
+            float logWeight = (float) mask.logWeight(h, p);
             // Transposed key block: keysT[d * kBlock + jj] = k[j0 + jj][d].
             int kBase = k.offset(b, kvh, j0);
             for (int jj = 0; jj < nj; jj++) {
@@ -116,6 +119,11 @@ final class BlockKernel {
                     int base = d * kBlock;
                     for (int jj = 0; jj < nr; jj++) {
                         scores[jj] += qv * keysT[base + jj];
+                    }
+                }
+                if (logWeight != 0f) {
+                    for (int jj = 0; jj < nr; jj++) {
+                        scores[jj] += logWeight;
                     }
                 }
                 float blockMax = Float.NEGATIVE_INFINITY;

@@ -88,7 +88,7 @@ public final class ReferenceBackend implements SparseAttention {
     @Override
     public Capabilities capabilities() {
         return Capabilities.builder("cpu (pure Java)").precisions(Precision.FP32)
-                .features(Feature.contract()).without(Feature.BLOCK_COUNTS).features(Feature.STRIDED_TENSORS).build();
+                .features(Feature.contract()).features(Feature.STRIDED_TENSORS).build();
     }
 
     @Override

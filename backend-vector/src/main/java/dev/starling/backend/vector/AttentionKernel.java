@@ -33,7 +33,7 @@ public interface AttentionKernel {
 
     /**
      * Folds the keys of key block {@code kb} that each current row may read ({@link TokenMask})
-     * into its state: {@code S = s·q·kᵀ}, new maximum, {@code l} and {@code acc} rescaled by
+     * into its state: {@code S = s·q·kᵀ + w}, new maximum, {@code l} and {@code acc} rescaled by
      * {@code exp(m − m')} plus this block's {@code Σ exp(S − m')} and {@code Σ exp(S − m')·v}.
      *
      * @param mask the plan's token mask
@@ -44,8 +44,9 @@ public interface AttentionKernel {
      * @param k keys {@code [B, Hkv, Nk, D]}. Not modified.
      * @param v values {@code [B, Hkv, Nk, Dv]}. Not modified.
      * @param kvh key/value head of {@code h}
+     * @param logWeight {@code w}, the block's log-weight {@link TokenMask#logWeight(int, int) ln c} (0 without counts)
      */
-    void block(TokenMask mask, int b, int qb, int kb, int i0, Tensor k, Tensor v, int kvh);
+    void block(TokenMask mask, int b, int qb, int kb, int i0, Tensor k, Tensor v, int kvh, float logWeight);
 
     /**
      * Writes the current rows: {@code O = acc / l}, {@code LSE = m + ln l}, with the policy of

@@ -126,7 +126,7 @@ public final class VectorBackend implements SparseAttention {
     @Override
     public Capabilities capabilities() {
         return Capabilities.builder("cpu (Java Vector API)").precisions(Precision.FP32)
-                .features(Feature.contract()).without(Feature.BLOCK_COUNTS).features(Feature.STRIDED_TENSORS).build();
+                .features(Feature.contract()).features(Feature.STRIDED_TENSORS).build();
     }
 
     @Override

@@ -365,7 +365,7 @@ final class VectorBackward {
 
     /**
      * One row that reads a non-finite value, as the float64 oracle computes it: its softmax over its
-     * allowed keys from {@code q} and {@code k} (not the forward's {@code LSE}), its output over those
+     * allowed keys from {@code q} and {@code k} and the blocks' counts (not the forward's {@code LSE}), its output over those
      * keys, {@code D}, and its contributions, written to {@code dq} and added to {@code dk} and
      * {@code dv} (in row order, after the sweep: the same bits every call).
      */
@@ -382,11 +382,13 @@ final class VectorBackward {
             count += Math.max(0, mask.keyEnd(b, i, kb) - mask.keyBegin(kb));
         }
         int[] keys = new int[count];
+        double[] logWeight = new double[count];
         double[] prob = new double[count];
         int n = 0;
         for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
             int kb = layout.keyBlock(h, p);
             for (int j = mask.keyBegin(kb); j < mask.keyEnd(b, i, kb); j++) {
+                logWeight[n] = mask.logWeight(h, p);
                 keys[n++] = j;
             }
         }
@@ -403,7 +405,7 @@ final class VectorBackward {
             for (int d = 0; d < dim; d++) {
                 dot += (double) qd[qo + d] * kd[ko + d];
             }
-            prob[x] = scale * dot;
+            prob[x] = logWeight[x] == 0 ? scale * dot : scale * dot + logWeight[x];
             max = x == 0 ? prob[x] : Math.max(max, prob[x]);
         }
         double sum = 0;

@@ -231,7 +231,7 @@ final class VectorPlan extends BasePlan {
                 int total = Math.min(chunkRows, end - i0);
                 kernel.begin(q, b, h, i0, Math.max(0, Math.min(total, valid - i0)), scale);
                 for (int p = unit.begin(); p < unit.end(); p++) {
-                    kernel.block(mask, b, qb, layout.keyBlock(h, p), i0, k, v, kvh);
+                    kernel.block(mask, b, qb, layout.keyBlock(h, p), i0, k, v, kvh, (float) mask.logWeight(h, p));
                 }
                 if (unit.slot() < 0) {
                     kernel.finish(out, b, h, i0, total, lse, mask.lseIndex(b, h, i0));

@@ -51,7 +51,8 @@ final class PatternCommand implements Callable<Integer> {
     @Option(names = "--show", description = "draw the block layout as text (up to " + MAX_SHOW + "x" + MAX_SHOW + " blocks)")
     boolean show;
 
-    @Option(names = "--npy", paramLabel = "FILE", description = "write the layout as uint8 [heads, queryBlocks, keyBlocks], 1 = allowed")
+    @Option(names = "--npy", paramLabel = "FILE", description = "write the layout as uint8 [heads, queryBlocks, keyBlocks]: "
+            + "0 = not allowed, 1 = allowed, c > 1 = allowed with block count c (int32 when a count exceeds 255)")
     Path npy;
 
     @Option(names = "--png", paramLabel = "FILE.png", description = "draw the layout as a PNG: a panel per head (up to "
@@ -88,7 +89,8 @@ final class PatternCommand implements Callable<Integer> {
             }
         }
         if (npy != null) {
-            out.printf("wrote %s: uint8 [%d, %d, %d]%n", npy, heads, layout.queryBlocks(), layout.keyBlocks());
+            out.printf("wrote %s: %s [%d, %d, %d]%n", npy, layout.maxCount() > 255 ? "int32" : "uint8", heads,
+                    layout.queryBlocks(), layout.keyBlocks());
         }
         if (image != null) {
             out.printf("wrote %s: %d x %d pixels, %s, %s%n", png, image.width(), image.height(),
@@ -128,10 +130,24 @@ final class PatternCommand implements Callable<Integer> {
         out.printf("density        %.4f%%%n", 100.0 * pairs / densePairs);
         out.printf("work saved     %.2f%% against dense attention (%.1fx less)%n", 100.0 * (1 - pairs / densePairs),
                 pairs == 0 ? Double.POSITIVE_INFINITY : densePairs / pairs);
+        if (layout.hasCounts()) {
+            long repeated = 0;
+            for (int h = 0; h < heads; h++) {
+                for (int c : layout.counts(layout.headIndex(h))) {
+                    repeated += c > 1 ? 1 : 0;
+                }
+            }
+            out.printf("block counts   %d allowed blocks counted more than once (largest count %d)%n", repeated,
+                    layout.maxCount());
+        }
         out.printf("layout         %.1f KB, built in %.1f ms%n", layout.memoryBytes() / 1024.0, millis);
     }
 
-    /** Draws the layout as text, one character per block, up to {@link #MAX_SHOW} blocks a side. */
+    /**
+     * Draws the layout as text, one character per block, up to {@link #MAX_SHOW} blocks a side: {@code #}
+     * allowed, {@code .} not, and for a block counted {@code c > 1} times (block counts) the digit {@code c},
+     * or {@code +} from 10 on.
+     */
     static void draw(PrintWriter out, BlockLayout layout) {
         if (layout.queryBlocks() > MAX_SHOW || layout.keyBlocks() > MAX_SHOW) {
             out.printf("(--show draws up to %dx%d blocks; this layout has %dx%d)%n", MAX_SHOW, MAX_SHOW,
@@ -141,19 +157,32 @@ final class PatternCommand implements Callable<Integer> {
         for (int h = 0; h < layout.heads(); h++) {
             out.println(layout.isShared() ? "layout (all heads), rows = query blocks, columns = key blocks:"
                     : "head " + h + ":");
-            boolean[][] m = layout.mask(h);
-            for (boolean[] row : m) {
-                StringBuilder sb = new StringBuilder("  ");
-                for (boolean allowed : row) {
-                    sb.append(allowed ? '#' : '.');
+            for (int qb = 0; qb < layout.queryBlocks(); qb++) {
+                char[] row = new char[layout.keyBlocks()];
+                java.util.Arrays.fill(row, '.');
+                for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
+                    row[layout.keyBlock(h, p)] = glyph(layout.count(h, p));
                 }
-                out.println(sb);
+                out.println("  " + new String(row));
             }
+        }
+        if (layout.hasCounts()) {
+            out.println("(a digit: a block counted that many times in the softmax; + for 10 or more)");
         }
     }
 
-    /** The layout as {@code uint8 [heads, queryBlocks, keyBlocks]}: head {@code h} is query head {@code h}'s layout. */
+    private static char glyph(int count) {
+        return count == 1 ? '#' : count < 10 ? (char) ('0' + count) : '+';
+    }
+
+    /**
+     * The layout as {@code uint8 [heads, queryBlocks, keyBlocks]} (0 not allowed, else the block's count), or
+     * {@code int32} when a count exceeds 255: head {@code h} is query head {@code h}'s layout.
+     */
     static NpyArray toNpy(BlockLayout layout, int heads) {
+        if (layout.maxCount() > 255) {
+            return NpyArray.ofInts(layout.countMask(heads), heads, layout.queryBlocks(), layout.keyBlocks());
+        }
         return NpyArray.ofBytes(layout.maskBytes(heads), heads, layout.queryBlocks(), layout.keyBlocks());
     }
 }

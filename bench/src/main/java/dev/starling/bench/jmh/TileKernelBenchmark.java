@@ -165,7 +165,7 @@ public class TileKernelBenchmark {
     public Tensor tileKernel(KernelState s) {
         s.kernel.begin(s.q, 0, 0, 0, BLOCK, s.scale);
         for (int kb = 0; kb < KEY_BLOCKS; kb++) {
-            s.kernel.block(s.mask, 0, 0, kb, 0, s.k, s.v, 0);
+            s.kernel.block(s.mask, 0, 0, kb, 0, s.k, s.v, 0, 0f);
         }
         s.kernel.finish(s.out, 0, 0, 0, BLOCK, null, 0);
         return s.out;

@@ -23,8 +23,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <ol>
  *   <li>{@code S [m][kCap] = Q·(s·Kᵀ)} and {@code dP = dO·Vᵀ}: register tiles of 4 rows × 4 key
  *       vectors, one broadcast per row and feature;</li>
- *   <li>lane-wise {@code P = exp(S − LSE)} (the forward's polynomial), 0 on keys the row does not
- *       read, and {@code dS = P·(dP − D)};</li>
+ *   <li>lane-wise {@code P = exp(S − LSE)} (the forward's polynomial; with a block count {@code c},
+ *       {@code LSE − ln c} in place of {@code LSE}), 0 on keys the row does not read, and
+ *       {@code dS = P·(dP − D)};</li>
  *   <li>{@code dV += Pᵀ·dO} and {@code dK += dSᵀ·Q} into the tile's row-major accumulators
  *       ({@code [kCap][DvPad]}, {@code [kCap][Dpad]}; the gathered rows are zero-padded to whole
  *       vectors): tiles of 4 keys × 4 feature vectors over the rows;</li>
@@ -145,6 +146,8 @@ public final class GradientTileKernel implements GradientKernel {
                     int[] slots = c.slotIndex[h];
                     for (int at = cols.columnBegin(h, kb); at < cols.columnEnd(h, kb); at++) {
                         int qb = cols.queryBlock(h, at);
+                        // Block multiplicity: P = exp(S + ln c − LSE) = exp(S − (LSE − ln c)).
+                        float logWeight = (float) cols.logWeight(h, at);
                         int qBegin = mask.queryBegin(qb);
                         int valid = mask.validQueryEnd(b, qb);
                         int slotBase = c.dq != null ? 0 : (slotBatch + slots[chunk * qBlocks + qb]) * c.slotFloats;
@@ -177,7 +180,7 @@ public final class GradientTileKernel implements GradientKernel {
                                 System.arraycopy(gd, go + i * gs, gP, m * vPad, vdim);
                                 rowDq[m] = dqo + i * dqs;
                                 rowEnd[m] = e;
-                                rowLse[m] = c.lse[row];
+                                rowLse[m] = c.lse[row] - logWeight;
                                 rowDelta[m] = c.delta[row];
                                 nMax = Math.max(nMax, e);
                                 m++;

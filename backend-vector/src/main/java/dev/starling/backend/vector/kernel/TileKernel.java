@@ -162,9 +162,10 @@ public final class TileKernel implements AttentionKernel {
      * @param k keys. Not modified.
      * @param v values. Not modified.
      * @param kvh key/value head
+     * @param logWeight the block's {@code ln c}, added to every score (0: no pass)
      */
     @Override
-    public void block(TokenMask mask, int b, int qb, int kb, int i0, Tensor k, Tensor v, int kvh) {
+    public void block(TokenMask mask, int b, int qb, int kb, int i0, Tensor k, Tensor v, int kvh, float logWeight) {
         int j0 = mask.keyBegin(kb);
         int n = mask.blockKeyEnd(b, qb, kb) - j0;
         if (n <= 0 || rows <= 0) {
@@ -191,8 +192,19 @@ public final class TileKernel implements AttentionKernel {
                 seen[r] |= uniform || ends[r] > c0;
             }
             scores(k.data(), k.offset(b, kvh, j0 + c0), k.rowStride(), nc);
+            if (logWeight != 0f) {
+                addLogWeight(nc, logWeight);
+            }
             softmax(nc, uniform);
             accumulate(v.data(), v.offset(b, kvh, j0 + c0), v.rowStride(), common, nc);
+        }
+    }
+
+    /** {@code sT[j][r] += w} for keys {@code j < n} and every row lane: a block's count (block multiplicity). */
+    private void addLogWeight(int n, float w) {
+        FloatVector wv = FloatVector.broadcast(SPECIES, w);
+        for (int at = 0, end = n * rowCap; at < end; at += LANES) {
+            FloatVector.fromArray(SPECIES, sT, at).add(wv).intoArray(sT, at);
         }
     }
 
