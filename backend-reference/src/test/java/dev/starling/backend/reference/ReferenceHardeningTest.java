@@ -76,7 +76,8 @@ class ReferenceHardeningTest {
             AttentionProblem p = AttentionProblem.builder().heads(1).length(8).headDim(2).build();
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> backend.plan(p, Patterns.parse("dense(block=4)").layout(8, 8, 1)));
-            assertTrue(e.getMessage().contains("not a positive integer"), e.getMessage());
+            assertTrue(e.getMessage().contains("starling.reference.threads=abc")
+                    && e.getMessage().contains("must be a whole number >= 1"), e.getMessage());
         } finally {
             if (old == null) {
                 System.clearProperty(ReferenceBackend.THREADS_PROPERTY);
