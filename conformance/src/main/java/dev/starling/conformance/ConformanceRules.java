@@ -1142,6 +1142,8 @@ public final class ConformanceRules {
         }
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), LinearMemoryProbe.class.getName()));
         command.addAll(source.arguments());
+        // The rule takes seconds to minutes and Surefire prints nothing until a test ends: say what runs.
+        System.err.println(memoryRuleNotice(backend.name(), source));
         try {
             Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
             byte[] output = process.getInputStream().readAllBytes();
@@ -1159,6 +1161,17 @@ public final class ConformanceRules {
             Thread.currentThread().interrupt();
             throw new RuleFailure("interrupted", Double.NaN);
         }
+    }
+
+    /**
+     * @param backendName the backend under test
+     * @param source how the child JVM builds it
+     * @return the line printed on standard error before rule 19's child JVM starts
+     */
+    static String memoryRuleNotice(String backendName, LinearMemoryProbe.BackendSource source) {
+        return String.format("starling conformance: rule 19, backend '%s': BigBird over %,d tokens in a child JVM with %s"
+                + " (backend built there as %s); this takes from seconds to a few minutes", backendName,
+                LinearMemoryProbe.TOKENS, MEMORY_RULE_HEAP, source);
     }
 
     /**

@@ -266,13 +266,14 @@ public class FlawedBackend implements SparseAttention {
         return capabilities;
     }
 
+    // BasePlan checks through the three-argument form (a plan's own capabilities), so the flaw lives there.
     @Override
-    public void checkPlan(AttentionProblem problem, BlockLayout layout) {
+    public void checkPlan(AttentionProblem problem, BlockLayout layout, Capabilities planCapabilities) {
         if (flaw == Flaw.UNDECLARED_CAUSAL_IGNORED && problem != null && problem.causal()) {
             problem.checkLayout(layout); // the capability check is what this flaw forgets
             return;
         }
-        SparseAttention.super.checkPlan(problem, layout);
+        SparseAttention.super.checkPlan(problem, layout, planCapabilities);
     }
 
     @Override

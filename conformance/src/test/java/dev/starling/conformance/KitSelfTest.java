@@ -12,6 +12,9 @@ import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.conformance.FlawedBackend.Flaw;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -326,17 +329,32 @@ class KitSelfTest {
         assertReplayReproduces(Flaw.BACKWARD_GQA_BATCH_KV_OFFSET, Rule.R37_GRADIENT_FEATURE_COMBINATIONS, 78);
     }
 
-    /** Rule 19's child JVM builds the configured instance, by a supplier class or by the contract class itself. */
+    /**
+     * Rule 19's child JVM builds the configured instance, by a supplier class or by the contract class
+     * itself; before it starts, the kit says on standard error what runs (a long silence looks hung).
+     */
     @Test
     void rule19CatchesQuadraticMemoryOnTheConfiguredInstance() {
         Supplier<SparseAttention> flawed = () -> new FlawedBackend(Flaw.QUADRATIC_MEMORY);
         for (LinearMemoryProbe.BackendSource source : List.of(
                 LinearMemoryProbe.BackendSource.supplierClass(FlawedBackend.QuadraticMemory.class),
                 LinearMemoryProbe.BackendSource.contractClass(QuadraticMemoryContract.class))) {
-            RuleResult r = new ConformanceRules(flawed, ConformanceRules.DEFAULT_SEED).memoryRuleBackend(source)
-                    .check(Rule.R19_LINEAR_MEMORY);
+            PrintStream err = System.err;
+            ByteArrayOutputStream printed = new ByteArrayOutputStream();
+            RuleResult r;
+            try {
+                System.setErr(new PrintStream(printed, true, StandardCharsets.UTF_8));
+                r = new ConformanceRules(flawed, ConformanceRules.DEFAULT_SEED).memoryRuleBackend(source)
+                        .check(Rule.R19_LINEAR_MEMORY);
+            } finally {
+                System.setErr(err);
+            }
             assertEquals(RuleResult.Status.FAIL, r.status(), source + ": " + r.detail());
             assertTrue(r.detail().contains("built there as " + source) && r.detail().contains("failed (exit"), r.detail());
+            String notice = printed.toString(StandardCharsets.UTF_8);
+            assertTrue(notice.startsWith("starling conformance: rule 19, backend '")
+                    && notice.contains("65,536 tokens in a child JVM with -Xmx1g (backend built there as " + source + ")"),
+                    "rule 19's notice: " + notice);
         }
         LinearMemoryProbe.BackendSource fromContract = new QuadraticMemoryContract().memoryRuleSource();
         assertEquals(LinearMemoryProbe.BackendSource.Kind.CONTRACT, fromContract.kind());

@@ -209,8 +209,8 @@ public final class CopyTask implements AutoCloseable {
     }
 
     /**
-     * What the example does, in the words the README uses (CopyTaskTest checks each claim against the
-     * curves, and that the README says exactly this).
+     * What the example does, in the words the guide uses (CopyTaskTest checks each claim against the
+     * curves, and that docs/guide/using-from-java.md says exactly this).
      */
     static final String STORY = "with BigBird the loss starts near 0.1 (the values start near the identity), climbs"
             + " above 1 while the queries and keys learn where token 0 is, then falls below 0.1 within 200 steps; with a"

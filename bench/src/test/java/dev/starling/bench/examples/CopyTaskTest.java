@@ -36,7 +36,7 @@ class CopyTaskTest {
         String report = String.format("bigbird %.3f -> %.3f, window -> %.3f", bigbirdStart, bigbirdEnd, windowEnd);
         assertTrue(bigbirdEnd < 0.2 && bigbirdEnd < 0.25 * bigbirdStart, "BigBird should learn: " + report);
         assertTrue(windowEnd > 0.5, "a window alone cannot reach token 0: " + report);
-        // Each claim of CopyTask.STORY, which the example prints and the README quotes.
+        // Each claim of CopyTask.STORY, which the example prints and the guide quotes.
         double bigbirdPeak = bigbird[CopyTask.peak(bigbird)];
         double windowPeak = window[CopyTask.peak(window)];
         String curve = report + String.format(", first %.3f, highest %.3f (window %.3f)", bigbird[0], bigbirdPeak, windowPeak);
@@ -46,8 +46,8 @@ class CopyTaskTest {
     }
 
     @Test
-    void theReadmeSaysWhatTheExamplePrints() throws IOException {
-        String readme = Files.readString(Path.of("..", "README.md")).replaceAll("\\s+", " ");
-        assertTrue(readme.contains(CopyTask.STORY), "README.md describes CopyTask as: " + CopyTask.STORY);
+    void theGuideSaysWhatTheExamplePrints() throws IOException {
+        String guide = Files.readString(Path.of("..", "docs", "guide", "using-from-java.md")).replaceAll("\\s+", " ");
+        assertTrue(guide.contains(CopyTask.STORY), "docs/guide/using-from-java.md describes CopyTask as: " + CopyTask.STORY);
     }
 }

@@ -22,19 +22,19 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 
 /**
- * The README's synopsis (section "### Commands") cannot fall behind the tool: every command and
+ * The guide's synopsis (docs/guide/cli.md, section "## Commands") cannot fall behind the tool: every command and
  * every option that {@code --help} prints, read from picocli's model, appears under its command,
  * and the synopsis names no option the tool lacks (issue 13, item 8).
  */
-class ReadmeSynopsisTest {
+class GuideSynopsisTest {
     private static String section;
     private static Map<String, String> entries;
 
     @BeforeAll
     static void readSynopsis() throws Exception {
-        String readme = Files.readString(Path.of("..", "README.md"));
-        int start = readme.indexOf("\n### Commands\n");
-        assertTrue(start >= 0, "README.md has a '### Commands' section");
+        String readme = Files.readString(Path.of("..", "docs", "guide", "cli.md"));
+        int start = readme.indexOf("\n## Commands\n");
+        assertTrue(start >= 0, "docs/guide/cli.md has a '## Commands' section");
         Matcher next = Pattern.compile("\n#{2,3} ").matcher(readme);
         section = readme.substring(start + 1, next.find(start + 5) ? next.start() : readme.length());
         entries = new LinkedHashMap<>();
@@ -111,7 +111,7 @@ class ReadmeSynopsisTest {
                 }
             }
         }
-        assertEquals(List.of(), missing, "README.md's synopsis lacks these; the synopsis:\n" + section);
+        assertEquals(List.of(), missing, "docs/guide/cli.md's synopsis lacks these; the synopsis:\n" + section);
     }
 
     @Test
@@ -133,7 +133,7 @@ class ReadmeSynopsisTest {
                 }
             }
         }
-        assertEquals(List.of(), extra, "README.md's synopsis names options the tool does not have");
+        assertEquals(List.of(), extra, "docs/guide/cli.md's synopsis names options the tool does not have");
     }
 
     /** {@code starling --help} lists each command with the first line of its description: a whole sentence. */
