@@ -6,6 +6,8 @@
 module dev.starling.backend.vector {
     requires dev.starling.api;
     requires static jdk.incubator.vector;
+    // Compile time only, for the timing programs among its test sources (they measure thread CPU time).
+    requires static java.management;
 
     provides dev.starling.api.SparseAttention with dev.starling.backend.vector.VectorBackend;
 }
