@@ -59,8 +59,7 @@ final class BlockCountRules {
         BlockLayout window = Patterns.parse("window(block=16, blocks=3)").layout(128, 128, 1);
         int[][] counts = {window.counts(0)};
         counts[0][window.rowBegin(0, 4) + 1] = 2;
-        add(out, caps, "one count of 2", one, BlockLayout.ofCsr(128, 128, 16, 16, false, new int[][] {window.rowStart(0)},
-                new int[][] {window.keyBlockIndices(0)}, counts, 0), 3);
+        add(out, caps, "one count of 2", one, window.withCounts(counts), 3);
         return out;
     }
 
@@ -79,27 +78,21 @@ final class BlockCountRules {
      * keeps counts of 1 (a row of set semantics in a layout with counts).
      */
     static BlockLayout withCounts(BlockLayout layout, Random rnd, double share) {
-        int heads = layout.heads();
-        int[][] rowStart = new int[heads][];
-        int[][] blocks = new int[heads][];
-        int[][] counts = new int[heads][];
-        for (int hl = 0; hl < heads; hl++) {
-            rowStart[hl] = layout.rowStart(hl);
-            blocks[hl] = layout.keyBlockIndices(hl);
+        int[][] counts = new int[layout.heads()][];
+        for (int hl = 0; hl < counts.length; hl++) {
             counts[hl] = layout.counts(hl);
             for (int p = 0; p < counts[hl].length; p++) {
-                boolean setRow = hl == 0 && p >= rowStart[hl][1] && p < rowStart[hl][2];
+                boolean setRow = hl == 0 && p >= layout.rowBegin(0, 1) && p < layout.rowEnd(0, 1);
                 if (!setRow && rnd.nextDouble() < share) {
                     counts[hl][p] = COUNTS[rnd.nextInt(COUNTS.length)];
                 }
             }
-            int last = rowStart[hl][layout.queryBlocks() - 1];
+            int last = layout.rowBegin(hl, layout.queryBlocks() - 1);
             if (last < counts[hl].length) {
                 counts[hl][last] = 300;
             }
         }
-        return BlockLayout.ofCsr(layout.queryLength(), layout.keyLength(), layout.queryBlock(), layout.keyBlock(),
-                layout.causal(), rowStart, blocks, counts, layout.drawnForHeads());
+        return layout.withCounts(counts);
     }
 
     /** Rule 41: every case forward, merged from key-block sets and key shards, and backward. */
@@ -114,7 +107,7 @@ final class BlockCountRules {
                 float[] l = lse ? c.newLse() : null;
                 forward(backend, c, c.problem(), c.layout(), c.k(), c.v(), out, l, "");
                 DenseOracle.Result whole = c.expected();
-                worst = Math.max(worst, match("case " + c, c, whole, out, l, tol));
+                worst = Math.max(worst, ConformanceRules.requireMatch("case " + c, c, whole, out, l, tol));
                 if (lse) {
                     worst = Math.max(worst, keySets(backend, c, whole, tol));
                     if (!c.problem().causal() || caps.has(Feature.CAUSAL_SHIFT)) {
@@ -145,7 +138,7 @@ final class BlockCountRules {
                 OnlineSoftmax.merge(merged, mergedLse, out, lse, merged, mergedLse);
             }
         }
-        return match("case " + c + " split into 2 disjoint key-block sets, merged", c, whole, merged, mergedLse, tol);
+        return ConformanceRules.requireMatch("case " + c + " split into 2 disjoint key-block sets, merged", c, whole, merged, mergedLse, tol);
     }
 
     /** The case's keys cut into three balanced key shards (counts kept), each computed with LSE, merged. */
@@ -165,7 +158,7 @@ final class BlockCountRules {
                 OnlineSoftmax.merge(merged, mergedLse, out, lse, merged, mergedLse);
             }
         }
-        return match("case " + c + " cut into " + shards.count() + " key shards, merged", c, whole, merged, mergedLse, tol);
+        return ConformanceRules.requireMatch("case " + c + " cut into " + shards.count() + " key shards, merged", c, whole, merged, mergedLse, tol);
     }
 
     /** The case through backward on a fresh plan, against the gradient oracle. */
@@ -192,14 +185,5 @@ final class BlockCountRules {
         } catch (RuntimeException e) {
             throw new RuleFailure("case " + c + which + " threw " + e, Double.NaN);
         }
-    }
-
-    private static double match(String what, AttentionCase c, DenseOracle.Result expected, Tensor out, float[] lse,
-                                Tolerance tol) {
-        Comparison.Outcome o = Comparison.compare(c.problem(), expected, out, lse, tol);
-        if (!o.ok()) {
-            throw new RuleFailure(what + ": " + o.message(), o.worstRatio());
-        }
-        return o.worstRatio();
     }
 }

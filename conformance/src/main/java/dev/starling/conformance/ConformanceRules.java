@@ -1091,8 +1091,9 @@ public final class ConformanceRules {
         }
     }
 
-    private static double requireMatch(String what, AttentionCase c, DenseOracle.Result expected, Tensor out, float[] lse,
-                                       Tolerance tol) {
+    /** Compares a result with the oracle's, failing the rule with {@code what} and the worst element when it differs. */
+    static double requireMatch(String what, AttentionCase c, DenseOracle.Result expected, Tensor out, float[] lse,
+                               Tolerance tol) {
         Comparison.Outcome o = Comparison.compare(c.problem(), expected, out, lse, tol);
         if (!o.ok()) {
             throw new RuleFailure(what + ": " + o.message(), o.worstRatio());

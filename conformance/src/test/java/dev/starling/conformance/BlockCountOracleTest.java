@@ -27,6 +27,8 @@ class BlockCountOracleTest {
     private static final int[] ROW_START = {0, 3, 5};
     private static final int[] BLOCKS = {0, 2, 3, 1, 3};
     private static final int[] COUNTS = {1, 3, 2, 2, 1};
+    private static final AttentionProblem PROBLEM = AttentionProblem.builder().heads(1).queryLength(NQ).keyLength(NK)
+            .headDim(D).valueDim(DV).build();
 
     private static BlockLayout counted() {
         return BlockLayout.ofCsr(NQ, NK, BLOCK, BLOCK, false, new int[][] {ROW_START}, new int[][] {BLOCKS},
@@ -39,6 +41,12 @@ class BlockCountOracleTest {
             x[i] = (float) rnd.nextGaussian();
         }
         return Tensor.bhsd(x, 1, 1, n, d);
+    }
+
+    /** Random normal {@code q}, {@code k}, {@code v} and {@code dOut} of {@link #PROBLEM}. */
+    private static Tensor[] inputs(long seed) {
+        Random rnd = new Random(seed);
+        return new Tensor[] {random(rnd, NQ, D), random(rnd, NK, D), random(rnd, NK, DV), random(rnd, NQ, DV)};
     }
 
     /** The keys (or values) of row {@code qb}'s entries, each block repeated its count times; {@code from[x]} the source key. */
@@ -82,13 +90,12 @@ class BlockCountOracleTest {
 
     @Test
     void aCountIsTheBlockListedThatManyTimes() {
-        Random rnd = new Random(24);
-        AttentionProblem p = AttentionProblem.builder().heads(1).queryLength(NQ).keyLength(NK).headDim(D).valueDim(DV)
-                .build();
-        Tensor q = random(rnd, NQ, D);
-        Tensor k = random(rnd, NK, D);
-        Tensor v = random(rnd, NK, DV);
-        Tensor dOut = random(rnd, NQ, DV);
+        AttentionProblem p = PROBLEM;
+        Tensor[] in = inputs(24);
+        Tensor q = in[0];
+        Tensor k = in[1];
+        Tensor v = in[2];
+        Tensor dOut = in[3];
         BlockLayout layout = counted();
         assertTrue(layout.hasCounts());
         DenseOracle.Result got = DenseOracle.compute(p, layout, q, k, v);
@@ -130,12 +137,11 @@ class BlockCountOracleTest {
 
     @Test
     void countsOfOneAreTheLayoutWithoutCounts() {
-        Random rnd = new Random(7);
-        AttentionProblem p = AttentionProblem.builder().heads(1).queryLength(NQ).keyLength(NK).headDim(D).valueDim(DV)
-                .build();
-        Tensor q = random(rnd, NQ, D);
-        Tensor k = random(rnd, NK, D);
-        Tensor v = random(rnd, NK, DV);
+        AttentionProblem p = PROBLEM;
+        Tensor[] in = inputs(7);
+        Tensor q = in[0];
+        Tensor k = in[1];
+        Tensor v = in[2];
         BlockLayout plain = BlockLayout.ofCsr(NQ, NK, BLOCK, BLOCK, false, new int[][] {ROW_START}, new int[][] {BLOCKS});
         BlockLayout ones = BlockLayout.ofCsr(NQ, NK, BLOCK, BLOCK, false, new int[][] {ROW_START}, new int[][] {BLOCKS},
                 new int[][] {{1, 1, 1, 1, 1}}, 0);

@@ -185,6 +185,19 @@ public final class BlockLayout {
     }
 
     /**
+     * This layout's blocks with other counts (block multiplicity, DESIGN section 2): lengths, block sizes,
+     * causal flag, head layouts and rows unchanged.
+     *
+     * @param counts per head layout, one count {@code >= 1} per CSR entry ({@link #counts(int)} gives this
+     *               layout's), or {@code null} for all 1. Not modified.
+     * @return the layout; equal to one built without counts when every count is 1
+     * @throws IllegalArgumentException when the counts do not fit the entries or one is below 1
+     */
+    public BlockLayout withCounts(int[][] counts) {
+        return ofCsr(queryLength, keyLength, queryBlock, keyBlock, causal, rowStart, columns, counts, drawnForHeads);
+    }
+
+    /**
      * Builds a layout from block lists in which a key block may appear more than once: the list of
      * query block {@code qb} of head layout {@code h} is {@code lists[h][qb]}, in any order; a key block
      * listed {@code c} times gets count {@code c} (Hugging Face's BigBird softmax runs over such lists).

@@ -76,24 +76,19 @@ public final class UnionPattern implements PatternSpec {
         if (!any) {
             return union;
         }
-        int[][] rowStart = new int[union.heads()][];
-        int[][] columns = new int[union.heads()][];
         int[][] counts = new int[union.heads()][];
         for (int h = 0; h < union.heads(); h++) {
-            rowStart[h] = union.rowStart(h);
-            columns[h] = union.keyBlockIndices(h);
-            counts[h] = new int[columns[h].length];
+            counts[h] = new int[union.nnz(h)];
             for (int qb = 0; qb < union.queryBlocks(); qb++) {
-                for (int p = rowStart[h][qb]; p < rowStart[h][qb + 1]; p++) {
+                for (int p = union.rowBegin(h, qb); p < union.rowEnd(h, qb); p++) {
                     for (BlockLayout l : layouts) {
-                        int at = l.entry(h, qb, columns[h][p]);
+                        int at = l.entry(h, qb, union.keyBlock(h, p));
                         counts[h][p] = Math.max(counts[h][p], at < 0 ? 0 : l.count(h, at));
                     }
                 }
             }
         }
-        return BlockLayout.ofCsr(union.queryLength(), union.keyLength(), union.queryBlock(), union.keyBlock(),
-                union.causal(), rowStart, columns, counts, union.drawnForHeads());
+        return union.withCounts(counts);
     }
 
     @Override
