@@ -14,8 +14,7 @@ module dev.starling.api {
     exports dev.starling.api.plan;
     exports dev.starling.api.selection;
     exports dev.starling.api.spi to dev.starling.conformance, dev.starling.bench;
-    // backend-cuda: its GPU timing programs (test sources) export their inputs and results as .npy.
-    exports dev.starling.api.npy to dev.starling.conformance, dev.starling.bench, dev.starling.backend.cuda;
+    exports dev.starling.api.npy to dev.starling.conformance, dev.starling.bench;
     exports dev.starling.api.io to dev.starling.bench;
 
     // Optional, compile time only: the api logs through System.Logger; its tests capture records with
