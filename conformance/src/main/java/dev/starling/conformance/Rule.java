@@ -133,7 +133,19 @@ public enum Rule {
      * oracle over the widened inputs, within the precision's tolerance plus half a unit in the last
      * place of the output type (the output is rounded to nearest even).
      */
-    R40_HALF_PRECISION_TENSORS(40, "halfPrecisionTensors", true);
+    R40_HALF_PRECISION_TENSORS(40, "halfPrecisionTensors", true),
+    /**
+     * Calls interrupted mid-flight, and a plan closed during a call: once the call returned (or threw)
+     * and once {@code close()} returned, no thread of the call writes the caller's buffers; a call that
+     * completes, and every later call, gives the uninterrupted bits. Backward too when declared.
+     */
+    R42_INTERRUPTED_CALLS(42, "interruptedCalls", true),
+    /**
+     * Scores from about {@code 1e9} to {@code 1e30} (finite, exact in float32), ties at the maximum
+     * included: the forward matches the oracle, and so do the gradients when {@code backward} is
+     * declared, with no allowance that grows with the logits.
+     */
+    R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true);
 
     private final int number;
     private final String id;

@@ -39,7 +39,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 40 rules, 40 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 42 rules, 42 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -333,6 +333,18 @@ public abstract class SparseAttentionContract {
     @Test
     public void required_rule40_halfPrecisionTensors() {
         check(Rule.R40_HALF_PRECISION_TENSORS);
+    }
+
+    /** Rule 42. */
+    @Test
+    public void required_rule42_interruptedCalls() {
+        check(Rule.R42_INTERRUPTED_CALLS);
+    }
+
+    /** Rule 43. */
+    @Test
+    public void required_rule43_largeFiniteLogits() {
+        check(Rule.R43_LARGE_FINITE_LOGITS);
     }
 
     /**
