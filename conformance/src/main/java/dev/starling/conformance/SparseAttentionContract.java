@@ -85,9 +85,10 @@ public abstract class SparseAttentionContract {
         return Boolean.parseBoolean(System.getProperty(REQUIRE_AVAILABLE_PROPERTY, "false").strip());
     }
 
-    /** @return the rules to run: those {@value #ONLY_PROPERTY} names, or every rule */
+    /** @return the rules to run: those {@value #ONLY_PROPERTY} names, or every rule when it is unset or blank */
     protected Set<Rule> onlyRules() {
-        return Rule.parseList(System.getProperty(ONLY_PROPERTY));
+        String only = System.getProperty(ONLY_PROPERTY);
+        return Rule.parseList(only == null || only.isBlank() ? null : only);
     }
 
     /**

@@ -481,6 +481,25 @@ class KitSelfTest {
         assertEquals(Rule.R22_FEATURE_COMBINATIONS, Rule.parse("R22_FEATURE_COMBINATIONS"));
     }
 
+    /** Issue 27, item 10: a huge number, non-ASCII digits, and lists that name no rule get one clear message. */
+    @Test
+    void ruleTextsThatNameNoRuleAreRefusedClearly() {
+        for (String text : new String[] {"99999999999999999999", "\u0662\u0662", "0", "-3"}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> Rule.parse(text));
+            assertTrue(e.getMessage().matches("no conformance rule '" + java.util.regex.Pattern.quote(text)
+                    + "': give a rule number \\(1-[0-9]+(, [0-9]+(-[0-9]+)?)*\\), a test name such as "
+                    + "required_rule22_featureCombinations, or a list of them separated by commas"), e.getMessage());
+        }
+        for (String list : new String[] {"", ",,,", " , "}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> Rule.parseList(list));
+            assertTrue(e.getMessage().startsWith("no rule numbers given in '" + list + "'"), e.getMessage());
+        }
+        assertEquals(EnumSet.allOf(Rule.class), Rule.parseList(null));
+        assertEquals(EnumSet.of(Rule.R12_THREAD_SAFE, Rule.R43_LARGE_FINITE_LOGITS), Rule.parseList("43,,12,"));
+    }
+
     @Test
     void aBackendWithoutOptionalFeaturesRunsRule20AndSkipsRule21NamingLse() {
         Capabilities bare = Capabilities.builder("cpu").precisions(EnumSet.of(Precision.FP32)).headDims(1, 256).build();
