@@ -2,6 +2,7 @@ package dev.starling.api.plan;
 
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Capabilities;
 import dev.starling.api.Feature;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Tensor;
@@ -47,13 +48,29 @@ public abstract class BasePlan implements AttentionPlan {
      * @throws UnsupportedOperationException naming each capability the problem needs and the backend lacks
      */
     protected BasePlan(SparseAttention backend, AttentionProblem problem, BlockLayout layout) {
+        this(backend, backend == null ? null : backend.capabilities(), problem, layout);
+    }
+
+    /**
+     * Same, for a plan whose options give it capabilities of its own (checked instead of the
+     * backend's defaults).
+     *
+     * @param backend the backend creating the plan (its name)
+     * @param planCapabilities what this plan computes
+     * @param problem the problem. Not modified.
+     * @param layout the layout. Not modified.
+     * @throws IllegalArgumentException if the problem is null or the layout does not fit it
+     * @throws UnsupportedOperationException naming each capability the problem needs and the plan lacks
+     */
+    protected BasePlan(SparseAttention backend, Capabilities planCapabilities, AttentionProblem problem,
+                       BlockLayout layout) {
         if (backend == null) {
             throw new IllegalArgumentException("backend must not be null");
         }
-        backend.checkPlan(problem, layout);
+        backend.checkPlan(problem, layout, planCapabilities);
         this.backendName = backend.name();
-        this.declaresBackward = backend.capabilities().has(Feature.BACKWARD);
-        this.tensorFeatures = backend.capabilities().features();
+        this.declaresBackward = planCapabilities.has(Feature.BACKWARD);
+        this.tensorFeatures = planCapabilities.features();
         this.problem = problem;
         this.layout = layout;
         this.mask = TokenMask.of(problem, layout);

@@ -1,10 +1,12 @@
 package dev.starling.backend.cuda;
 
 import dev.starling.api.Availability;
+import dev.starling.api.PlanOptions;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
@@ -128,7 +130,12 @@ final class CudaDevice {
         if (count[0] == 0) {
             throw new CudaUnavailable("no CUDA device");
         }
-        int ordinal = Integer.getInteger(DEVICE_PROPERTY, 0);
+        int ordinal;
+        try {
+            ordinal = PlanOptions.fromSystemProperties(List.of(CudaBackend.DEVICE)).get(CudaBackend.DEVICE);
+        } catch (IllegalArgumentException e) {
+            throw new CudaUnavailable(e.getMessage());
+        }
         if (ordinal < 0 || ordinal >= count[0]) {
             throw new CudaUnavailable("-D" + DEVICE_PROPERTY + "=" + ordinal + " but there are " + count[0] + " devices");
         }

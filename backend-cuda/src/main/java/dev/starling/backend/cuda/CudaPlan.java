@@ -1,6 +1,7 @@
 package dev.starling.backend.cuda;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Capabilities;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.BlockLayout;
@@ -80,13 +81,14 @@ public final class CudaPlan extends BasePlan {
      * @param device the opened device
      * @param problem the problem. Not modified.
      * @param layout its layout. Not modified.
+     * @param planCapabilities what this plan computes (its options decide FP16 and backward)
      * @param maxBlocksPerUnit key blocks per unit ({@link SplitRows}); {@link SplitRows#OFF} splits nothing
      * @param family the kernels to run ({@link KernelFamily})
      * @param forcedStages stages of an mma kernel ({@link MmaSpecialisation#STAGES_PROPERTY}), 0 to choose
      */
-    CudaPlan(CudaBackend backend, CudaDevice device, AttentionProblem problem, BlockLayout layout, int maxBlocksPerUnit,
-             KernelFamily family, int forcedStages) {
-        super(backend, problem, layout);
+    CudaPlan(CudaBackend backend, Capabilities planCapabilities, CudaDevice device, AttentionProblem problem,
+             BlockLayout layout, int maxBlocksPerUnit, KernelFamily family, int forcedStages) {
+        super(backend, planCapabilities, problem, layout);
         this.device = device;
         this.work = WorkPlan.of(layout, maxBlocksPerUnit);
         this.geometry = LaunchGeometry.of(problem, layout, work, device.limits(), family, forcedStages);

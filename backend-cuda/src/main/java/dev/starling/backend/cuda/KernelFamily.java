@@ -24,16 +24,6 @@ public enum KernelFamily {
     public static final KernelFamily DEFAULT = WMMA;
 
     /**
-     * The configured family.
-     *
-     * @return the family of {@link #PROPERTY}, {@link #DEFAULT} when it is not set
-     * @throws IllegalArgumentException if the property is set to anything but {@code mma} or {@code wmma}
-     */
-    public static KernelFamily fromProperty() {
-        return parse(System.getProperty(PROPERTY));
-    }
-
-    /**
      * Parses a value of {@link #PROPERTY}: {@code mma} or {@code wmma}, any case, blanks around ignored.
      *
      * @param value the property's value, or {@code null} when it is not set
@@ -50,20 +40,6 @@ public enum KernelFamily {
             default -> throw new IllegalArgumentException("-D" + PROPERTY + " must be mma or wmma (or unset, for "
                     + DEFAULT.text() + "), got \"" + value + "\"");
         };
-    }
-
-    /**
-     * The family {@link CudaBackend#capabilities()} describes: the property's, or {@link #DEFAULT}
-     * when its value is bad (capabilities never throw; planning reports the bad value).
-     *
-     * @return the family
-     */
-    static KernelFamily forCapabilities() {
-        try {
-            return fromProperty();
-        } catch (IllegalArgumentException e) {
-            return DEFAULT;
-        }
     }
 
     /** @return the property value that selects this family */

@@ -117,16 +117,6 @@ public record MmaSpecialisation(String symbol, Precision precision, int headDim,
     }
 
     /**
-     * The forced stage count of {@link #STAGES_PROPERTY}.
-     *
-     * @return 2 or 3, or 0 when the property is not set
-     * @throws IllegalArgumentException naming the property if it is set to anything else
-     */
-    public static int stagesFromProperty() {
-        return parseStages(System.getProperty(STAGES_PROPERTY));
-    }
-
-    /**
      * Parses a value of {@link #STAGES_PROPERTY}.
      *
      * @param value the value, or {@code null}

@@ -19,16 +19,6 @@ public final class SplitRows {
     }
 
     /**
-     * The configured key blocks per unit, from {@link #PROPERTY}.
-     *
-     * @return {@code N}, or {@link #OFF} when the property is not set
-     * @throws IllegalArgumentException if the property is set to anything but a whole number {@code >= 1}
-     */
-    public static int maxBlocksPerUnit() {
-        return maxBlocksPerUnit(System.getProperty(PROPERTY));
-    }
-
-    /**
      * Parses a value of {@link #PROPERTY}.
      *
      * @param value the property's value, or {@code null} when it is not set

@@ -147,7 +147,7 @@ public final class MmaKernelCheck {
     }
 
     private CudaPlan plan(AttentionProblem p, BlockLayout layout, int split) {
-        return new CudaPlan(backend, CudaDevice.get(), p, layout, split, KernelFamily.MMA, 0);
+        return new CudaPlan(backend, backend.capabilities(dev.starling.api.PlanOptions.none().with(CudaBackend.KERNELS, KernelFamily.MMA)), CudaDevice.get(), p, layout, split, KernelFamily.MMA, 0);
     }
 
     private static String name(Precision p, AttentionProblem problem) {

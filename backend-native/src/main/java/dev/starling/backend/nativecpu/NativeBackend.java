@@ -4,10 +4,13 @@ import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
+import dev.starling.api.Option;
+import dev.starling.api.PlanOptions;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
 import java.util.EnumSet;
+import java.util.List;
 
 /**
  * Block-sparse attention in C kernels on the CPU's matrix and vector units, called through JNI: the
@@ -43,17 +46,22 @@ public final class NativeBackend implements SparseAttention {
      */
     public static final int PRIORITY = 60;
 
-    private final Isa ceiling;
-    private final int threads;
+    /** The highest instruction-set level plans use (the CPU's level caps it further); default {@value #ISA_PROPERTY} or amx. */
+    public static final Option<Isa> ISA = Option.of("isa", Isa.class, ISA_PROPERTY, () -> Isa.AMX, Isa::parse, v -> v,
+            "highest instruction-set level: portable, avx2, avx512, avx512-bf16, amx (the CPU caps it)");
+    /** Threads per call, at most 256 (the calling thread is one); default {@value #THREADS_PROPERTY} or one per processor. */
+    public static final Option<Integer> THREADS = Option.positiveInt("threads", THREADS_PROPERTY,
+            () -> Math.min(256, Runtime.getRuntime().availableProcessors()), "threads per call, at most 256 used");
+
+    private final PlanOptions fixed;
 
     /** A backend reading {@value #ISA_PROPERTY} and {@value #THREADS_PROPERTY} when it plans. Does no work. */
     public NativeBackend() {
-        this(null, 0);
+        this(PlanOptions.none());
     }
 
-    private NativeBackend(Isa ceiling, int threads) {
-        this.ceiling = ceiling;
-        this.threads = threads;
+    private NativeBackend(PlanOptions fixed) {
+        this.fixed = fixed;
     }
 
     /**
@@ -66,7 +74,7 @@ public final class NativeBackend implements SparseAttention {
         if (level == null) {
             throw new IllegalArgumentException("level must not be null");
         }
-        return new NativeBackend(level, 0);
+        return new NativeBackend(PlanOptions.none().with(ISA, level));
     }
 
     /**
@@ -76,33 +84,21 @@ public final class NativeBackend implements SparseAttention {
      * @return the backend
      */
     public static NativeBackend withThreads(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
-        }
-        return new NativeBackend(null, threads);
+        return new NativeBackend(PlanOptions.none().with(THREADS, threads));
     }
 
-    private static int threads(int fixed) {
-        if (fixed > 0) {
-            return fixed;
-        }
-        String configured = System.getProperty(THREADS_PROPERTY);
-        if (configured != null && !configured.isBlank()) {
-            try {
-                int n = Integer.parseInt(configured.strip());
-                if (n >= 1) {
-                    return Math.min(n, 256);
-                }
-            } catch (NumberFormatException ignored) {
-                // fall through to the default
-            }
-        }
-        return Math.min(256, Runtime.getRuntime().availableProcessors());
+    @Override
+    public List<Option<?>> options() {
+        return List.of(ISA, THREADS);
     }
 
-    /** @return threads per call */
-    int threads() {
-        return threads(threads);
+    private PlanOptions resolved(PlanOptions options) {
+        return checkOptions(options.over(fixed));
+    }
+
+    /** @return threads per call of a plan with these (resolved) options */
+    private static int threads(PlanOptions resolved) {
+        return Math.min(256, resolved.get(THREADS));
     }
 
     /**
@@ -111,17 +107,15 @@ public final class NativeBackend implements SparseAttention {
      * @throws IllegalArgumentException when {@value #ISA_PROPERTY} names no level
      */
     public Isa level() {
+        return level(resolved(PlanOptions.none()));
+    }
+
+    private static Isa level(PlanOptions resolved) {
         String failure = NativeKernels.loadFailure();
         if (failure != null) {
             throw new IllegalStateException("native backend is unavailable: " + failure);
         }
-        Isa machine = NativeKernels.machineIsa(NativeKernels.probe());
-        Isa cap = ceiling;
-        if (cap == null) {
-            String configured = System.getProperty(ISA_PROPERTY);
-            cap = configured == null || configured.isBlank() ? Isa.AMX : Isa.parse(configured);
-        }
-        return machine.min(cap);
+        return NativeKernels.machineIsa(NativeKernels.probe()).min(resolved.get(ISA));
     }
 
     /**
@@ -150,14 +144,17 @@ public final class NativeBackend implements SparseAttention {
             return Availability.unavailable(failure);
         }
         Isa level;
+        int threads;
         try {
-            level = level();
+            PlanOptions resolved = resolved(PlanOptions.none());
+            level = level(resolved);
+            threads = threads(resolved);
         } catch (IllegalArgumentException e) {
-            return Availability.unavailable("-D" + ISA_PROPERTY + ": " + e.getMessage());
+            return Availability.unavailable(e.getMessage());
         }
         String note = NativeKernels.amxNote(NativeKernels.probe());
         return Availability.available("fp32 on " + KernelPath.best(Precision.FP32, level).text() + ", bf16 on "
-                + KernelPath.best(Precision.BF16, level).text() + ", " + threads() + " threads per call"
+                + KernelPath.best(Precision.BF16, level).text() + ", " + threads + " threads per call"
                 + (note == null ? "" : "; " + note));
     }
 
@@ -168,11 +165,19 @@ public final class NativeBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+        return plan(problem, layout, PlanOptions.none());
+    }
+
+    /** {@inheritDoc} Takes {@link #ISA} and {@link #THREADS}. */
+    @Override
+    public AttentionPlan plan(AttentionProblem problem, BlockLayout layout, PlanOptions options) {
+        PlanOptions resolved = resolved(options);
         checkPlan(problem, layout);
         Availability a = availability();
         if (!a.isAvailable()) {
             throw new IllegalStateException("native backend is " + a);
         }
-        return new NativePlan(this, problem, layout, path(problem.precision()), threads());
+        return new NativePlan(this, problem, layout, KernelPath.best(problem.precision(), level(resolved)),
+                threads(resolved));
     }
 }

@@ -5,9 +5,13 @@ import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
 import dev.starling.api.Feature;
+import dev.starling.api.Option;
+import dev.starling.api.PlanOptions;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
+
+import java.util.List;
 import java.util.EnumSet;
 
 /**
@@ -22,51 +26,44 @@ public final class ReferenceBackend implements SparseAttention {
     /** Selection priority: the lowest of the built-in backends. */
     public static final int PRIORITY = 10;
 
-    private final int threads;
+    /** Worker threads per plan; default {@value #THREADS_PROPERTY} or one per processor. */
+    public static final Option<Integer> THREADS = Option.positiveInt("threads", THREADS_PROPERTY,
+            () -> Runtime.getRuntime().availableProcessors(), "worker threads per plan");
+
+    private final PlanOptions fixed;
 
     /** A backend whose plans use {@value #THREADS_PROPERTY} threads, or one per processor. */
     public ReferenceBackend() {
-        this.threads = 0;
+        this.fixed = PlanOptions.none();
     }
 
-    private ReferenceBackend(int threads) {
-        this.threads = threads;
+    private ReferenceBackend(PlanOptions fixed) {
+        this.fixed = fixed;
     }
 
     /**
-     * A backend whose plans use exactly {@code threads} worker threads.
+     * A backend whose plans use exactly {@code threads} worker threads, unless a plan's options say otherwise.
      *
      * @param threads pool size, {@code >= 1}
      * @return the backend
+     * @throws IllegalArgumentException if {@code threads < 1}
      */
     public static ReferenceBackend withThreads(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
-        }
-        return new ReferenceBackend(threads);
+        return new ReferenceBackend(PlanOptions.none().with(THREADS, threads));
+    }
+
+    @Override
+    public List<Option<?>> options() {
+        return List.of(THREADS);
     }
 
     /**
-     * @return the pool size of new plans
+     * @param options a plan's options
+     * @return the pool size of a plan with these options
      * @throws IllegalArgumentException when {@value #THREADS_PROPERTY} is set but not a positive integer
      */
-    int poolSize() {
-        if (threads > 0) {
-            return threads;
-        }
-        String configured = System.getProperty(THREADS_PROPERTY);
-        if (configured == null || configured.isBlank()) {
-            return Runtime.getRuntime().availableProcessors();
-        }
-        try {
-            int n = Integer.parseInt(configured.strip());
-            if (n >= 1) {
-                return n;
-            }
-        } catch (NumberFormatException ignored) {
-            // reported below
-        }
-        throw new IllegalArgumentException("-D" + THREADS_PROPERTY + "=" + configured + " is not a positive integer");
+    int poolSize(PlanOptions options) {
+        return checkOptions(options.over(fixed)).get(THREADS);
     }
 
     @Override
@@ -82,7 +79,7 @@ public final class ReferenceBackend implements SparseAttention {
     @Override
     public Availability availability() {
         try {
-            return Availability.available("pure Java, " + poolSize() + " threads per plan");
+            return Availability.available("pure Java, " + poolSize(PlanOptions.none()) + " threads per plan");
         } catch (IllegalArgumentException e) {
             return Availability.unavailable(e.getMessage());
         }
@@ -96,6 +93,12 @@ public final class ReferenceBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        return new ReferencePlan(this, problem, layout, poolSize());
+        return plan(problem, layout, PlanOptions.none());
+    }
+
+    /** {@inheritDoc} Takes {@link #THREADS}. */
+    @Override
+    public AttentionPlan plan(AttentionProblem problem, BlockLayout layout, PlanOptions options) {
+        return new ReferencePlan(this, problem, layout, poolSize(options));
     }
 }

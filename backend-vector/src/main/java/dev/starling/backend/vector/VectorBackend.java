@@ -5,10 +5,13 @@ import dev.starling.api.AttentionProblem;
 import dev.starling.api.Availability;
 import dev.starling.api.Capabilities;
 import dev.starling.api.Feature;
+import dev.starling.api.Option;
+import dev.starling.api.PlanOptions;
 import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.pattern.BlockLayout;
 import java.util.EnumSet;
+import java.util.List;
 
 /**
  * Block-sparse attention in pure Java on the Vector API ({@code jdk.incubator.vector}): every
@@ -40,46 +43,41 @@ public final class VectorBackend implements SparseAttention {
     /** Selection priority: above nd4j (50), below cuda (100). */
     public static final int PRIORITY = 70;
 
-    private final int threads;
+    /** Threads per plan (the calling thread is one of them); default {@value #THREADS_PROPERTY} or one per processor. */
+    public static final Option<Integer> THREADS = Option.positiveInt("threads", THREADS_PROPERTY,
+            () -> Runtime.getRuntime().availableProcessors(), "threads per plan (the calling thread is one)");
+
+    private final PlanOptions fixed;
 
     /** A backend whose plans use {@value #THREADS_PROPERTY} threads, or one per processor. Does no work. */
     public VectorBackend() {
-        this.threads = 0;
+        this.fixed = PlanOptions.none();
     }
 
-    private VectorBackend(int threads) {
-        this.threads = threads;
+    private VectorBackend(PlanOptions fixed) {
+        this.fixed = fixed;
     }
 
     /**
-     * A backend whose plans use exactly {@code threads} threads (the calling thread is one of them).
+     * A backend whose plans use exactly {@code threads} threads (the calling thread is one of them),
+     * unless a plan's options say otherwise.
      *
      * @param threads pool size, {@code >= 1}
      * @return the backend
+     * @throws IllegalArgumentException if {@code threads < 1}
      */
     public static VectorBackend withThreads(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
-        }
-        return new VectorBackend(threads);
+        return new VectorBackend(PlanOptions.none().with(THREADS, threads));
     }
 
-    int poolSize() {
-        if (threads > 0) {
-            return threads;
-        }
-        String configured = System.getProperty(THREADS_PROPERTY);
-        if (configured != null && !configured.isBlank()) {
-            try {
-                int n = Integer.parseInt(configured.strip());
-                if (n >= 1) {
-                    return n;
-                }
-            } catch (NumberFormatException ignored) {
-                // fall through to the default
-            }
-        }
-        return Runtime.getRuntime().availableProcessors();
+    @Override
+    public List<Option<?>> options() {
+        return List.of(THREADS);
+    }
+
+    /** @return the threads a plan with these options uses (properties read here, once per plan) */
+    int poolSize(PlanOptions options) {
+        return checkOptions(options.over(fixed)).get(THREADS);
     }
 
     @Override
@@ -94,7 +92,13 @@ public final class VectorBackend implements SparseAttention {
 
     @Override
     public Availability availability() {
-        return availability(ModuleLayer.boot().findModule(MODULE).isPresent(), poolSize());
+        int threads;
+        try {
+            threads = poolSize(PlanOptions.none());
+        } catch (IllegalArgumentException e) {
+            return Availability.unavailable(e.getMessage());
+        }
+        return availability(ModuleLayer.boot().findModule(MODULE).isPresent(), threads);
     }
 
     /**
@@ -127,11 +131,20 @@ public final class VectorBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
+        return plan(problem, layout, PlanOptions.none());
+    }
+
+    /**
+     * {@inheritDoc} Takes {@link #THREADS}.
+     */
+    @Override
+    public AttentionPlan plan(AttentionProblem problem, BlockLayout layout, PlanOptions options) {
+        int threads = poolSize(options);
         checkPlan(problem, layout);
         Availability a = availability();
         if (!a.isAvailable()) {
             throw new IllegalStateException("vector backend is " + a);
         }
-        return new VectorPlan(this, problem, layout, poolSize());
+        return new VectorPlan(this, problem, layout, threads);
     }
 }

@@ -39,6 +39,6 @@ final class ChunkedBackend implements SparseAttention {
 
     @Override
     public AttentionPlan plan(AttentionProblem problem, BlockLayout layout) {
-        return new VectorPlan(this, problem, layout, backend.poolSize(), chunks);
+        return new VectorPlan(this, problem, layout, backend.poolSize(dev.starling.api.PlanOptions.none()), chunks);
     }
 }

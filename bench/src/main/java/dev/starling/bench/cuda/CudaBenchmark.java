@@ -1,6 +1,7 @@
 package dev.starling.bench.cuda;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.PlanOptions;
 import dev.starling.api.Precision;
 import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
@@ -97,19 +98,13 @@ public final class CudaBenchmark {
             return new Variant(text.strip(), family, in16, split, stages);
         }
 
-        /** Sets the system properties the backend reads when planning. */
-        void apply() {
-            System.setProperty(KernelFamily.PROPERTY, family.text());
-            set(SplitRows.PROPERTY, split);
-            set(MmaSpecialisation.STAGES_PROPERTY, stages);
-        }
-
-        private static void set(String key, int value) {
-            if (value == 0) {
-                System.clearProperty(key);
-            } else {
-                System.setProperty(key, Integer.toString(value));
+        /** @return the plan options of this variant (nothing global changes: each plan has its own) */
+        PlanOptions options() {
+            PlanOptions o = PlanOptions.none().with(CudaBackend.KERNELS, family);
+            if (split > 0) {
+                o = o.with(CudaBackend.SPLIT_BLOCKS, split);
             }
+            return stages == 0 ? o : o.with(CudaBackend.MMA_STAGES, stages);
         }
     }
 
@@ -127,8 +122,10 @@ public final class CudaBenchmark {
         int[] heads = {8};
         int[] dims = {64};
         List<Precision> precisions = List.of(Precision.FP32, Precision.TF32, Precision.BF16);
-        List<Variant> variants = List.of(Variant.parse(KernelFamily.fromProperty().text()
-                + (SplitRows.maxBlocksPerUnit() == SplitRows.OFF ? "" : "+split" + SplitRows.maxBlocksPerUnit())));
+        PlanOptions defaults = PlanOptions.fromSystemProperties(new CudaBackend().options());
+        int defaultSplit = defaults.get(CudaBackend.SPLIT_BLOCKS);
+        List<Variant> variants = List.of(Variant.parse(defaults.get(CudaBackend.KERNELS).text()
+                + (defaultSplit == SplitRows.OFF ? "" : "+split" + defaultSplit)));
         int reps = 30;
         double budgetMs = 1500;
         boolean host = false;
@@ -166,7 +163,6 @@ public final class CudaBenchmark {
         if (export != null) {
             Files.createDirectories(export);
         }
-        Map<String, String> saved = saveProperties();
         try (PrintWriter csvOut = csv == null ? null : new PrintWriter(Files.newBufferedWriter(csv))) {
             if (csvOut != null) {
                 csvOut.println("precision,variant,heads,dim,tokens,ms,tflops,speedup_vs_first,max_abs_diff_vs_first,"
@@ -180,33 +176,10 @@ public final class CudaBenchmark {
                     }
                 }
             }
-        } finally {
-            restoreProperties(saved);
         }
     }
 
     private record Config(int reps, double budgetMs, boolean host, Path export, PrintWriter csv) {
-    }
-
-    private static final String[] PROPERTIES = {KernelFamily.PROPERTY, SplitRows.PROPERTY,
-        MmaSpecialisation.STAGES_PROPERTY};
-
-    private static Map<String, String> saveProperties() {
-        Map<String, String> m = new HashMap<>();
-        for (String k : PROPERTIES) {
-            m.put(k, System.getProperty(k));
-        }
-        return m;
-    }
-
-    private static void restoreProperties(Map<String, String> saved) {
-        saved.forEach((k, v) -> {
-            if (v == null) {
-                System.clearProperty(k);
-            } else {
-                System.setProperty(k, v);
-            }
-        });
     }
 
     private static float[] random(long count, long seed) {
@@ -284,8 +257,7 @@ public final class CudaBenchmark {
                         System.out.println(head + "  n/a: 16-bit inputs need bf16 or fp16");
                         continue;
                     }
-                    variant.apply();
-                    try (CudaPlan plan = (CudaPlan) backend.plan(problem, layout)) {
+                    try (CudaPlan plan = (CudaPlan) backend.plan(problem, layout, variant.options())) {
                         CUdeviceptr[] in;
                         if (variant.sixteenBitInputs()) {
                             in = sixteen.get(precision);

@@ -59,6 +59,31 @@ class ArchitectureTest {
                 .check(classes);
     }
 
+    /**
+     * Plans are configured by typed options ({@code api.PlanOptions}); system properties are read only
+     * as their defaults, in {@code PlanOptions.fromSystemProperties}. Two exceptions, neither of them
+     * configuration: the native loader identifies the platform ({@code os.name}, {@code os.arch}) to
+     * pick its library, and nd4j's availability quotes OpenBLAS's own {@code OPENBLAS_CORETYPE} in its advice.
+     */
+    @Test
+    void backendsReadNoSystemPropertyOrEnvironment() {
+        noClasses().that().resideInAPackage("dev.starling.backend..")
+                .and().doNotHaveFullyQualifiedName("dev.starling.backend.nativecpu.NativeKernels")
+                .and().doNotHaveFullyQualifiedName("dev.starling.backend.nd4j.Nd4jRuntime")
+                .should().callMethod(System.class, "getProperty", String.class)
+                .orShould().callMethod(System.class, "getProperty", String.class, String.class)
+                .orShould().callMethod(System.class, "getenv", String.class)
+                .orShould().callMethod(System.class, "getenv")
+                .orShould().callMethod(System.class, "getProperties")
+                .orShould().callMethod(Integer.class, "getInteger", String.class)
+                .orShould().callMethod(Integer.class, "getInteger", String.class, int.class)
+                .orShould().callMethod(Integer.class, "getInteger", String.class, Integer.class)
+                .orShould().callMethod(Long.class, "getLong", String.class)
+                .orShould().callMethod(Boolean.class, "getBoolean", String.class)
+                .because("plans take typed options; properties are read only as defaults, in api.PlanOptions")
+                .check(classes);
+    }
+
     @Test
     void conformanceSeesOnlyTheApi() {
         noClasses().that().resideInAPackage("dev.starling.conformance..")
