@@ -1,5 +1,6 @@
 package dev.starling.bench.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -86,6 +87,32 @@ class RunMessagesTest {
                 "--pattern", "dense(block=\u0664)", "--out", dir.resolve("o.npy").toString());
         assertEquals(StarlingCli.BAD_INPUT, r.code(), r.out() + r.err());
         assertFalse(Files.exists(dir.resolve("o.npy")));
+    }
+
+    @Test
+    void compareRefusesALayoutFileThatFitsOnlyTheFirstLengthBeforeTimingAnything(@TempDir Path dir) throws Exception {
+        byte[] ones = new byte[4 * 4];
+        java.util.Arrays.fill(ones, (byte) 1);
+        Path mask = dir.resolve("m.npy");
+        new NpyArray("|u1", new int[] {4, 4}, ones).write(mask);
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--pattern", "layout(file=" + mask + ", block=16)",
+                "--lengths", "64,128", "--backends", "reference", "--no-machine-rate", "--no-peers");
+        assertEquals(StarlingCli.BAD_INPUT, r.code(), r.out() + r.err());
+        assertTrue(r.err().startsWith("starling: --lengths 128: explicit layout"), r.err());
+        assertFalse(r.out().contains("reference"), "nothing was timed: " + r.out());
+    }
+
+    /** The decision of issue 27, item 11: a dangling output link is followed; its target is created, the link stays. */
+    @Test
+    void aDanglingOutputLinkIsFollowedToItsTarget(@TempDir Path dir) throws Exception {
+        Path q = floats(dir, "q.npy", 1, 1, 8, 4);
+        Path target = dir.resolve("real-out.npy");
+        Path link = Files.createSymbolicLink(dir.resolve("o.npy"), target);
+        StarlingCliTest.Result r = run(q, q, q, "--out", link.toString());
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+        assertEquals(target, Files.readSymbolicLink(link));
+        assertArrayEquals(new int[] {1, 1, 8, 4}, NpyArray.read(target).shape());
     }
 
     @Test
