@@ -196,19 +196,6 @@ final class ReferencePlan extends BasePlan {
     /** Stops taking calls and waits for the workers of calls still running to stop. */
     @Override
     protected void release() {
-        pool.shutdown();
-        boolean interrupted = false;
-        while (true) {
-            try {
-                if (pool.awaitTermination(1, TimeUnit.DAYS)) {
-                    break;
-                }
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        shutdownAndWait(pool);
     }
 }

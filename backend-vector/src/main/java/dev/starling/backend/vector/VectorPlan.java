@@ -387,20 +387,7 @@ final class VectorPlan extends BasePlan {
         if (pool != null) {
             // Every call has returned (BasePlan waits) and each waits for its workers; this only lets the
             // pool's threads end before close() returns.
-            pool.shutdown();
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    if (pool.awaitTermination(1, TimeUnit.DAYS)) {
-                        break;
-                    }
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
+            shutdownAndWait(pool);
         }
     }
 }
