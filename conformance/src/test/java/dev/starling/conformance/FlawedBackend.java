@@ -273,12 +273,13 @@ public class FlawedBackend implements SparseAttention {
     }
 
     @Override
-    public void checkPlan(AttentionProblem problem, BlockLayout layout) {
+    public void checkPlan(AttentionProblem problem, BlockLayout layout, Capabilities planCapabilities) {
+        // The three-argument form is the one BasePlan calls; the two-argument form delegates to it.
         if (flaw == Flaw.UNDECLARED_CAUSAL_IGNORED && problem != null && problem.causal()) {
             problem.checkLayout(layout); // the capability check is what this flaw forgets
             return;
         }
-        SparseAttention.super.checkPlan(problem, layout);
+        SparseAttention.super.checkPlan(problem, layout, planCapabilities);
     }
 
     @Override
