@@ -2,6 +2,7 @@ package dev.starling.conformance;
 
 import dev.starling.api.AttentionProblem;
 import dev.starling.api.Precision;
+import dev.starling.api.Tensor;
 import dev.starling.api.TensorLayout;
 import dev.starling.api.pattern.ExplicitPattern;
 import dev.starling.api.pattern.PatternSpec;
@@ -43,6 +44,12 @@ public final class CaseGenerator {
         LENGTHS,
         /** Scores around ±1e4 that overflow a softmax without the max shift. */
         HUGE_LOGITS,
+        /**
+         * Scores from about {@code 1e9} to {@code 1e30} (rule 43): small integers and a power-of-two scale,
+         * so every score is exact in float32, with keys in identical pairs, so every row's maximum is a
+         * tie (weights 1/2, whose LSE {@code m + ln 2} float32 cannot tell from {@code m}).
+         */
+        LARGE_LOGITS,
         /** Rows with no allowed key. */
         EMPTY_ROWS,
         /** BSHD inputs and outputs. */
@@ -72,6 +79,19 @@ public final class CaseGenerator {
     private static final AttentionProblem BASE = AttentionProblem.builder().batch(1).heads(2).length(96).headDim(16).build();
 
     private CaseGenerator() {
+    }
+
+    /** {@code c} with each odd key a copy of the even key before it, so keys come in identical pairs. */
+    private static AttentionCase tiedKeys(AttentionCase c) {
+        Tensor k = c.k();
+        for (int b = 0; b < k.batch(); b++) {
+            for (int h = 0; h < k.heads(); h++) {
+                for (int j = 1; j < k.length(); j += 2) {
+                    System.arraycopy(k.data(), k.offset(b, h, j - 1), k.data(), k.offset(b, h, j), k.dim());
+                }
+            }
+        }
+        return c;
     }
 
     /**
@@ -136,6 +156,19 @@ public final class CaseGenerator {
                         TensorLayout.BHSD, AttentionCase.Values.SMALL_INTEGERS));
                 c.add(AttentionCase.random("huge negative logits", seeds.nextLong(), base.toBuilder().scale(-16f).build(),
                         Patterns.parse("dense(block=16)"), TensorLayout.BHSD, AttentionCase.Values.SMALL_INTEGERS));
+            }
+            case LARGE_LOGITS -> {
+                c.add(tiedKeys(AttentionCase.random("large logits to 1e9 (scale 2^20), tied keys", seeds.nextLong(),
+                        base.toBuilder().scale(0x1p20f).build(), BIGBIRD, TensorLayout.BHSD, AttentionCase.Values.SMALL_INTEGERS)));
+                c.add(AttentionCase.random("large logits to 1e15 (scale 2^40)", seeds.nextLong(),
+                        base.toBuilder().scale(0x1p40f).build(), Patterns.parse("dense(block=16)"), TensorLayout.BHSD,
+                        AttentionCase.Values.SMALL_INTEGERS));
+                c.add(tiedKeys(AttentionCase.random("large negative logits to -1e12 (scale -2^30), tied keys, tail",
+                        seeds.nextLong(), base.toBuilder().length(90).scale(-0x1p30f).build(), BIGBIRD, TensorLayout.BSHD,
+                        AttentionCase.Values.SMALL_INTEGERS)));
+                c.add(tiedKeys(AttentionCase.random("large logits to 1e30 (scale 2^90), tied keys", seeds.nextLong(),
+                        base.toBuilder().scale(0x1p90f).build(), Patterns.parse("dense(block=16)"), TensorLayout.BHSD,
+                        AttentionCase.Values.SMALL_INTEGERS)));
             }
             case EMPTY_ROWS -> c.add(normal("explicit layout with an empty row", seeds, base, emptyRowLayout()));
             case TENSOR_LAYOUTS -> {

@@ -223,6 +223,9 @@ public final class ConformanceRules {
             case R39_OFF_HEAP_TENSORS -> views.offHeapTensors(backend);
             case R40_HALF_PRECISION_TENSORS -> views.halfPrecisionTensors(backend);
             case R41_BLOCK_COUNTS -> counts.blockCounts(backend);
+            case R42_INTERRUPTED_CALLS -> InterruptedCalls.check(backend, seed);
+            case R43_LARGE_FINITE_LOGITS -> Math.max(feature(backend, CaseKind.LARGE_LOGITS, caps.has(Feature.LSE)),
+                    caps.has(Feature.BACKWARD) ? gradients.largeFiniteLogits(backend) : 0);
         });
     }
 

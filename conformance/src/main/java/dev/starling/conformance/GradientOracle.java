@@ -79,7 +79,31 @@ public final class GradientOracle {
      * @return the float64 gradients
      */
     public static Result compute(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v, Tensor dOut) {
-        return compute(p, layout, bhsd(q), bhsd(k), bhsd(v), bhsd(dOut));
+        return compute(p, layout, bhsd(q), bhsd(k), bhsd(v), bhsd(dOut), false);
+    }
+
+    /**
+     * The gradients with term sizes for scores that are exact in float32 (small integers times a
+     * power-of-two scale, rule 43): each pair's weight is then {@code aᵢⱼ = Pᵢⱼ} alone, without the
+     * {@code Σ|s·q·k| + |LSE|} part that allows for rounded scores, so the allowance does not grow
+     * with the logits.
+     *
+     * @param p the problem. Not modified.
+     * @param layout the layout. Not modified.
+     * @param q queries, every score {@code s·qᵢ·kⱼ} exact in float32. Not modified.
+     * @param k keys. Not modified.
+     * @param v values. Not modified.
+     * @param dOut output gradient {@code [B, Hq, Nq, Dv]}. Not modified.
+     * @return the float64 gradients
+     */
+    public static Result computeExactScores(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v,
+                                            Tensor dOut) {
+        return compute(p, layout, bhsd(q), bhsd(k), bhsd(v), bhsd(dOut), true);
+    }
+
+    /** {@link #compute(AttentionProblem, BlockLayout, double[], double[], double[], double[], boolean)} for rounded scores. */
+    static Result compute(AttentionProblem p, BlockLayout layout, double[] q, double[] k, double[] v, double[] dOut) {
+        return compute(p, layout, q, k, v, dOut, false);
     }
 
     /**
@@ -91,9 +115,11 @@ public final class GradientOracle {
      * @param k keys, BHSD. Not modified.
      * @param v values, BHSD. Not modified.
      * @param dOut output gradient, BHSD. Not modified.
+     * @param exactScores whether the scores are exact in float32 ({@link #computeExactScores})
      * @return the float64 gradients
      */
-    static Result compute(AttentionProblem p, BlockLayout layout, double[] q, double[] k, double[] v, double[] dOut) {
+    static Result compute(AttentionProblem p, BlockLayout layout, double[] q, double[] k, double[] v, double[] dOut,
+                          boolean exactScores) {
         TokenMask mask = TokenMask.of(p, layout);
         int nq = p.queryLength();
         int nk = p.keyLength();
@@ -142,7 +168,7 @@ public final class GradientOracle {
                         for (int d = 0; d < dim; d++) {
                             logitTerms += Math.abs(s * q[row * dim + d] * k[(kBase + j) * dim + d]);
                         }
-                        double weight = prob[j] * (1 + logitTerms + Math.abs(lse));
+                        double weight = exactScores ? prob[j] : prob[j] * (1 + logitTerms + Math.abs(lse));
                         for (int d = 0; d < vdim; d++) {
                             dp += dOut[row * vdim + d] * v[(kBase + j) * vdim + d];
                             dpTerms += Math.abs(dOut[row * vdim + d] * v[(kBase + j) * vdim + d]);

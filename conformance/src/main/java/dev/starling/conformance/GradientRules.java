@@ -200,6 +200,24 @@ final class GradientRules {
         return worst;
     }
 
+    /**
+     * Rule 43, backward: the large-logit cases, each against the oracle with an allowance that does not
+     * grow with the logits ({@link GradientOracle#computeExactScores}: their scores are exact in float32).
+     */
+    double largeFiniteLogits(SparseAttention backend) {
+        Capabilities caps = backend.capabilities();
+        double worst = 0;
+        for (Precision p : caps.precisions()) {
+            for (AttentionCase c : supported(caps, CaseKind.LARGE_LOGITS, p)) {
+                Call call = new Call(c);
+                GradientOracle.Result expected = GradientOracle.computeExactScores(c.problem(), c.layout(), call.q, call.k,
+                        call.v, call.dOut);
+                worst = Math.max(worst, compare("case " + call, call, expected, runFresh(backend, call)));
+            }
+        }
+        return worst;
+    }
+
     /** Rule 27: every pattern, tails, Nq != Nk, Dv != D, a custom scale, batch 2, block 64, BSHD. */
     double gradientsMatchOracle(SparseAttention backend) {
         return againstOracle(backend, CaseKind.CORE, CaseKind.TAILS, CaseKind.TENSOR_LAYOUTS);

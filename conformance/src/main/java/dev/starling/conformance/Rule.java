@@ -138,7 +138,19 @@ public enum Rule {
      * Block counts: layouts whose entries weigh their keys {@code c} times (block multiplicity), forward,
      * merged from key-block sets and key shards, and backward, against the oracles.
      */
-    R41_BLOCK_COUNTS(41, "blockCounts", false, Feature.BLOCK_COUNTS);
+    R41_BLOCK_COUNTS(41, "blockCounts", false, Feature.BLOCK_COUNTS),
+    /**
+     * Calls interrupted mid-flight, and a plan closed during a call: once the call returned (or threw)
+     * and once {@code close()} returned, no thread of the call writes the caller's buffers; a call that
+     * completes, and every later call, gives the uninterrupted bits. Backward too when declared.
+     */
+    R42_INTERRUPTED_CALLS(42, "interruptedCalls", true),
+    /**
+     * Scores from about {@code 1e9} to {@code 1e30} (finite, exact in float32), ties at the maximum
+     * included: the forward matches the oracle, and so do the gradients when {@code backward} is
+     * declared, with no allowance that grows with the logits.
+     */
+    R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true);
 
     private final int number;
     private final String id;
@@ -193,25 +205,42 @@ public enum Rule {
     public static Rule parse(String text) {
         String t = text == null ? "" : text.strip();
         String digits = t.toLowerCase(Locale.ROOT).replaceFirst("^(rule|r)", "");
+        // ASCII digits only, and no more than a rule number can have: no NumberFormatException, no Arabic-Indic digits.
+        int number = digits.matches("[0-9]{1,9}") ? Integer.parseInt(digits) : -1;
         for (Rule r : values()) {
-            if (digits.matches("\\d+") && Integer.parseInt(digits) == r.number
-                    || t.equalsIgnoreCase(r.testName()) || t.equalsIgnoreCase(r.id) || t.equalsIgnoreCase(r.name())) {
+            if (number == r.number || t.equalsIgnoreCase(r.testName()) || t.equalsIgnoreCase(r.id)
+                    || t.equalsIgnoreCase(r.name())) {
                 return r;
             }
         }
-        throw new IllegalArgumentException("no conformance rule '" + text + "': give a number 1.." + values().length
-                + ", a test name such as " + R22_FEATURE_COMBINATIONS.testName() + ", or a list of them separated by commas");
+        throw new IllegalArgumentException("no conformance rule '" + text + "': give a rule number (" + numbers()
+                + "), a test name such as " + R22_FEATURE_COMBINATIONS.testName() + ", or a list of them separated by commas");
+    }
+
+    /** @return the rule numbers as ranges, e.g. {@code 1-43} */
+    private static String numbers() {
+        StringBuilder out = new StringBuilder();
+        Rule[] all = values();
+        for (int i = 0; i < all.length; ) {
+            int j = i;
+            while (j + 1 < all.length && all[j + 1].number == all[j].number + 1) {
+                j++;
+            }
+            out.append(out.length() == 0 ? "" : ", ").append(all[i].number).append(i == j ? "" : "-" + all[j].number);
+            i = j + 1;
+        }
+        return out.toString();
     }
 
     /**
-     * Rules named in a comma-separated list (see {@link #parse}).
+     * Rules named in a comma-separated list (see {@link #parse}); empty entries between commas are ignored.
      *
-     * @param list e.g. {@code "12,22"}; blank selects every rule
+     * @param list e.g. {@code "12,22"}; {@code null} selects every rule
      * @return the rules, in rule order
-     * @throws IllegalArgumentException when an entry names no rule
+     * @throws IllegalArgumentException when an entry names no rule, or the list names none ({@code ""}, {@code ",,,"})
      */
     public static Set<Rule> parseList(String list) {
-        if (list == null || list.isBlank()) {
+        if (list == null) {
             return EnumSet.allOf(Rule.class);
         }
         Set<Rule> rules = EnumSet.noneOf(Rule.class);
@@ -219,6 +248,10 @@ public enum Rule {
             if (!part.isBlank()) {
                 rules.add(parse(part));
             }
+        }
+        if (rules.isEmpty()) {
+            throw new IllegalArgumentException("no rule numbers given in '" + list + "': give rule numbers or test names "
+                    + "separated by commas, e.g. 22 or 12,22");
         }
         return rules;
     }

@@ -39,7 +39,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 41 rules, 41 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 43 rules, 43 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -89,9 +89,10 @@ public abstract class SparseAttentionContract {
         return Boolean.parseBoolean(System.getProperty(REQUIRE_AVAILABLE_PROPERTY, "false").strip());
     }
 
-    /** @return the rules to run: those {@value #ONLY_PROPERTY} names, or every rule */
+    /** @return the rules to run: those {@value #ONLY_PROPERTY} names, or every rule when it is unset or blank */
     protected Set<Rule> onlyRules() {
-        return Rule.parseList(System.getProperty(ONLY_PROPERTY));
+        String only = System.getProperty(ONLY_PROPERTY);
+        return Rule.parseList(only == null || only.isBlank() ? null : only);
     }
 
     /**
@@ -343,6 +344,18 @@ public abstract class SparseAttentionContract {
     @Test
     public void optional_rule41_blockCounts() {
         check(Rule.R41_BLOCK_COUNTS);
+    }
+
+    /** Rule 42. */
+    @Test
+    public void required_rule42_interruptedCalls() {
+        check(Rule.R42_INTERRUPTED_CALLS);
+    }
+
+    /** Rule 43. */
+    @Test
+    public void required_rule43_largeFiniteLogits() {
+        check(Rule.R43_LARGE_FINITE_LOGITS);
     }
 
     /**

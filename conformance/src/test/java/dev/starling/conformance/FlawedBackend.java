@@ -153,6 +153,17 @@ public class FlawedBackend implements SparseAttention {
          */
         BACKWARD_GQA_BATCH_KV_OFFSET,
         /**
+         * Rule 43: the backward takes {@code P = exp(s − LSE)} straight from the float32 LSE the forward
+         * gave, which at scores of {@code 1e9} cannot tell {@code m + ln 2} from {@code m}: tied weights of
+         * 1/2 become 1 (or 0).
+         */
+        BACKWARD_P_FROM_FLOAT32_LSE,
+        /**
+         * Rule 42: each call computes on a helper thread and, when interrupted, throws at once while the
+         * helper keeps writing the output; close() does not wait for it.
+         */
+        KEEPS_WRITING_AFTER_INTERRUPT,
+        /**
          * No flaw: the backward rounds every product, sum, exponential and accumulator to float32, as a
          * plain float32 kernel with sequential sums would; it must pass the gradient rules with the fp32
          * gradient tolerance (the self-test prints how close it comes).
@@ -297,6 +308,18 @@ public class FlawedBackend implements SparseAttention {
                     miswrite(scratch, out);
                 }
             };
+            case KEEPS_WRITING_AFTER_INTERRUPT -> new Wrapper(plan) {
+                @Override
+                public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
+                    onHelper(() -> plan.forward(q, k, v, out, lse));
+                }
+
+                @Override
+                public void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                     Tensor dk, Tensor dv) {
+                    onHelper(() -> plan.backward(q, k, v, out, lse, dOut, dq, dk, dv));
+                }
+            };
             case CLOSE_IGNORED -> new Wrapper(plan) {
                 @Override
                 public void close() {
@@ -323,6 +346,29 @@ public class FlawedBackend implements SparseAttention {
             };
             default -> plan;
         };
+    }
+
+    /** Runs {@code call} on a new thread and waits for it, but gives up at once when interrupted (the flaw). */
+    private static void onHelper(Runnable call) {
+        java.util.concurrent.atomic.AtomicReference<RuntimeException> failed = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread helper = new Thread(() -> {
+            try {
+                call.run();
+            } catch (RuntimeException e) {
+                failed.set(e);
+            }
+        }, "flawed-helper");
+        helper.setDaemon(true);
+        helper.start();
+        try {
+            helper.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted (the helper thread goes on)");
+        }
+        if (failed.get() != null) {
+            throw failed.get();
+        }
     }
 
     /** A plan that passes every call to another. */
@@ -533,6 +579,46 @@ public class FlawedBackend implements SparseAttention {
             return t.offset(b, kvh, j);
         }
 
+        /**
+         * The row's maximum score {@code m} and {@code ln Σ exp(s − m)} over the keys it reads, from its
+         * own scores in this backward's arithmetic ({@code m} NaN when the maximum is not finite): the
+         * float32 LSE of the forward cannot resolve them at huge logits.
+         */
+        private double[] rowMaxAndLogSum(Tensor q, Tensor k, int b, int h, int i) {
+            AttentionProblem p = problem();
+            BlockLayout layout = layout();
+            TokenMask mask = mask();
+            int kvh = p.kvHeadOf(h);
+            int qb = i / layout.queryBlock();
+            int qo = q.offset(b, h, i);
+            double m = Double.NEGATIVE_INFINITY;
+            double sum = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                for (int at = layout.rowBegin(h, qb); at < layout.rowEnd(h, qb); at++) {
+                    int kb = layout.keyBlock(h, at);
+                    double logWeight = flaw == Flaw.BLOCK_COUNTS_IGNORED || flaw == Flaw.BACKWARD_BLOCK_COUNTS_IGNORED ? 0
+                            : mask.logWeight(h, at);
+                    for (int j = mask.keyBegin(kb); j < mask.keyEnd(b, i, kb); j++) {
+                        int ko = k.offset(b, kvh, j);
+                        double dot = 0;
+                        for (int d = 0; d < p.headDim(); d++) {
+                            dot = f32(dot + f32((double) q.data()[qo + d] * k.data()[ko + d]));
+                        }
+                        double score = f32(f32(p.scale() * dot) + logWeight);
+                        if (pass == 0) {
+                            m = Math.max(m, score);
+                        } else {
+                            sum = f32(sum + f32(Math.exp(f32(score - m))));
+                        }
+                    }
+                }
+                if (!(m < Double.POSITIVE_INFINITY && m > Double.NEGATIVE_INFINITY)) {
+                    return new double[] {Double.NaN, 0};
+                }
+            }
+            return new double[] {m, f32(Math.log(sum))};
+        }
+
         /** Row {@code (b, h, i)}: writes its {@code dq} row and adds its pairs into the key accumulators. */
         private void backwardRow(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq, int b,
                                  int h, int i, double gradScale, double[] accQ, double[] accK, double[] accV,
@@ -551,7 +637,15 @@ public class FlawedBackend implements SparseAttention {
             int qo = q.offset(b, h, i);
             int go = dOut.offset(b, h, i);
             int oo = out.offset(b, h, i);
+            // P = exp((s − m) − ln Σ): the row's maximum and sum, not their sum m + ln Σ, which at scores of
+            // 1e15 not even float64 resolves; the forward's LSE (m, ln Σ = 0) only with the flaw.
             double l = lse[mask.lseIndex(b, h, i)];
+            double logSum = 0;
+            if (flaw != Flaw.BACKWARD_P_FROM_FLOAT32_LSE && Double.isFinite(l) && valid) {
+                double[] stats = rowMaxAndLogSum(q, k, b, h, i);
+                l = stats[0];
+                logSum = stats[1];
+            }
             double delta = 0;
             for (int d = 0; d < vdim; d++) {
                 delta = f32(delta + f32((double) dOut.data()[go + d] * out.data()[oo + d]));
@@ -577,7 +671,7 @@ public class FlawedBackend implements SparseAttention {
                         for (int d = 0; d < dim; d++) {
                             dot = f32(dot + f32((double) q.data()[qo + d] * k.data()[ko + d]));
                         }
-                        pij = f32(Math.exp(f32(f32(f32(p.scale() * dot) + logWeight) - l)));
+                        pij = f32(Math.exp(f32(f32(f32(f32(p.scale() * dot) + logWeight) - l) - logSum)));
                     }
                     double dp = 0;
                     for (int d = 0; d < vdim; d++) {

@@ -75,6 +75,9 @@ class KitSelfTest {
         "KEY_LENGTHS_IGNORED # R05_KEY_AND_QUERY_LENGTHS # case .*key.*output at .*",
         "LSE_LOG2 # R06_LSE # .*lse at \\(b=\\d+, h=\\d+, i=\\d+\\).*",
         "NO_MAX_SHIFT # R07_HUGE_LOGITS # case huge .*output at .*",
+        "NO_MAX_SHIFT # R43_LARGE_FINITE_LOGITS # case large .*output at .*",
+        "BACKWARD_P_FROM_FLOAT32_LSE # R43_LARGE_FINITE_LOGITS # case large .*tied keys.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "KEEPS_WRITING_AFTER_INTERRUPT # R42_INTERRUPTED_CALLS # .*forward interrupted .*: output 0 element \\d+ was written .* after the call returned.*",
         "EMPTY_ROW_NAN # R08_EMPTY_ROWS # .*has no allowed key, so O must be \\+0\\.0, but d=\\d+ is NaN",
         "EMPTY_ROWS_UNWRITTEN # R09_EVERY_ELEMENT_WRITTEN # .*was never written.*",
         "WRITES_INPUT # R10_INPUTS_NOT_MODIFIED # .*input q was modified at \\(b=0, h=0, n=0, d=0\\).*",
@@ -513,6 +516,25 @@ class KitSelfTest {
         assertEquals(Rule.R22_FEATURE_COMBINATIONS, Rule.parse("r22"));
         assertEquals(Rule.R22_FEATURE_COMBINATIONS, Rule.parse("featureCombinations"));
         assertEquals(Rule.R22_FEATURE_COMBINATIONS, Rule.parse("R22_FEATURE_COMBINATIONS"));
+    }
+
+    /** Issue 27, item 10: a huge number, non-ASCII digits, and lists that name no rule get one clear message. */
+    @Test
+    void ruleTextsThatNameNoRuleAreRefusedClearly() {
+        for (String text : new String[] {"99999999999999999999", "\u0662\u0662", "0", "-3"}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> Rule.parse(text));
+            assertTrue(e.getMessage().matches("no conformance rule '" + java.util.regex.Pattern.quote(text)
+                    + "': give a rule number \\(1-[0-9]+(, [0-9]+(-[0-9]+)?)*\\), a test name such as "
+                    + "required_rule22_featureCombinations, or a list of them separated by commas"), e.getMessage());
+        }
+        for (String list : new String[] {"", ",,,", " , "}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> Rule.parseList(list));
+            assertTrue(e.getMessage().startsWith("no rule numbers given in '" + list + "'"), e.getMessage());
+        }
+        assertEquals(EnumSet.allOf(Rule.class), Rule.parseList(null));
+        assertEquals(EnumSet.of(Rule.R12_THREAD_SAFE, Rule.R43_LARGE_FINITE_LOGITS), Rule.parseList("43,,12,"));
     }
 
     @Test

@@ -215,9 +215,13 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
 
     /**
      * The data as float32; float64 data is rounded to nearest, float16 and bfloat16 widened exactly.
+     * NaN and infinities stay what they are, but a finite float64 beyond the float32 range (it would become
+     * {@code ±∞}) is refused.
      *
      * @return a new array of {@link #elements()} floats
      * @throws IllegalStateException if the dtype is not a float type
+     * @throws IllegalArgumentException naming the first element (flat index and position in the shape) whose
+     *         finite float64 value is beyond {@code ±Float.MAX_VALUE} once rounded
      */
     public float[] toFloats() {
         ByteBuffer buf = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
@@ -233,12 +237,28 @@ public record NpyArray(String dtype, int[] shape, byte[] data) {
             }
             case "<f8" -> {
                 for (int i = 0; i < out.length; i++) {
-                    out[i] = (float) buf.getDouble(i * 8);
+                    double x = buf.getDouble(i * 8);
+                    out[i] = (float) x;
+                    if (Float.isInfinite(out[i]) && !Double.isInfinite(x)) {
+                        throw new IllegalArgumentException("float64 element " + i + " " + position(i) + " is " + x
+                                + ", beyond the float32 range (±" + Float.MAX_VALUE + "): it would become "
+                                + out[i] + "; scale the data or give float32");
+                    }
                 }
             }
             default -> throw new IllegalStateException("dtype " + dtype + " is not a float type");
         }
         return out;
+    }
+
+    /** @return flat index {@code i} as its position in the shape, e.g. {@code [0, 1, 5, 3]} */
+    private String position(long i) {
+        long[] at = new long[shape.length];
+        for (int d = shape.length - 1; d >= 0; d--) {
+            at[d] = shape[d] == 0 ? 0 : i % shape[d];
+            i = shape[d] == 0 ? 0 : i / shape[d];
+        }
+        return Arrays.toString(at);
     }
 
     /**

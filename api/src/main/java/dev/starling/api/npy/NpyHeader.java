@@ -126,7 +126,7 @@ record NpyHeader(String descr, boolean fortranOrder, int[] shape) {
             while (!peek(')')) {
                 skipSpace();
                 int start = at;
-                while (at < text.length() && Character.isDigit(text.charAt(at))) {
+                while (at < text.length() && isAsciiDigit(text.charAt(at))) {
                     at++;
                 }
                 if (start == at) {
@@ -171,5 +171,10 @@ record NpyHeader(String descr, boolean fortranOrder, int[] shape) {
             return new NpyFormatException(name + ": corrupt header at character " + position + " (expected " + expected
                     + "): " + shown.strip());
         }
+    }
+
+    /** {@code 0} to {@code 9} only: {@link Character#isDigit} also takes Arabic-Indic and other digits, which {@code parseLong} reads. */
+    private static boolean isAsciiDigit(char c) {
+        return c >= '0' && c <= '9';
     }
 }

@@ -141,7 +141,7 @@ public final class ExplicitPattern implements PatternSpec {
             }
             array = NpyArray.read(file);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read layout file " + file + ": " + e.getMessage(), e);
+            throw readFailure(file, e);
         }
         int[] s = array.shape();
         if (s.length != 2 && s.length != 3) {
@@ -162,6 +162,14 @@ public final class ExplicitPattern implements PatternSpec {
             }
         }
         return new ExplicitPattern(block, mask, file.toString());
+    }
+
+    /**
+     * The error for a layout file that could not be read, with the cause in plain words
+     * ({@code "permission denied"}, not an {@link java.nio.file.AccessDeniedException}'s bare file name).
+     */
+    static UncheckedIOException readFailure(Path file, IOException e) {
+        return new UncheckedIOException("cannot read layout file " + file + ": " + dev.starling.api.io.Reasons.of(e), e);
     }
 
     /** A boolean mask as counts: 1 where allowed, 0 elsewhere. */

@@ -230,7 +230,7 @@ public final class Patterns {
                 pos = end + 1;
                 return s;
             }
-            if (c == '-' || c == '+' || Character.isDigit(c)) {
+            if (c == '-' || c == '+' || isAsciiDigit(c)) {
                 return integer(form);
             }
             int start = pos;
@@ -251,7 +251,7 @@ public final class Patterns {
             if (pos < text.length() && (text.charAt(pos) == '-' || text.charAt(pos) == '+')) {
                 pos++;
             }
-            while (pos < text.length() && Character.isDigit(text.charAt(pos))) {
+            while (pos < text.length() && isAsciiDigit(text.charAt(pos))) {
                 pos++;
             }
             try {
@@ -261,5 +261,10 @@ public final class Patterns {
                 throw error("expected an integer but found " + found(), form);
             }
         }
+    }
+
+    /** {@code 0} to {@code 9} only: {@link Character#isDigit} also takes Arabic-Indic and other digits, which {@code parseLong} reads. */
+    private static boolean isAsciiDigit(char c) {
+        return c >= '0' && c <= '9';
     }
 }

@@ -237,6 +237,30 @@ public abstract class BasePlan implements AttentionPlan {
     }
 
     /**
+     * Shuts {@code pool} down and waits until its threads have ended, however long that takes and even
+     * if this thread is interrupted (its interrupt status is kept): for {@link #release()}, so that once
+     * {@link #close()} returned no worker of the plan runs.
+     *
+     * @param pool the plan's worker pool. Modified (shut down).
+     */
+    protected static void shutdownAndWait(java.util.concurrent.ExecutorService pool) {
+        pool.shutdown();
+        boolean interrupted = false;
+        while (true) {
+            try {
+                if (pool.awaitTermination(1, java.util.concurrent.TimeUnit.DAYS)) {
+                    break;
+                }
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
      * Frees what the plan holds (threads, native memory). Called once, by the first
      * {@link #close()}, after every running {@code forward} returned. Does nothing by default.
      */

@@ -17,13 +17,16 @@ import java.util.Arrays;
  *       {@code dKⱼ = s·Σᵢ dSᵢⱼ·qᵢ} over the query heads of its group and the query blocks that read
  *       it ({@link LayoutColumns}), in a fixed order.</li>
  * </ol>
- * {@code Pᵢⱼ = exp(s·qᵢ·kⱼ + ln c − LSEᵢ)} is recomputed from the forward LSE ({@code c} the count of
- * {@code j}'s block, 1 without counts), {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}.
+ * {@code Pᵢⱼ = exp((sᵢⱼ − mᵢ) − ln Σⱼ exp(sᵢⱼ − mᵢ))} with {@code sᵢⱼ = s·qᵢ·kⱼ + ln c} ({@code c} the
+ * count of {@code j}'s block, 1 without counts) and {@code mᵢ} the row's largest {@code sᵢⱼ}, both
+ * recomputed in float64 in the first sweep (the forward's float32 LSE cannot resolve {@code mᵢ + ln Σ} once
+ * scores reach about 1e7, nor float64 at 1e15; this way {@code s − m ≤ 0} and {@code Σⱼ Pᵢⱼ = 1} up to
+ * rounding, so huge finite logits give bounded gradients), {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}.
  * Rows with {@code LSE = −∞} (empty) or padded contribute nothing and are skipped (marked in
  * {@code rowSkip}). Every other row adds every allowed pair, also where {@code dO} is zero or the
  * weight is: non-finite inputs then reach exactly the gradients the oracle's formulas give (a NaN
  * {@code Dᵢ} is a NaN, not a mark). Sums in float64. Memory: one row's or one key block's
- * accumulators per worker, plus {@code D} and the marks ({@code B·Hq·Nq} each) per call.
+ * accumulators per worker, plus {@code D}, the marks, the maxima and the log-sums ({@code B·Hq·Nq} each) per call.
  * One instance per worker and call: not thread-safe.
  */
 final class BackwardKernel {
@@ -39,6 +42,8 @@ final class BackwardKernel {
     private final Tensor dOut;
     private final double[] rowDelta;
     private final boolean[] rowSkip;
+    private final double[] rowMax;
+    private final double[] rowLogSum;
     private final int dim;
     private final int vdim;
     private final double scale;
@@ -47,7 +52,7 @@ final class BackwardKernel {
     private final double[] accV;
 
     BackwardKernel(TokenMask mask, LayoutColumns columns, Tensor q, Tensor k, Tensor v, Tensor out, float[] lse,
-                   Tensor dOut, double[] rowDelta, boolean[] rowSkip) {
+                   Tensor dOut, double[] rowDelta, boolean[] rowSkip, double[] rowMax, double[] rowLogSum) {
         this.problem = mask.problem();
         this.layout = mask.layout();
         this.mask = mask;
@@ -60,6 +65,8 @@ final class BackwardKernel {
         this.dOut = dOut;
         this.rowDelta = rowDelta;
         this.rowSkip = rowSkip;
+        this.rowMax = rowMax;
+        this.rowLogSum = rowLogSum;
         this.dim = problem.headDim();
         this.vdim = problem.valueDim();
         this.scale = problem.scale();
@@ -116,12 +123,15 @@ final class BackwardKernel {
             rowDelta[row] = delta;
             Arrays.fill(accQ, 0);
             int qOff = q.offset(b, h, i);
+            rowStatistics(b, h, i, kvh, qb, qOff, row, l);
+            double m = rowMax[row];
+            double logSum = rowLogSum[row];
             for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
                 int kb = layout.keyBlock(h, p);
-                double shift = l - mask.logWeight(h, p);
+                double logWeight = mask.logWeight(h, p);
                 for (int j = mask.keyBegin(kb), end = mask.keyEnd(b, i, kb); j < end; j++) {
                     int kOff = k.offset(b, kvh, j);
-                    double pij = Math.exp(score(qOff, kOff) - shift);
+                    double pij = Math.exp(score(qOff, kOff) + logWeight - m - logSum);
                     double ds = pij * (outputDot(gOff, v.offset(b, kvh, j)) - delta);
                     for (int d = 0; d < dim; d++) {
                         accQ[d] += ds * k.data()[kOff + d];
@@ -132,6 +142,38 @@ final class BackwardKernel {
                 dqd[dqOff + d] = (float) (scale * accQ[d]);
             }
         }
+    }
+
+    /**
+     * The row's largest score and {@code ln Σ exp(s − m)} over its allowed keys, into {@link #rowMax} and
+     * {@link #rowLogSum}. A row whose forward LSE is not finite (NaN: a NaN or infinite score) keeps it as
+     * its shift, so its weights stay NaN as the oracle's are.
+     */
+    private void rowStatistics(int b, int h, int i, int kvh, int qb, int qOff, int row, double forwardLse) {
+        if (!Double.isFinite(forwardLse)) {
+            rowMax[row] = forwardLse;
+            rowLogSum[row] = 0;
+            return;
+        }
+        double m = Double.NEGATIVE_INFINITY;
+        for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
+            int kb = layout.keyBlock(h, p);
+            double logWeight = mask.logWeight(h, p);
+            for (int j = mask.keyBegin(kb), end = mask.keyEnd(b, i, kb); j < end; j++) {
+                m = Math.max(m, score(qOff, k.offset(b, kvh, j)) + logWeight);
+            }
+        }
+        double sum = 0;
+        for (int p = layout.rowBegin(h, qb); p < layout.rowEnd(h, qb); p++) {
+            int kb = layout.keyBlock(h, p);
+            double logWeight = mask.logWeight(h, p);
+            for (int j = mask.keyBegin(kb), end = mask.keyEnd(b, i, kb); j < end; j++) {
+                sum += Math.exp(score(qOff, k.offset(b, kvh, j)) + logWeight - m);
+            }
+        }
+        boolean finite = m > Double.NEGATIVE_INFINITY && m < Double.POSITIVE_INFINITY;
+        rowMax[row] = finite ? m : Double.NaN;
+        rowLogSum[row] = finite ? Math.log(sum) : 0;
     }
 
     /** Second sweep: dK and dV for the keys of one key block; writes every key of dk and dv in it. */
@@ -147,7 +189,8 @@ final class BackwardKernel {
                 double logWeight = columns.logWeight(h, c);
                 for (int i = mask.queryBegin(qb), valid = mask.validQueryEnd(b, qb); i < valid; i++) {
                     int row = mask.lseIndex(b, h, i);
-                    double l = lse[row] - logWeight;
+                    double m = rowMax[row];
+                    double logSum = rowLogSum[row];
                     int end = mask.keyEnd(b, i, kb);
                     if (rowSkip[row] || end <= j0) {
                         continue;
@@ -157,7 +200,7 @@ final class BackwardKernel {
                     double delta = rowDelta[row];
                     for (int j = j0; j < end; j++) {
                         int kOff = k.offset(b, kvh, j);
-                        double pij = Math.exp(score(qOff, kOff) - l);
+                        double pij = Math.exp(score(qOff, kOff) + logWeight - m - logSum);
                         double ds = pij * (outputDot(gOff, v.offset(b, kvh, j)) - delta);
                         int a = (j - j0) * dim;
                         for (int d = 0; d < dim; d++) {

@@ -85,10 +85,13 @@ final class ReferencePlan extends BasePlan {
         AttentionProblem p = problem();
         double[] delta = new double[p.lseSize()];
         boolean[] skip = new boolean[p.lseSize()];
+        double[] rowMax = new double[p.lseSize()];
+        double[] rowLogSum = new double[p.lseSize()];
         LayoutColumns cols = columns();
         int qBlocks = layout().queryBlocks();
         parallel(p.batch() * p.queryHeads() * qBlocks, () -> {
-            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta, skip);
+            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta, skip, rowMax,
+                    rowLogSum);
             return item -> {
                 int bh = item / qBlocks;
                 kernel.queryBlock(bh / p.queryHeads(), bh % p.queryHeads(), item % qBlocks, dq);
@@ -96,7 +99,8 @@ final class ReferencePlan extends BasePlan {
         });
         int kBlocks = layout().keyBlocks();
         parallel(p.batch() * p.kvHeads() * kBlocks, () -> {
-            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta, skip);
+            BackwardKernel kernel = new BackwardKernel(mask(), cols, q, k, v, out, lse, dOut, delta, skip, rowMax,
+                    rowLogSum);
             return item -> {
                 int bh = item / kBlocks;
                 kernel.keyBlock(bh / p.kvHeads(), bh % p.kvHeads(), item % kBlocks, dk, dv);
@@ -192,19 +196,6 @@ final class ReferencePlan extends BasePlan {
     /** Stops taking calls and waits for the workers of calls still running to stop. */
     @Override
     protected void release() {
-        pool.shutdown();
-        boolean interrupted = false;
-        while (true) {
-            try {
-                if (pool.awaitTermination(1, TimeUnit.DAYS)) {
-                    break;
-                }
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        shutdownAndWait(pool);
     }
 }

@@ -26,9 +26,18 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * left out of the sweep and recomputed afterwards one by one with the float64 oracle's formulas
  * ({@code conformance/GradientOracle}: their own softmax from {@code q} and {@code k}, {@code O}
  * summed over the keys the row reads), so NaN and infinities land where DESIGN section 2 puts them;
+ * rows with a huge LSE ({@link #LARGE_LSE}) take the same path, so huge finite logits give bounded gradients;
  * rows with {@code dO = 0}, padded and empty rows contribute nothing.
  */
 final class VectorBackward {
+    /**
+     * Rows with {@code |LSE|} at least this take the float64 row path ({@link #exactRow}: the row's own
+     * maximum and sum, {@code P = exp(s − m) / Σ}): the sweep's {@code P = exp(S − LSE)} from the float32
+     * LSE is off by up to half its ulp in the exponent, {@code 6e-5} relative here and {@code ×e^±64} at
+     * {@code 1e9}, where it cannot tell tied weights of 1/2 from 1. Such scores do not occur in training
+     * that works, so the slow path costs nothing there.
+     */
+    static final float LARGE_LSE = 1024f;
     /** About how many units a call has: chunks per head = {@code ⌈UNITS / (B·Hkv)⌉}. */
     static final int UNITS = 16;
 
@@ -257,7 +266,7 @@ final class VectorBackward {
                     out.offset(b, h, i), vdim, scan);
             float delta = scan[0];
             boolean zero = scan[1] != 0f;
-            if (Float.isNaN(delta) || !Float.isFinite(lse[row])) {
+            if (Float.isNaN(delta) || !Float.isFinite(lse[row]) || !zero && Math.abs(lse[row]) >= LARGE_LSE) {
                 s.rowState[row] = readsAnyKey(b, h, i) ? GradientCall.TAINTED : GradientCall.SKIP;
             } else {
                 s.rowState[row] = zero ? GradientCall.SKIP : GradientCall.ACTIVE;

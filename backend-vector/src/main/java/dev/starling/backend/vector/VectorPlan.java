@@ -12,7 +12,9 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -20,7 +22,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A vector plan: the shared {@link WorkPlan}'s units of every {@code (batch, query head)}, claimed
  * longest first (unit-major across heads, so BigBird's global rows start early) from a shared
- * counter by the calling thread and {@code threads − 1} daemon workers of the plan's fixed pool;
+ * counter by the calling thread and {@code threads − 1} daemon workers of the plan's pool (idle
+ * workers end after two seconds, so a plan never closed keeps no threads);
  * each worker runs its units on its own {@link AttentionKernel}. A unit that covers a whole row writes
  * {@code O} and {@code LSE}; the parts of a split row save their unnormalised state, merged exactly
  * and written in a second step. Keys and values are read in place (the kernel broadcasts them
@@ -31,6 +34,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class VectorPlan extends BasePlan {
     private static final AtomicInteger POOL_IDS = new AtomicInteger();
+    private static final long IDLE_SECONDS = 2;
     /** Most query rows and keys the kernel holds at once: larger blocks are walked in chunks. */
     static final int CHUNK = 128;
 
@@ -110,7 +114,11 @@ final class VectorPlan extends BasePlan {
                 t.setDaemon(true);
                 return t;
             };
-            this.pool = Executors.newFixedThreadPool(threads - 1, factory);
+            // Idle workers end after a few seconds, so a plan dropped without close() gives its threads back.
+            ThreadPoolExecutor executor = new ThreadPoolExecutor(threads - 1, threads - 1, IDLE_SECONDS, TimeUnit.SECONDS,
+                    new LinkedBlockingQueue<>(), factory);
+            executor.allowCoreThreadTimeOut(true);
+            this.pool = executor;
         } else {
             this.pool = null;
         }
@@ -377,7 +385,9 @@ final class VectorPlan extends BasePlan {
             b.clear();
         }
         if (pool != null) {
-            pool.shutdown();
+            // Every call has returned (BasePlan waits) and each waits for its workers; this only lets the
+            // pool's threads end before close() returns.
+            shutdownAndWait(pool);
         }
     }
 }

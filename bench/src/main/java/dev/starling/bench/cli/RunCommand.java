@@ -18,12 +18,14 @@ import dev.starling.api.pattern.ExplicitPattern;
 import dev.starling.api.pattern.UnionPattern;
 import dev.starling.api.io.RealFile;
 import dev.starling.api.io.TouchedFiles;
+import dev.starling.bench.compare.NotEnoughMemoryException;
 import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -107,6 +109,82 @@ final class RunCommand implements Callable<Integer> {
         List<RealFile> gradientTargets = backward ? List.of(files.output("--dq", dqFile), files.output("--dk", dkFile),
                 files.output("--dv", dvFile)) : List.of();
 
+        long heapNeeded = heapNeeded(qFile, kFile, vFile, backward);
+        try {
+            return compute(pattern, backward, outTarget, lseTarget, gradientTargets, err);
+        } catch (OutOfMemoryError e) {
+            if (isThreadLimit(e)) {
+                throw e;
+            }
+            throw new NotEnoughMemoryException(heapAdvice(e, heapNeeded, Runtime.getRuntime().maxMemory()));
+        }
+    }
+
+    /**
+     * About how much heap a run takes, from the shapes in the input headers: the inputs as read and as
+     * float32, the output and LSE and their staged copies, and with {@code --dout} the output gradient and
+     * the three gradients with their copies, plus a quarter (at least 256 MiB) for the backend's scratch.
+     *
+     * @return bytes; 0 when a header cannot be read (the run then reports that instead)
+     */
+    static long heapNeeded(Path q, Path k, Path v, boolean backward) {
+        try {
+            int[] qs = header(q).shape();
+            int[] vs = header(v).shape();
+            long qn = product(qs);
+            long kn = product(header(k).shape());
+            long vn = product(vs);
+            if (qs.length != 4 || vs.length != 4) {
+                return 0;
+            }
+            long out = (long) qs[0] * qs[1] * qs[2] * vs[3];
+            long lse = (long) qs[0] * qs[1] * qs[2];
+            long inputs = qn + kn + vn;
+            long floats = 3 * inputs + 2 * (out + lse);   // raw (up to 8 bytes: 2 floats) + float32 inputs, outputs + copies
+            if (backward) {
+                floats += 3 * out + 2 * inputs;             // dOut raw + float32, gradients + copies
+            }
+            long tensors = 4 * floats;
+            return tensors + Math.max(256L << 20, tensors / 4);
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    private static NpyArray.Header header(Path file) throws IOException {
+        try (java.io.InputStream in = java.nio.file.Files.newInputStream(file)) {
+            return NpyArray.readHeader(in, file.toString());
+        }
+    }
+
+    private static long product(int[] shape) {
+        long n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /** Whether the JVM could not start a thread (the system's limit on threads), which is not the heap. */
+    static boolean isThreadLimit(OutOfMemoryError e) {
+        return e.getMessage() != null && e.getMessage().contains("native thread");
+    }
+
+    /** The one line a heap too small for {@code run} gets: what the problem needs and the option that gives it. */
+    static String heapAdvice(OutOfMemoryError e, long needed, long maxHeap) {
+        String cause = "out of memory (" + (e.getMessage() == null ? "OutOfMemoryError" : e.getMessage()) + ")";
+        if (needed <= 0) {
+            return cause + " with this JVM's " + String.format(Locale.ROOT, "%.1f", maxHeap / 1073741824.0) + " GiB of "
+                    + "heap; give it more with STARLING_JAVA_OPTS=-Xmx<size> ./starling run ...";
+        }
+        long suggest = Math.max((long) Math.ceil((Math.max(needed, maxHeap) + (1L << 30)) / (double) (1L << 30)), 1);
+        return String.format(Locale.ROOT, "%s: this problem needs about %.1f GiB of Java heap (its tensors, their staged "
+                + "copies and the backend's scratch), this JVM has %.1f GiB: run with STARLING_JAVA_OPTS=-Xmx%dg "
+                + "./starling run ...", cause, needed / 1073741824.0, maxHeap / 1073741824.0, suggest);
+    }
+
+    private Integer compute(PatternSpec pattern, boolean backward, RealFile outTarget, RealFile lseTarget,
+                            List<RealFile> gradientTargets, PrintWriter err) throws IOException {
         // How each input was read: printed once every check has passed, before the compute.
         List<String> readAs = new java.util.ArrayList<>();
         Tensor q = read("q", qFile, layout, readAs);
@@ -237,7 +315,13 @@ final class RunCommand implements Callable<Integer> {
         if (type != null && type.isHalf()) {
             return Tensor.of(layout, type, a.toShorts(), batch, heads, length, dim);
         }
-        return Tensor.of(layout, a.toFloats(), batch, heads, length, dim);
+        float[] values;
+        try {
+            values = a.toFloats();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(name + " (" + file + "): " + e.getMessage(), e);
+        }
+        return Tensor.of(layout, values, batch, heads, length, dim);
     }
 
     /** {@code bhsd} or {@code bshd}, any case. */

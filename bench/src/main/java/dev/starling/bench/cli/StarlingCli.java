@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
+import java.nio.file.Path;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
 import java.util.List;
@@ -78,6 +79,7 @@ public final class StarlingCli implements Callable<Integer> {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new StarlingCli());
         cl.setExpandAtFiles(false);
+        cl.registerConverter(Path.class, StarlingCli::filePath);
         cl.setParameterExceptionHandler((ex, args) -> {
             CommandLine line = ex.getCommandLine();
             PrintWriter err = line.getErr();
@@ -106,6 +108,26 @@ public final class StarlingCli implements Callable<Integer> {
     }
 
     /**
+     * A file option's value as a path. Every path option of the tool names a file, so an empty value and a
+     * value ending in a slash (which {@link Path#of} would silently drop: {@code o.npy/} names a folder)
+     * are refused here, before the text becomes a path.
+     *
+     * @param text the option's value as given
+     * @return the path
+     * @throws CommandLine.TypeConversionException for an empty value or one that ends with a separator
+     */
+    static Path filePath(String text) {
+        if (text.isEmpty()) {
+            throw new CommandLine.TypeConversionException("empty value: the option needs a file name");
+        }
+        if (text.endsWith("/") || text.endsWith(java.io.File.separator)) {
+            throw new CommandLine.TypeConversionException("'" + text + "' ends with '/', so it names a folder: the "
+                    + "option needs a file name");
+        }
+        return Path.of(text);
+    }
+
+    /**
      * Prints one line for a failure and chooses the exit code: {@link #BAD_INPUT} for bad input,
      * {@link #INTERNAL_ERROR} (with the stack trace when {@code verbose}) for anything else.
      */
@@ -115,10 +137,23 @@ public final class StarlingCli implements Callable<Integer> {
             err.flush();
             return BAD_INPUT;
         }
+        if (ex instanceof OutOfMemoryError oom && RunCommand.isThreadLimit(oom)) {
+            // Not the heap: the system would not give the JVM another thread.
+            err.println("starling: cannot start another thread (" + oneLine(ex) + "): the system's limit on threads "
+                    + "or processes was reached (ulimit -u, a container's pids limit), not the Java heap; run fewer jobs "
+                    + "at once or give the backend fewer threads");
+            if (verbose) {
+                ex.printStackTrace(err);
+            }
+            err.flush();
+            return BAD_INPUT;
+        }
         if (ex instanceof OutOfMemoryError) {
             // A heap too small for the job is a setting to change, not a bug: one line, no trace (unless asked).
-            err.println("starling: out of memory (" + oneLine(ex) + "); give the JVM more with "
-                    + "STARLING_JAVA_OPTS=-Xmx<size>, e.g. STARLING_JAVA_OPTS=-Xmx12g ./starling ...");
+            long max = Runtime.getRuntime().maxMemory();
+            err.println("starling: out of memory (" + oneLine(ex) + ") with this JVM's " + String.format(java.util.Locale.ROOT,
+                    "%.1f", max / 1073741824.0) + " GiB of heap; give it more with STARLING_JAVA_OPTS=-Xmx<size>, e.g. "
+                    + "STARLING_JAVA_OPTS=-Xmx" + Math.max(2, 2 * (max >> 30)) + "g ./starling ...");
             if (verbose) {
                 ex.printStackTrace(err);
             }

@@ -198,6 +198,7 @@ public final class CompareRun {
     CompareRun(Config config, List<BackendReport> reports, Progress progress) {
         requireKnown(config.backends(), reports.stream().map(BackendReport::name).toList());
         requireHeap(config, Runtime.getRuntime().maxMemory());
+        requireLayouts(config);
         this.config = config;
         this.reports = reports;
         this.progress = progress;
@@ -358,6 +359,26 @@ public final class CompareRun {
         }
         if (heapNeeded(config, n) > maxHeap) {
             throw new NotEnoughMemoryException(heapAdvice(config, n, maxHeap));
+        }
+    }
+
+    /**
+     * Builds the pattern's layout for every length before anything runs, so a pattern that fits only some
+     * of them (a {@code layout(file=...)} made for the first length) is refused before the first is timed.
+     * Layouts are small ({@code O(nnz)}), so this costs milliseconds even at a million tokens.
+     *
+     * @param config the run
+     * @throws IllegalArgumentException naming the length and why its layout cannot be built
+     */
+    static void requireLayouts(Config config) {
+        for (int n : config.lengths()) {
+            AttentionProblem p = AttentionProblem.builder().batch(config.batch()).heads(config.heads()).length(n)
+                    .headDim(config.headDim()).build();
+            try {
+                Starling.layout(p, config.pattern());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--lengths " + n + ": " + e.getMessage(), e);
+            }
         }
     }
 

@@ -111,8 +111,17 @@ class CompareCommandTest {
         java.io.StringWriter err = new java.io.StringWriter();
         int code = StarlingCli.report(new OutOfMemoryError("Java heap space"), new java.io.PrintWriter(err), false);
         assertEquals(StarlingCli.BAD_INPUT, code);
-        assertEquals("starling: out of memory (Java heap space); give the JVM more with STARLING_JAVA_OPTS=-Xmx<size>, "
-                + "e.g. STARLING_JAVA_OPTS=-Xmx12g ./starling ...", err.toString().strip());
+        long max = Runtime.getRuntime().maxMemory();
+        assertEquals("starling: out of memory (Java heap space) with this JVM's " + String.format(java.util.Locale.ROOT,
+                "%.1f", max / 1073741824.0) + " GiB of heap; give it more with STARLING_JAVA_OPTS=-Xmx<size>, e.g. "
+                + "STARLING_JAVA_OPTS=-Xmx" + Math.max(2, 2 * (max >> 30)) + "g ./starling ...", err.toString().strip());
+        err.getBuffer().setLength(0);
+        // Issue 27, item 10: a thread limit is not the heap.
+        code = StarlingCli.report(new OutOfMemoryError("unable to create native thread: possibly out of memory or "
+                + "process/resource limits reached"), new java.io.PrintWriter(err), false);
+        assertEquals(StarlingCli.BAD_INPUT, code);
+        assertTrue(err.toString().startsWith("starling: cannot start another thread (unable to create native thread")
+                && err.toString().contains("not the Java heap") && err.toString().strip().lines().count() == 1, err.toString());
     }
 
     /** A tiny --backward run: both passes per contender, torch-sdpa through autograd, ratios, the ND4J peer skipped. */
