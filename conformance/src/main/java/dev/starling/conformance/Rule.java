@@ -150,7 +150,14 @@ public enum Rule {
      * included: the forward matches the oracle, and so do the gradients when {@code backward} is
      * declared, with no allowance that grows with the logits.
      */
-    R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true);
+    R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true),
+    /**
+     * Results written into views: the LSE into {@code [B, Hq, Nq, 1]} tensor views (strided, off-heap,
+     * packed) and read from one by backward; the gradients into the slots of a fused gradient array
+     * or buffer, a transposed view and a direct buffer; each against the oracle, the storage around
+     * every view untouched.
+     */
+    R44_OUTPUT_VIEWS(44, "outputViews", true);
 
     private final int number;
     private final String id;
@@ -217,7 +224,7 @@ public enum Rule {
                 + "), a test name such as " + R22_FEATURE_COMBINATIONS.testName() + ", or a list of them separated by commas");
     }
 
-    /** @return the rule numbers as ranges, e.g. {@code 1-43} */
+    /** @return the rule numbers as ranges, e.g. {@code 1-44} */
     private static String numbers() {
         StringBuilder out = new StringBuilder();
         Rule[] all = values();
