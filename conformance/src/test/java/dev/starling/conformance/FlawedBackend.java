@@ -407,7 +407,6 @@ public class FlawedBackend implements SparseAttention {
         }
     }
 
-    /** A plan that passes every call to another. */
     /**
      * Storage index of element {@code (b, h, n, d)} of a view this flaw reads itself, as the flaw
      * computes it: the packed layout's index from the view's start (STRIDES_IGNORED, float32 heap
@@ -467,6 +466,7 @@ public class FlawedBackend implements SparseAttention {
         }
     }
 
+    /** A plan that passes every call to another. */
     private static class Wrapper implements AttentionPlan {
         private final AttentionPlan plan;
 
