@@ -108,6 +108,7 @@ struct Params {
     int keyBlockCount;       // key blocks of the layout (columns per head layout)
     int keyTilesPerBlock;    // 64-key tiles per key block: ceil(kBlock / 64)
     int bwdRows;             // query rows per chunk of starling_bwd_dkdv (64, or 32 or 16 when 64 do not fit)
+    long long causalShift;   // AttentionProblem.causalShift(): row i may read keys j <= i + causalShift
 };
 
 // KernelParams.java writes these offsets (HostLogicTest reads this list).
@@ -199,17 +200,19 @@ static_assert(offsetof(Params, dvsn) == 520, "Params layout");
 static_assert(offsetof(Params, keyBlockCount) == 528, "Params layout");
 static_assert(offsetof(Params, keyTilesPerBlock) == 532, "Params layout");
 static_assert(offsetof(Params, bwdRows) == 536, "Params layout");
-static_assert(sizeof(Params) == 544, "Params layout");
+static_assert(offsetof(Params, causalShift) == 544, "Params layout");
+static_assert(sizeof(Params) == 552, "Params layout");
 
 // ---------------------------------------------------------------------------------------------
 // Token mask: mirrors dev.starling.api.plan.TokenMask. Every kernel asks these, nothing else.
 // ---------------------------------------------------------------------------------------------
 
-// TokenMask.causalKeyEnd, the only place the causal rule is written (DESIGN section 2, aligned
-// bottom-right as FlashAttention does): the exclusive end of the keys query row i may read,
-// clamped to [0, Nk].
-__device__ __forceinline__ int causal_key_end(int i, int Nq, int Nk) {
-    const long long end = (long long)i + ((long long)Nk - Nq) + 1;
+// TokenMask.causalKeyEnd, the only place the causal rule is written (DESIGN section 2): the exclusive
+// end of the keys query row i may read, clamped to [0, Nk]. The shift is the problem's
+// (AttentionProblem.causalShift: Nk - Nq, aligned bottom-right as FlashAttention does, unless a key
+// shard moved it).
+__device__ __forceinline__ int causal_key_end(int i, long long shift, int Nk) {
+    const long long end = (long long)i + shift + 1;
     return (int)max(0LL, min((long long)Nk, end));
 }
 
@@ -226,7 +229,7 @@ __device__ __forceinline__ int query_length(const Params& p, int b) {
 // TokenMask.rowKeyEnd: exclusive end of the keys valid row i may read (key length and causal).
 __device__ __forceinline__ int row_key_end(const Params& p, int b, int i) {
     const int end = key_length(p, b);
-    return p.causal ? min(end, causal_key_end(i, p.Nq, p.Nk)) : end;
+    return p.causal ? min(end, causal_key_end(i, p.causalShift, p.Nk)) : end;
 }
 
 // TokenMask.keyBegin(kb) and keyEnd(kb): a tail key block is partial.

@@ -69,7 +69,7 @@ final class KernelParams {
         DKSB("dksb", Type.I64), DKSH("dksh", Type.I64), DKSN("dksn", Type.I64),
         DVSB("dvsb", Type.I64), DVSH("dvsh", Type.I64), DVSN("dvsn", Type.I64),
         KEY_BLOCK_COUNT("keyBlockCount", Type.I32), KEY_TILES_PER_BLOCK("keyTilesPerBlock", Type.I32),
-        BWD_ROWS("bwdRows", Type.I32);
+        BWD_ROWS("bwdRows", Type.I32), CAUSAL_SHIFT("causalShift", Type.I64);
 
         final String cName;
         final Type type;
@@ -228,7 +228,8 @@ final class KernelParams {
         p.put(Field.UNITS_PER_LAYOUT, work.unitsPerLayout()).put(Field.SPLITS_PER_LAYOUT, work.splitsPerLayout())
                 .put(Field.SLOTS_PER_LAYOUT, work.slotsPerLayout()).put(Field.HEAD_LAYOUTS, work.headLayouts());
         p.put(Field.TILES_PER_BLOCK, tilesPerBlock).put(Field.TILE_K, tileK)
-                .put(Field.CAUSAL, causal ? 1 : 0).put(Field.SCALE, problem.scale());
+                .put(Field.CAUSAL, causal ? 1 : 0).put(Field.SCALE, problem.scale())
+                .put(Field.CAUSAL_SHIFT, problem.causalShift());
         p.put(Field.D_PAD, s.dPad()).put(Field.DV_PAD, s.dvPad()).put(Field.LDQ, s.ldq()).put(Field.LDV, s.ldv())
                 .put(Field.LDP, s.ldp()).put(Field.LDS, s.lds()).put(Field.LDO, s.ldo());
         p.put(Field.SM_Q, s.q()).put(Field.SM_K, s.k()).put(Field.SM_V, s.v()).put(Field.SM_S, s.s())

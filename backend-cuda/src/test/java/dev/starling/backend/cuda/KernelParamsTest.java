@@ -158,6 +158,7 @@ class KernelParamsTest {
         longs.put(Field.Q16, 0L);
         longs.put(Field.K16, 0L);
         longs.put(Field.V16, 0L);
+        longs.put(Field.CAUSAL_SHIFT, 200L);   // bottom-right: Nk - Nq
         // A forward launch leaves every backward field 0.
         for (Field f : new Field[] {Field.D_OUT, Field.GRAD_Q, Field.GRAD_K, Field.GRAD_V, Field.DELTA, Field.COL_STARTS,
             Field.COL_QUERY_BLOCKS, Field.GSB, Field.GSH, Field.GSN, Field.DQSB, Field.DQSH, Field.DQSN, Field.DKSB,
@@ -219,6 +220,39 @@ class KernelParamsTest {
         assertTrue(w.splitsPerLayout() > 0, "the case splits rows");
         // Distinct buffer offsets: the carve-up reached the struct, not a default.
         assertTrue(s.q() < s.k() && s.k() < s.v() && s.v() < s.s() && s.s() < s.p() && s.p() < s.o());
+    }
+
+    /**
+     * A causal problem cut into key shards: each shard's problem carries its own causal shift, the
+     * backend accepts it (it declares CAUSAL_SHIFT), and the shift reaches the kernels' mask
+     * ({@code Params.causalShift}, read by {@code causal_key_end}) unchanged.
+     */
+    @Test
+    void eachKeyShardOfACausalProblemCarriesItsShiftToTheKernel() {
+        AttentionProblem p = AttentionProblem.builder().batch(1).heads(4).queryLength(200).keyLength(520).headDim(32)
+                .causal(true).build();
+        BlockLayout l = Patterns.parse("bigbird(block=32, window=3, global=1, random=1)").layout(200, 520, 4);
+        dev.starling.api.plan.KeyShards shards = dev.starling.api.plan.KeyShards.at(p, l, 6, 11);
+        assertEquals(3, shards.count());
+        java.util.Set<Long> shifts = new java.util.TreeSet<>();
+        for (int s = 0; s < shards.count(); s++) {
+            AttentionProblem sp = shards.problem(s);
+            BlockLayout sl = shards.layout(s);
+            assertTrue(new CudaBackend().capabilities().unsupported(sp, true).isEmpty(),
+                    "shard " + s + " " + sp + ": " + new CudaBackend().capabilities().unsupported(sp, true));
+            WorkPlan w = WorkPlan.of(sl, SplitRows.OFF);
+            LaunchGeometry g = LaunchGeometry.of(sp, sl, w, 227 * 1024);
+            KernelParams.PlanBuffers plan = new KernelParams.PlanBuffers(0x1000, 0x2000, 0, 0, 0, 0, 0);
+            DeviceTensor q = DeviceTensor.of(0x10000, TensorLayout.BHSD, 4, 200, 32);
+            DeviceTensor k = DeviceTensor.of(0x20000, TensorLayout.BHSD, 4, sp.keyLength(), 32);
+            DeviceTensor o = DeviceTensor.of(0x40000, TensorLayout.BHSD, 4, 200, 32);
+            KernelParams kp = KernelParams.of(sp, true, sl, w, g, plan, q, k, k, o, 0x50000, KernelParams.Inputs16.NONE);
+            assertEquals(sp.causalShift(), kp.getLong(Field.CAUSAL_SHIFT), "shard " + s);
+            assertEquals(1, ByteBuffer.wrap(kp.bytes()).order(ByteOrder.LITTLE_ENDIAN).getInt(KernelParams.offset(Field.CAUSAL)));
+            shifts.add(sp.causalShift());
+        }
+        // Shard s starts at key firstKey(s): its rows may read keys j' <= i + (Nk - Nq) - firstKey(s).
+        assertEquals(java.util.Set.of(320L, 320L - 6 * 32, 320L - 11 * 32), shifts);
     }
 
     /** An mma launch: 16-bit inputs, stages and the stage stride reach the struct; the float32 pointers may be 0. */
