@@ -16,7 +16,12 @@ if ! command -v nvcc >/dev/null 2>&1; then
   rm -f "$out"
   exit 0
 fi
-if [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ]; then
+# Up to date when the fatbin is newer than this script and every source beside the .cu (its headers).
+stale=0
+for f in "$0" "$(dirname "$src")"/*.cu "$(dirname "$src")"/*.cuh; do
+  if [ -f "$f" ] && ! [ "$out" -nt "$f" ]; then stale=1; fi
+done
+if [ -f "$out" ] && [ "$stale" = 0 ]; then
   echo "[starling] CUDA kernels up to date: $out"
   exit 0
 fi
