@@ -28,18 +28,37 @@ import org.junit.jupiter.api.Test;
  */
 class KernelParamsTest {
     private static final Path KERNELS = Path.of("src/main/cuda/sparse_attention.cu");
+    /** Where the build writes params.cuh ({@link ParamsHeader}). */
+    private static final Path GENERATED = Path.of("target/generated-cuda");
 
     /**
      * The kernels' source as nvcc sees it: sparse_attention.cu with each {@code #include "x.cuh"} line
-     * replaced by that header's text (the headers beside it, in include order).
+     * replaced by that header's text (the headers beside it, or the generated ones: nvcc's {@code -I}).
      */
     static String kernels() throws IOException {
         StringBuilder out = new StringBuilder();
         for (String line : Files.readAllLines(KERNELS)) {
             Matcher include = Pattern.compile("^#include \"(\\w+\\.cuh)\"$").matcher(line);
-            out.append(include.matches() ? Files.readString(KERNELS.resolveSibling(include.group(1))) : line).append('\n');
+            if (include.matches()) {
+                Path beside = KERNELS.resolveSibling(include.group(1));
+                out.append(Files.readString(Files.exists(beside) ? beside : GENERATED.resolve(include.group(1))));
+            } else {
+                out.append(line);
+            }
+            out.append('\n');
         }
         return out.toString();
+    }
+
+    /** The build wrote the header of the current field list, and the kernels include it. */
+    @Test
+    void theKernelsIncludeTheGeneratedHeader() throws IOException {
+        assertEquals(KernelParams.header(), Files.readString(GENERATED.resolve("params.cuh")));
+        assertTrue(Files.readString(KERNELS).contains("#include \"params.cuh\""));
+        assertTrue(!Files.exists(KERNELS.resolveSibling("params.cuh")), "no hand-written copy of the struct");
+        String h = KernelParams.header();
+        assertEquals(1, count(h, "struct Params {"));
+        assertTrue(h.contains("    const float* q;") && h.contains("    long long causalShift;"), h);
     }
 
     @Test
