@@ -125,7 +125,8 @@ final class CompareReport {
                 + "peak_mb\n");
         for (CompareRun.Cell c : cells) {
             sb.append(String.join(",", c.contender(), c.dense() ? "dense" : "sparse", c.pass().label(),
-                    CompareRun.label(c.precision()).strip(), String.valueOf(c.length()), '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()),
+                    CompareRun.label(c.precision()).strip(), String.valueOf(c.length()),
+                    '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()),
                     num(c.maxMs()), String.valueOf(c.reps()), String.valueOf(c.warmups()), num(c.gflops()), num(c.relative()),
                     c.ok() ? num(c.peakBytes() / 1048576.0) : "")).append('\n');
         }

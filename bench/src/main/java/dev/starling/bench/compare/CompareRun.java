@@ -510,7 +510,8 @@ public final class CompareRun {
 
     /**
      * @param precision one of {@link #PRECISIONS}
-     * @return the element type its inputs are rounded to: {@link ElementType#FP32} (no rounding) or {@link ElementType#BF16}
+     * @return the element type its inputs are rounded to: {@link ElementType#FP32} (no rounding) or
+     *         {@link ElementType#BF16}
      */
     static ElementType elementType(Precision precision) {
         return switch (precision) {
@@ -638,8 +639,8 @@ public final class CompareRun {
             c.close();
             Arrays.sort(ms);
             double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
-            return new Cell(c.name(), c.dense(), pass, p.precision(), p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps, warmups,
-                    flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
+            return new Cell(c.name(), c.dense(), pass, p.precision(), p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps,
+                    warmups, flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
         } catch (OutOfMemoryError e) {
             c.close();
             return noNumber(c.name(), c.dense(), pass, p.precision(), p.queryLength(), OUT_OF_MEMORY + " (" + e.getMessage()
@@ -711,8 +712,8 @@ public final class CompareRun {
         for (Cell c : cells) {
             double best = cells.stream().filter(x -> x.ok() && x.length() == c.length() && x.pass() == c.pass())
                     .mapToDouble(Cell::medianMs).min().orElse(Double.NaN);
-            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.pass(), c.precision(), c.length(), c.status(), c.medianMs(), c.minMs(),
-                    c.maxMs(), c.reps(), c.warmups(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
+            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.pass(), c.precision(), c.length(), c.status(), c.medianMs(),
+                    c.minMs(), c.maxMs(), c.reps(), c.warmups(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
         }
         return out;
     }
