@@ -1,5 +1,6 @@
 package dev.starling.bench.cli;
 
+import dev.starling.api.Precision;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.bench.compare.CompareMain;
@@ -24,7 +25,7 @@ import picocli.CommandLine.Option;
                 + "and --plot also write them to files. Dense peers: PyTorch's fused scaled_dot_product_attention (libtorch "
                 + "through the JavaCPP presets) and ND4J, computing full attention on the same shapes. --backward times "
                 + "forward + backward too; --long adds 65,536 and 1,048,576 tokens (about 10 GiB of heap: "
-                + "STARLING_JAVA_OPTS=-Xmx12g)."})
+                + "STARLING_JAVA_OPTS=-Xmx12g); --precision fp32,bf16 times each contender in each precision it runs."})
 final class CompareCommand implements Callable<Integer> {
     /** What {@code --long} adds. */
     static final int[] LONG_LENGTHS = {65_536, 1_048_576};
@@ -47,6 +48,12 @@ final class CompareCommand implements Callable<Integer> {
                     + "(backends declaring feature BACKWARD; torch-sdpa through libtorch autograd); the others are "
                     + "listed as skipped")
     boolean backward;
+    @Option(names = "--precision", paramLabel = "P", split = ",", defaultValue = "fp32",
+            description = "precisions to time each contender in: fp32, bf16 or both (fp32,bf16). In bf16 the inputs are the "
+                    + "same random values rounded to bf16, each contender computes in its bf16 arithmetic (backends "
+                    + "declaring it, torch-sdpa on at::kBFloat16 tensors) and is checked within the kit's bf16 tolerance; "
+                    + "one without it is listed as \"no bf16\", not timed (default: ${DEFAULT-VALUE})")
+    List<String> precision;
     @Option(names = "--batch", paramLabel = "B", defaultValue = "1", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch;
     @Option(names = "--heads", paramLabel = "H", defaultValue = "8", description = "heads (default: ${DEFAULT-VALUE})")
@@ -103,8 +110,35 @@ final class CompareCommand implements Callable<Integer> {
         CompareRun.Config config = new CompareRun.Config(spec, batch, heads, headDim, sorted,
                 backends == null ? List.of() : backends.stream().map(s -> s.strip().toLowerCase(java.util.Locale.ROOT))
                         .distinct().toList(), !noPeers, reps, cellSeconds, (long) (denseGiB * (1L << 30)), backward,
-                maxCallSeconds);
+                maxCallSeconds, precisions(precision));
         return CompareMain.run(config, this.spec.commandLine().getOut(), csv, plot, machineRate);
+    }
+
+    /**
+     * Reads {@code --precision}: each name once, in {@link Precision} order.
+     *
+     * @param names the values given, e.g. {@code [bf16, fp32]}
+     * @return the precisions, e.g. {@code [FP32, BF16]}
+     * @throws IllegalArgumentException naming the value and the precisions {@code compare} times
+     */
+    static List<Precision> precisions(List<String> names) {
+        java.util.EnumSet<Precision> out = java.util.EnumSet.noneOf(Precision.class);
+        for (String name : names) {
+            Precision p = switch (name.strip().toLowerCase(java.util.Locale.ROOT)) {
+                case "fp32", "float32" -> Precision.FP32;
+                case "bf16", "bfloat16" -> Precision.BF16;
+                default -> null;
+            };
+            if (p == null || !CompareRun.PRECISIONS.contains(p)) {
+                throw new IllegalArgumentException("--precision: unknown precision '" + name.strip() + "': compare times fp32, "
+                        + "bf16 or both (--precision fp32,bf16)");
+            }
+            out.add(p);
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("--precision is empty: give fp32, bf16 or both");
+        }
+        return List.copyOf(out);
     }
 
     private static void atLeastOne(String option, int value) {

@@ -3,10 +3,12 @@ package dev.starling.bench.compare;
 import dev.starling.api.Feature;
 import dev.starling.api.AttentionPlan;
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Precision;
 import dev.starling.api.SparseAttention;
 import dev.starling.api.Starling;
 import dev.starling.api.Tensor;
 import dev.starling.api.pattern.PatternSpec;
+import java.util.Set;
 
 /** A Starling backend on the sparse pattern. */
 final class BackendContender implements Contender {
@@ -36,6 +38,12 @@ final class BackendContender implements Contender {
     @Override
     public String unavailableReason() {
         return backend.availability().isAvailable() ? null : backend.availability().reason();
+    }
+
+    /** @return the precisions the backend declares in its {@link dev.starling.api.Capabilities} */
+    @Override
+    public Set<Precision> precisions() {
+        return backend.capabilities().precisions();
     }
 
     @Override

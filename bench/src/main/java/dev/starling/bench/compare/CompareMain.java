@@ -1,13 +1,18 @@
 package dev.starling.bench.compare;
 
+import dev.starling.api.Precision;
 import dev.starling.api.selection.BackendSelector;
 import dev.starling.bench.output.StagedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.OptionalDouble;
+import java.util.Set;
 import java.util.stream.Collectors;
 
 /** Runs a comparison and prints the table, the oracle check, the machine's rate and the headline ratios. */
@@ -35,10 +40,12 @@ public final class CompareMain {
         long start = System.nanoTime();
         CompareRun run = new CompareRun(config, BackendSelector.discover().reports(),
                 new Progress(System.err, System.console() != null));
-        out.printf(Locale.ROOT, "starling compare: %s, batch %d, %d heads, head dim %d; lengths %s%n",
+        boolean several = config.precisions().size() > 1 || config.precisions().get(0) != Precision.FP32;
+        out.printf(Locale.ROOT, "starling compare: %s, batch %d, %d heads, head dim %d; lengths %s%s%n",
                 config.pattern().text(), config.batch(), config.heads(), config.headDim(),
                 java.util.Arrays.stream(config.lengths()).mapToObj(n -> String.format(Locale.ROOT, "%,d", n))
-                        .collect(Collectors.joining(", ")));
+                        .collect(Collectors.joining(", ")), several ? "; precisions " + config.precisions().stream()
+                        .map(p -> CompareRun.label(p).strip()).collect(Collectors.joining(", ")) : "");
         out.println("each contender is checked against dense float64 attention on the smallest length (at most "
                 + String.format(Locale.ROOT, "%,d", CompareRun.MAX_CHECK_LENGTH) + " tokens) first, then timed"
                 + (config.backward() ? "; --backward: forward alone and forward + backward, each contender that has a "
@@ -46,23 +53,43 @@ public final class CompareMain {
         out.flush();
         // The machine's rate is measured before and after the contenders and the faster kept: other load only
         // slows a product, and a rate measured under load alone would make a contender look faster than the machine.
-        List<MachineRate.Rate> before = machineRate ? MachineRate.measure(2048, 5) : List.of();
+        Set<Precision> precisions = EnumSet.copyOf(config.precisions());
+        List<MachineRate.Rate> before = machineRate ? MachineRate.measure(2048, 5, precisions) : List.of();
         CompareRun.Outcome outcome = run.run(out);
         out.println();
         CompareReport.table(out, outcome.cells());
-        MachineRate.Rate rate = null;
-        if (machineRate) {
+        Set<Precision> torchTimed = outcome.cells().stream().filter(c -> c.ok() && c.contender().equals("torch-sdpa"))
+                .map(CompareRun.Cell::precision).collect(Collectors.toCollection(() -> EnumSet.noneOf(Precision.class)));
+        if (!torchTimed.isEmpty()) {
             out.println();
-            out.println("machine: single-precision matrix product, 2048 x 2048 x 2048, fastest of 5 before and 5 after "
-                    + "the contenders; the faster library is the machine's rate");
-            for (MachineRate.Rate r : MachineRate.faster(before, MachineRate.measure(2048, 5))) {
-                out.printf(Locale.ROOT, "  %-22s %8.1f GFLOP/s  %s%n", r.library(), r.gflops(), r.note());
-                if (!Double.isNaN(r.gflops()) && (rate == null || r.gflops() > rate.gflops())) {
-                    rate = r;
+            TorchSdpaPeer.versusStock(torchTimed).forEach(out::println);
+        }
+        Map<Precision, MachineRate.Rate> rates = new EnumMap<>(Precision.class);
+        if (machineRate) {
+            List<MachineRate.Rate> measured = MachineRate.faster(before, MachineRate.measure(2048, 5, precisions));
+            for (Precision precision : precisions) {
+                out.println();
+                out.println("machine: " + (precision == Precision.FP32 ? "single-precision" : "bf16 (bf16 inputs, float32 "
+                        + "accumulation)") + " matrix product, 2048 x 2048 x 2048, fastest of 5 before and 5 after "
+                        + "the contenders; the faster library is the machine's " + (several ? CompareRun.label(precision)
+                        .strip() + " " : "") + "rate");
+                for (MachineRate.Rate r : measured) {
+                    if (r.precision() != precision) {
+                        continue;
+                    }
+                    out.printf(Locale.ROOT, "  %-22s %8.1f GFLOP/s  %s%n", r.library(), r.gflops(), r.note());
+                    MachineRate.Rate best = rates.get(precision);
+                    if (!Double.isNaN(r.gflops()) && (best == null || r.gflops() > best.gflops())) {
+                        rates.put(precision, r);
+                    }
                 }
             }
+            String slower = MachineRate.slowerBf16(rates);
+            if (slower != null) {
+                out.println("  " + slower);
+            }
         }
-        headlines(out, outcome.cells(), rate);
+        headlines(out, outcome.cells(), rates, several);
         write(out, outcome.cells(), config, csv, plot);
         boolean wrong = outcome.checks().stream().anyMatch(CompareRun.Check::wrong);
         boolean memory = outcome.cells().stream().anyMatch(c -> c.status().startsWith(CompareRun.OUT_OF_MEMORY));
@@ -130,47 +157,62 @@ public final class CompareMain {
                 : String.format(Locale.ROOT, "%.1fx slower", sparseMs / denseMs);
     }
 
-    /** The figures the benchmarks page reports against. */
-    private static void headlines(PrintWriter out, List<CompareRun.Cell> cells, MachineRate.Rate rate) {
+    /**
+     * The figures the benchmarks page reports against, each within one precision: sparse against dense,
+     * growth with length and the share of the machine's rate in that precision.
+     *
+     * @param out where they go
+     * @param cells the run's cells
+     * @param rates the machine's rate per precision (none without {@code --machine-rate})
+     * @param named whether to name the precision in each line (a run not in float32 alone)
+     */
+    static void headlines(PrintWriter out, List<CompareRun.Cell> cells, Map<Precision, MachineRate.Rate> rates,
+                          boolean named) {
         out.println();
-        int[] lengths = cells.stream().filter(CompareRun.Cell::ok).mapToInt(CompareRun.Cell::length).distinct().sorted().toArray();
         boolean backward = cells.stream().anyMatch(c -> c.ok() && c.pass() == CompareRun.Pass.FORWARD_BACKWARD);
-        for (CompareRun.Pass pass : CompareRun.Pass.values()) {
-            String what = backward ? " " + pass.label() : "";
-            for (int n : lengths) {
-                OptionalDouble sparse = best(cells, n, false, pass);
-                OptionalDouble dense = best(cells, n, true, pass);
-                if (sparse.isPresent() && dense.isPresent()) {
-                    out.printf(Locale.ROOT, "N=%,d%s: best sparse backend %.1f ms, fastest dense peer %.1f ms: sparse is %s%n",
-                            n, what, sparse.getAsDouble(), dense.getAsDouble(),
-                            speed(sparse.getAsDouble(), dense.getAsDouble()));
+        for (Precision precision : Precision.values()) {
+            List<CompareRun.Cell> in = cells.stream().filter(c -> c.precision() == precision).toList();
+            String prec = named ? CompareRun.label(precision) : "";
+            int[] lengths = in.stream().filter(CompareRun.Cell::ok).mapToInt(CompareRun.Cell::length).distinct().sorted()
+                    .toArray();
+            for (CompareRun.Pass pass : CompareRun.Pass.values()) {
+                String what = prec + (backward ? " " + pass.label() : "");
+                for (int n : lengths) {
+                    OptionalDouble sparse = best(in, n, false, pass);
+                    OptionalDouble dense = best(in, n, true, pass);
+                    if (sparse.isPresent() && dense.isPresent()) {
+                        out.printf(Locale.ROOT, "N=%,d%s: best sparse backend %.1f ms, fastest dense peer %.1f ms: sparse is "
+                                + "%s%n", n, what, sparse.getAsDouble(), dense.getAsDouble(),
+                                speed(sparse.getAsDouble(), dense.getAsDouble()));
+                    }
                 }
             }
-        }
-        if (lengths.length >= 2) {
-            int a = lengths[lengths.length - 2];
-            int b = lengths[lengths.length - 1];
-            OptionalDouble ta = best(cells, a, false, CompareRun.Pass.FORWARD);
-            OptionalDouble tb = best(cells, b, false, CompareRun.Pass.FORWARD);
-            if (ta.isPresent() && tb.isPresent()) {
-                out.printf(Locale.ROOT, "best sparse backend from N=%,d to N=%,d (%.0fx the tokens): time grows %.2fx%n", a, b,
-                        (double) b / a, tb.getAsDouble() / ta.getAsDouble());
+            if (lengths.length >= 2) {
+                int a = lengths[lengths.length - 2];
+                int b = lengths[lengths.length - 1];
+                OptionalDouble ta = best(in, a, false, CompareRun.Pass.FORWARD);
+                OptionalDouble tb = best(in, b, false, CompareRun.Pass.FORWARD);
+                if (ta.isPresent() && tb.isPresent()) {
+                    out.printf(Locale.ROOT, "best sparse backend%s from N=%,d to N=%,d (%.0fx the tokens): time grows %.2fx%n",
+                            prec, a, b, (double) b / a, tb.getAsDouble() / ta.getAsDouble());
+                }
             }
-        }
-        if (backward) {
-            for (String line : backwardRatios(cells)) {
-                out.println(line);
+            if (backward) {
+                for (String line : backwardRatios(in)) {
+                    out.println(line);
+                }
             }
-        }
-        if (rate != null) {
-            cells.stream().filter(c -> c.ok() && !c.dense() && c.pass() == CompareRun.Pass.FORWARD)
-                    .mapToDouble(CompareRun.Cell::gflops).max().ifPresent(g -> out.println(shareLine(g, rate)));
+            MachineRate.Rate rate = rates.get(precision);
+            if (rate != null) {
+                in.stream().filter(c -> c.ok() && !c.dense() && c.pass() == CompareRun.Pass.FORWARD)
+                        .mapToDouble(CompareRun.Cell::gflops).max().ifPresent(g -> out.println(shareLine(g, rate, named)));
+            }
         }
     }
 
     /**
      * Per contender and length timed both ways, the cost of a training step over the forward alone:
-     * {@code "vector N=16,384: fwd+bwd / fwd = 3.1x"}. The target (issue 15) is at most
+     * {@code "vector N=16,384: fwd+bwd / fwd = 3.1x"}; cells of one precision. The target (issue 15) is at most
      * {@code 1 + BACKWARD_WORK} for the fastest CPU backend at 16,384 tokens.
      *
      * @param cells the run's cells
@@ -200,21 +242,24 @@ public final class CompareMain {
     }
 
     /**
-     * The best sparse rate as a share of the machine's, never above 100%: a larger share means the machine
-     * rate was measured while other work slowed it, and the line says so instead of printing it.
+     * The best sparse rate as a share of the machine's in the same precision, never above 100%: a larger
+     * share means the machine rate was measured while other work slowed it, and the line says so instead
+     * of printing it.
      *
-     * @param gflops best sparse useful GFLOP/s
-     * @param rate the machine's rate
+     * @param gflops best sparse useful GFLOP/s in {@code rate}'s precision
+     * @param rate the machine's rate in that precision
+     * @param named whether to name the precision ({@code "best sparse bf16 useful rate ..."})
      * @return the headline line
      */
-    static String shareLine(double gflops, MachineRate.Rate rate) {
+    static String shareLine(double gflops, MachineRate.Rate rate, boolean named) {
+        String prec = named ? CompareRun.label(rate.precision()) : "";
         double share = 100 * gflops / rate.gflops();
         if (share > 100) {
-            return String.format(Locale.ROOT, "best sparse useful rate %.1f GFLOP/s is above the machine's measured %.1f"
+            return String.format(Locale.ROOT, "best sparse%s useful rate %.1f GFLOP/s is above the machine's measured%s %.1f"
                     + " GFLOP/s (%s): other load slowed the matrix products, so no share is given; rerun on an idle"
-                    + " machine", gflops, rate.gflops(), rate.library());
+                    + " machine", prec, gflops, prec, rate.gflops(), rate.library());
         }
-        return String.format(Locale.ROOT, "best sparse useful rate %.1f GFLOP/s = %.0f%% of the machine's %.1f GFLOP/s (%s)",
-                gflops, share, rate.gflops(), rate.library());
+        return String.format(Locale.ROOT, "best sparse%s useful rate %.1f GFLOP/s = %.0f%% of the machine's%s %.1f GFLOP/s (%s)",
+                prec, gflops, share, prec, rate.gflops(), rate.library());
     }
 }

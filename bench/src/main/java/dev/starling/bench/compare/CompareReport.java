@@ -47,21 +47,32 @@ final class CompareReport {
                     + (1 + CompareRun.BACKWARD_WORK) + "x the forward's FLOPs",
             "            (dense peers: torch-sdpa through libtorch autograd)");
 
+    /** The legend's line for {@code --precision} with more than one precision. */
+    static final List<String> PRECISION_LEGEND = List.of(
+            "precision   fp32 = float32 inputs and arithmetic; bf16 = the same random inputs rounded to bfloat16",
+            "            (to nearest, ties to even), bf16 products with float32 accumulation, checked against float64",
+            "            within the kit's bf16 tolerance row; a contender without bf16 is listed, not timed, in it;",
+            "            x fastest is over every precision at the length; the headlines compare within one precision");
+
     /**
-     * Prints the table, then its legend.
+     * Prints the table, then its legend. A pass column appears when a cell timed forward + backward, a
+     * precision column when the cells are in more than one precision.
      *
      * @param out where it goes
      * @param cells the rows
      */
     static void table(PrintWriter out, List<CompareRun.Cell> cells) {
         boolean passes = cells.stream().anyMatch(c -> c.pass() == CompareRun.Pass.FORWARD_BACKWARD);
+        boolean precisions = severalPrecisions(cells);
         String passHeader = passes ? String.format(Locale.ROOT, " %-7s", "pass") : "";
-        out.printf(Locale.ROOT, "%-12s %-6s%s %9s %11s %19s %9s %10s %9s%n", "contender", "kind", passHeader, "N",
-                "median ms", "spread (min-max)", "GFLOP/s", "x fastest", "peak MB");
+        String precisionHeader = precisions ? String.format(Locale.ROOT, " %-4s", "prec") : "";
+        out.printf(Locale.ROOT, "%-12s %-6s%s%s %9s %11s %19s %9s %10s %9s%n", "contender", "kind", passHeader,
+                precisionHeader, "N", "median ms", "spread (min-max)", "GFLOP/s", "x fastest", "peak MB");
         for (CompareRun.Cell c : cells) {
             String kind = c.dense() ? "dense" : "sparse";
             String n = c.length() == 0 ? "-" : String.format(Locale.ROOT, "%,d", c.length());
             String pass = !passes ? "" : String.format(Locale.ROOT, " %-7s", c.length() == 0 ? "-" : c.pass().label());
+            pass += !precisions ? "" : String.format(Locale.ROOT, " %-4s", CompareRun.label(c.precision()).strip());
             if (!c.ok()) {
                 out.printf(Locale.ROOT, "%-12s %-6s%s %9s  %s%n", c.contender(), kind, pass, n, c.status());
                 continue;
@@ -79,7 +90,20 @@ final class CompareReport {
                 out.println("  " + line);
             }
         }
+        if (precisions) {
+            for (String line : PRECISION_LEGEND) {
+                out.println("  " + line);
+            }
+        }
         out.flush();
+    }
+
+    /**
+     * @param cells a run's cells
+     * @return whether they are in more than one precision (the report then names each row's)
+     */
+    static boolean severalPrecisions(List<CompareRun.Cell> cells) {
+        return cells.stream().map(CompareRun.Cell::precision).distinct().count() > 1;
     }
 
     /** Megabytes with two decimals below 1 MB and one below 10 MB, so small but real numbers do not read as 0. */
@@ -89,7 +113,7 @@ final class CompareReport {
     }
 
     /**
-     * Writes the table as CSV, one row per cell.
+     * Writes the table as CSV, one row per cell, with its pass and precision whatever the run timed.
      *
      * @param out the file's stream. Not closed.
      * @param cells the rows
@@ -97,11 +121,12 @@ final class CompareReport {
      */
     static void csv(OutputStream out, List<CompareRun.Cell> cells) throws IOException {
         StringBuilder sb = new StringBuilder();
-        sb.append("contender,kind,pass,length,status,median_ms,min_ms,max_ms,calls,warmup_calls,gflops,relative_to_fastest,"
+        sb.append("contender,kind,pass,precision,length,status,median_ms,min_ms,max_ms,calls,warmup_calls,gflops,relative_to_fastest,"
                 + "peak_mb\n");
         for (CompareRun.Cell c : cells) {
             sb.append(String.join(",", c.contender(), c.dense() ? "dense" : "sparse", c.pass().label(),
-                    String.valueOf(c.length()), '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()),
+                    CompareRun.label(c.precision()).strip(), String.valueOf(c.length()),
+                    '"' + c.status().replace("\"", "'") + '"', num(c.medianMs()), num(c.minMs()),
                     num(c.maxMs()), String.valueOf(c.reps()), String.valueOf(c.warmups()), num(c.gflops()), num(c.relative()),
                     c.ok() ? num(c.peakBytes() / 1048576.0) : "")).append('\n');
         }
@@ -113,7 +138,8 @@ final class CompareReport {
     }
 
     /**
-     * Draws time against length, one line per contender, and writes it as PNG.
+     * Draws time against length, one line per contender (per contender and precision when the cells are in
+     * several, e.g. {@code native bf16}), and writes it as PNG.
      *
      * @param out the file's stream. Not closed.
      * @param cells the rows; those without numbers are left out
@@ -123,9 +149,11 @@ final class CompareReport {
     static void plot(OutputStream out, List<CompareRun.Cell> cells, String title) throws IOException {
         Map<String, ComparePlot.Series> series = new LinkedHashMap<>();
         boolean passes = cells.stream().anyMatch(c -> c.ok() && c.pass() == CompareRun.Pass.FORWARD_BACKWARD);
+        boolean precisions = severalPrecisions(cells.stream().filter(CompareRun.Cell::ok).toList());
         for (CompareRun.Cell c : cells) {
             if (c.ok()) {
-                String label = passes ? c.contender() + " " + c.pass().label() : c.contender();
+                String label = c.contender() + (precisions ? CompareRun.label(c.precision()) : "")
+                        + (passes ? " " + c.pass().label() : "");
                 series.computeIfAbsent(label, x -> new ComparePlot.Series(label, c.dense(), new ArrayList<>(),
                         new ArrayList<>()));
                 series.get(label).lengths().add(c.length());
@@ -148,21 +176,26 @@ final class CompareReport {
      * @return the line
      */
     static String checkLine(List<CompareRun.Check> checks, int length, long seed, CompareRun.Config config) {
+        String rows = config.precisions().stream().map(p -> CompareRun.label(p).strip().toUpperCase(Locale.ROOT))
+                .collect(Collectors.joining(" and "));
+        boolean several = config.precisions().size() > 1;
         String onCase = String.format(Locale.ROOT, "N=%,d, B=%d, H=%d, D=%d, seed %d (sparse backends over %s, dense peers "
-                + "over all pairs; FP32 tolerance%s)", length, config.batch(), config.heads(), config.headDim(), seed,
-                config.pattern().text(), config.backward() ? "; gradients dq, dk, dv against float64 too, "
-                        + "within the kit's FP32 gradient tolerance" : "");
+                + "over all pairs; %s tolerance%s%s)", length, config.batch(), config.heads(), config.headDim(), seed,
+                config.pattern().text(), rows, several ? ", each precision's row, inputs rounded to it" : "",
+                config.backward() ? "; gradients dq, dk, dv against float64 too, within the kit's " + rows
+                        + " gradient tolerance" : "");
         if (checks.isEmpty()) {
             return "oracle check: no contender could run here";
         }
         List<CompareRun.Check> other = checks.stream().filter(c -> !c.agreed()).toList();
+        String what = several ? " contenders and precisions" : " contenders";
         if (other.isEmpty()) {
-            return (checks.size() == 1 ? "oracle check: the one contender" : "oracle check: all " + checks.size() + " contenders")
+            return (checks.size() == 1 ? "oracle check: the one contender" : "oracle check: all " + checks.size() + what)
                     + " agreed with dense float64 attention on " + onCase;
         }
         long agreed = checks.size() - other.size();
-        return "oracle check: " + agreed + " of " + checks.size() + " contenders agreed with dense float64 attention on "
-                + onCase + "; " + other.stream().map(c -> c.contender() + " " + c.verdict())
-                .collect(Collectors.joining("; "));
+        return "oracle check: " + agreed + " of " + checks.size() + what + " agreed with dense float64 attention on "
+                + onCase + "; " + other.stream().map(c -> c.contender() + (several ? CompareRun.label(c.precision()) : "")
+                + " " + c.verdict()).collect(Collectors.joining("; "));
     }
 }

@@ -1,6 +1,7 @@
 package dev.starling.bench.compare;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.ElementType;
 import dev.starling.api.Precision;
 import dev.starling.api.Starling;
 import dev.starling.api.plan.TokenMask;
@@ -51,12 +52,39 @@ public final class CompareRun {
      * @param denseBudgetBytes memory the dense peers may use for one head's scores
      * @param backward whether to time forward + backward as well as the forward alone
      * @param maxCallSeconds a contender whose one call is predicted to take longer is skipped at that length
+     * @param precisions the precisions to time each contender in, in {@link Precision} order, each once, each one
+     *                   of {@link CompareRun#PRECISIONS}; a contender lacking one is listed, not timed, in it
      */
     public record Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
                          boolean peers, int reps, double cellSeconds, long denseBudgetBytes, boolean backward,
-                         double maxCallSeconds) {
+                         double maxCallSeconds, List<Precision> precisions) {
         /**
-         * The forward alone, calls of up to {@value CompareRun#DEFAULT_MAX_CALL_SECONDS} s.
+         * @throws IllegalArgumentException if {@code precisions} is empty, repeats one, is out of
+         *                                  {@link Precision} order or names one {@code compare} does not time
+         */
+        public Config {
+            precisions = List.copyOf(precisions);
+            if (precisions.isEmpty() || !PRECISIONS.containsAll(precisions)
+                    || !precisions.equals(precisions.stream().distinct().sorted().toList())) {
+                throw new IllegalArgumentException("precisions must be distinct, in order, from " + PRECISIONS + ", got "
+                        + precisions);
+            }
+        }
+
+        /**
+         * In {@link Precision#FP32} alone.
+         *
+         * @see #Config(PatternSpec, int, int, int, int[], List, boolean, int, double, long, boolean, double, List)
+         */
+        public Config(PatternSpec pattern, int batch, int heads, int headDim, int[] lengths, List<String> backends,
+                      boolean peers, int reps, double cellSeconds, long denseBudgetBytes, boolean backward,
+                      double maxCallSeconds) {
+            this(pattern, batch, heads, headDim, lengths, backends, peers, reps, cellSeconds, denseBudgetBytes, backward,
+                    maxCallSeconds, List.of(Precision.FP32));
+        }
+
+        /**
+         * The forward alone in {@link Precision#FP32}, calls of up to {@value CompareRun#DEFAULT_MAX_CALL_SECONDS} s.
          *
          * @see #Config(PatternSpec, int, int, int, int[], List, boolean, int, double, long, boolean, double)
          */
@@ -94,6 +122,14 @@ public final class CompareRun {
     }
 
     /**
+     * The precisions {@code compare} times in: float32, and bfloat16 (inputs rounded to bf16 with
+     * {@link ElementType#round}, the contender's bf16 arithmetic, checked within the kit's
+     * {@link Tolerance#BF16} row).
+     */
+    public static final java.util.Set<Precision> PRECISIONS = java.util.Collections.unmodifiableSet(
+            java.util.EnumSet.of(Precision.FP32, Precision.BF16));
+
+    /**
      * Useful work of the backward pass in units of the forward's: it does five products of the
      * forward's size where the forward does two ({@code S = Q·Kᵀ} again, {@code dV = Pᵀ·dO},
      * {@code dP = dO·Vᵀ}, {@code dQ = dS·K}, {@code dK = dSᵀ·Q}), the convention FlashAttention's
@@ -107,6 +143,7 @@ public final class CompareRun {
      * @param contender name
      * @param dense whether it computes full attention
      * @param pass what was timed
+     * @param precision the arithmetic it was timed in (inputs rounded to it)
      * @param length {@code N} (0 for a row about the contender as a whole)
      * @param status {@code ok}, or why there is no number
      * @param medianMs median time of one call
@@ -120,7 +157,8 @@ public final class CompareRun {
      *                  heap allocated by prepare plus the most by one call, plus the peak growth of native
      *                  memory in use ({@link MemorySampler})
      */
-    public record Cell(String contender, boolean dense, Pass pass, int length, String status, double medianMs,
+    public record Cell(String contender, boolean dense, Pass pass, Precision precision, int length, String status,
+                       double medianMs,
                        double minMs, double maxMs, int reps, int warmups, double gflops, double relative, long peakBytes) {
         /** @return whether the cell has numbers (status {@code ok}) */
         boolean ok() {
@@ -133,10 +171,11 @@ public final class CompareRun {
      *
      * @param contender name
      * @param dense whether it computes full attention (checked against the oracle over all pairs)
+     * @param precision the precision it was checked in, within that precision's tolerance row
      * @param verdict {@link #AGREED}, or why it was not checked, or (starting with {@code WRONG}) how it
      *                disagreed; with {@code --backward}, gradients included
      */
-    public record Check(String contender, boolean dense, String verdict) {
+    public record Check(String contender, boolean dense, Precision precision, String verdict) {
         /** The verdict of a contender whose output (and gradients, when asked) matched the oracle. */
         public static final String AGREED = "agreed";
 
@@ -263,37 +302,54 @@ public final class CompareRun {
                 return why != null;
             });
         }
-        Map<Boolean, DenseOracle.Result> outputs = new HashMap<>();
-        Map<Boolean, GradientOracle.Result> gradients = new HashMap<>();
-        contenders.removeIf(c -> {
-            String verdict = check(c, outputs, gradients);
-            checks.add(new Check(c.name(), c.dense(), verdict));
-            if (verdict.startsWith("WRONG")) {
-                cells.add(noNumber(c.name(), c.dense(), checkLength(), verdict + ", not timed"));
-                log.println("starling compare: " + c.name() + " disagrees with the float64 oracle: " + verdict);
-                return true;
+        // Per precision, the contenders timed in it: those declaring it, checked against the oracle in it.
+        Map<Precision, List<Contender>> timed = new java.util.EnumMap<>(Precision.class);
+        for (Precision precision : config.precisions()) {
+            List<Contender> in = new ArrayList<>();
+            for (Contender c : contenders) {
+                String lacks = lacks(c, precision);
+                if (lacks != null) {
+                    cells.add(noNumber(c.name(), c.dense(), Pass.FORWARD, precision, 0, lacks));
+                } else {
+                    in.add(c);
+                }
             }
-            return false;
-        });
-        outputs.clear();
-        gradients.clear();
+            Map<Boolean, DenseOracle.Result> outputs = new HashMap<>();
+            Map<Boolean, GradientOracle.Result> gradients = new HashMap<>();
+            in.removeIf(c -> {
+                String verdict = check(c, precision, outputs, gradients);
+                checks.add(new Check(c.name(), c.dense(), precision, verdict));
+                if (verdict.startsWith("WRONG")) {
+                    cells.add(noNumber(c.name(), c.dense(), Pass.FORWARD, precision, checkLength(), verdict + ", not timed"));
+                    log.println("starling compare: " + c.name() + named(precision) + " disagrees with the float64 oracle: "
+                            + verdict);
+                    return true;
+                }
+                return false;
+            });
+            timed.put(precision, in);
+        }
         log.println(CompareReport.checkLine(checks, checkLength(), CHECK_SEED, config));
         log.flush();
         List<Pass> passes = config.backward() ? List.of(Pass.FORWARD, Pass.FORWARD_BACKWARD) : List.of(Pass.FORWARD);
-        progress.start(contenders.size() * config.lengths().length * passes.size());
+        progress.start(timed.values().stream().mapToInt(List::size).sum() * config.lengths().length * passes.size());
         Map<String, Cell> last = new HashMap<>();
         Inputs in = null;
         for (int n : config.lengths()) {
-            in = null;   // the previous length's tensors are garbage before this length's are allocated
-            in = inputs(n);
-            for (Contender c : contenders) {
-                for (Pass pass : passes) {
-                    progress.step(c.name() + " " + (config.backward() ? pass.label() + " " : "") + "N=" + n);
-                    Cell cell = time(c, pass, in, last.get(c.name() + " " + pass));
-                    if (cell.ok()) {
-                        last.put(c.name() + " " + pass, cell);
+            for (Precision precision : config.precisions()) {
+                in = null;   // the previous inputs are garbage before these are allocated
+                in = inputs(n, precision);
+                for (Contender c : timed.get(precision)) {
+                    for (Pass pass : passes) {
+                        progress.step(c.name() + named(precision) + " " + (config.backward() ? pass.label() + " " : "")
+                                + "N=" + n);
+                        String key = c.name() + " " + pass + " " + precision;
+                        Cell cell = time(c, pass, in, last.get(key));
+                        if (cell.ok()) {
+                            last.put(key, cell);
+                        }
+                        cells.add(cell);
                     }
-                    cells.add(cell);
                 }
             }
         }
@@ -304,23 +360,52 @@ public final class CompareRun {
         return new Outcome(withRelative(cells), List.copyOf(checks));
     }
 
-    /** One length's inputs; the gradient tensors only with {@code --backward}. */
+    /**
+     * Why a contender is not timed in a precision, or {@code null} when it is.
+     *
+     * @param c the contender
+     * @param precision the precision
+     * @return {@code "no bf16 (runs fp32)"}, or {@code null}
+     */
+    static String lacks(Contender c, Precision precision) {
+        if (c.precisions().contains(precision)) {
+            return null;
+        }
+        return "no " + label(precision).strip() + " (runs " + c.precisions().stream().map(p -> label(p).strip())
+                .collect(java.util.stream.Collectors.joining(", ")) + ")";
+    }
+
+    /** @return {@code " bf16"} after a contender's name, or nothing in a run in float32 alone (as before precisions) */
+    private String named(Precision precision) {
+        return config.precisions().equals(List.of(Precision.FP32)) ? "" : label(precision);
+    }
+
+    /** @return {@code " bf16"}: the precision as the report and the progress name it after a contender */
+    static String label(Precision precision) {
+        return " " + precision.name().toLowerCase(Locale.ROOT);
+    }
+
+    /** One length's inputs in one precision; the gradient tensors only with {@code --backward}. */
     private record Inputs(AttentionProblem problem, Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor dq,
                           Tensor dk, Tensor dv) {
     }
 
-    private Inputs inputs(int n) {
-        AttentionProblem problem = problem(n);
+    /**
+     * The inputs of length {@code n}: random normal values seeded with {@code n}, the same in every precision,
+     * rounded to the precision's element type ({@link #random}).
+     */
+    private Inputs inputs(int n, Precision precision) {
+        AttentionProblem problem = problem(n, precision);
         try {
             Random random = new Random(n);
-            Tensor q = random(random, n);
-            Tensor k = random(random, n);
-            Tensor v = random(random, n);
+            Tensor q = random(random, n, precision);
+            Tensor k = random(random, n, precision);
+            Tensor v = random(random, n, precision);
             Tensor out = zeros(n);
             if (!config.backward()) {
                 return new Inputs(problem, q, k, v, out, null, null, null, null);
             }
-            return new Inputs(problem, q, k, v, out, random(random, n), zeros(n), zeros(n), zeros(n));
+            return new Inputs(problem, q, k, v, out, random(random, n, precision), zeros(n), zeros(n), zeros(n));
         } catch (OutOfMemoryError e) {
             throw new NotEnoughMemoryException(heapAdvice(config, n, Runtime.getRuntime().maxMemory()));
         }
@@ -398,26 +483,43 @@ public final class CompareRun {
                 : String.format(Locale.ROOT, "%.0f MiB", bytes / 1048576.0);
     }
 
-    private AttentionProblem problem(int n) {
+    private AttentionProblem problem(int n, Precision precision) {
         return AttentionProblem.builder().batch(config.batch()).heads(config.heads()).length(n)
-                .headDim(config.headDim()).build();
+                .headDim(config.headDim()).precision(precision).build();
     }
 
     /**
      * Standard normal floats, seeded from {@code random}: chunks of {@value #CHUNK} filled in parallel, each
      * from its own {@link SplittableRandom} (ziggurat Gaussians), so the values do not depend on the
-     * threads and a million tokens' 2 GiB tensors take seconds, not a minute.
+     * threads and a million tokens' 2 GiB tensors take seconds, not a minute. In a 16-bit precision each
+     * value is rounded to that type ({@link ElementType#quantize}, to nearest, ties to even) and held as a
+     * float32: every contender reads the same representable values, and the oracle computes on them.
      */
-    private Tensor random(Random random, int n) {
+    private Tensor random(Random random, int n, Precision precision) {
+        ElementType type = elementType(precision);
         float[] d = new float[config.batch() * config.heads() * n * config.headDim()];
         long seed = random.nextLong();
         IntStream.range(0, (d.length + CHUNK - 1) / CHUNK).parallel().forEach(c -> {
             SplittableRandom r = new SplittableRandom(seed + c * 0x9E3779B97F4A7C15L);
             for (int i = c * CHUNK, end = Math.min(d.length, i + CHUNK); i < end; i++) {
-                d[i] = (float) r.nextGaussian();
+                d[i] = type.quantize((float) r.nextGaussian());
             }
         });
         return Tensor.bhsd(d, config.batch(), config.heads(), n, config.headDim());
+    }
+
+    /**
+     * @param precision one of {@link #PRECISIONS}
+     * @return the element type its inputs are rounded to: {@link ElementType#FP32} (no rounding) or
+     *         {@link ElementType#BF16}
+     */
+    static ElementType elementType(Precision precision) {
+        return switch (precision) {
+            case FP32 -> ElementType.FP32;
+            case BF16 -> ElementType.BF16;
+            case FP16 -> ElementType.FP16;
+            case TF32 -> throw new IllegalArgumentException("compare has no tf32 inputs: it times " + PRECISIONS);
+        };
     }
 
     /** Elements per chunk of {@link #random}. */
@@ -434,21 +536,26 @@ public final class CompareRun {
 
     /**
      * Checks a contender against the float64 oracle on {@link #checkLength()}: sparse backends over the
-     * pattern, dense peers over every pair; with {@code --backward} its gradients too.
+     * pattern, dense peers over every pair; with {@code --backward} its gradients too. In a 16-bit precision
+     * the inputs are rounded to it ({@link #random}), the oracle computes on those values, and the output
+     * (and the gradients) pass within the precision's row of the kit's tolerance table
+     * ({@link Tolerance#of}, {@link Tolerance#gradient}), as the kit checks a backend in that precision.
      *
-     * @param outputs the oracle's outputs, computed once for the sparse and once for the dense contenders
+     * @param precision the precision
+     * @param outputs the oracle's outputs in this precision, computed once for the sparse and once for the dense
+     *                contenders
      * @param gradients the same for the gradients
      * @return {@link Check#AGREED}, {@code "not checked: why"}, or {@code "WRONG: what"}
      */
-    private String check(Contender c, Map<Boolean, DenseOracle.Result> outputs,
+    private String check(Contender c, Precision precision, Map<Boolean, DenseOracle.Result> outputs,
                          Map<Boolean, GradientOracle.Result> gradients) {
         int n = checkLength();
-        AttentionProblem p = problem(n);
+        AttentionProblem p = problem(n, precision);
         Random random = new Random(CHECK_SEED);
-        Tensor q = random(random, n);
-        Tensor k = random(random, n);
-        Tensor v = random(random, n);
-        Tensor dOut = random(random, n);
+        Tensor q = random(random, n, precision);
+        Tensor k = random(random, n, precision);
+        Tensor v = random(random, n, precision);
+        Tensor dOut = random(random, n, precision);
         PatternSpec pattern = c.dense() ? Patterns.parse("dense(block=" + config.pattern().blockSize() + ")")
                 : config.pattern();
         BlockLayout layout = Starling.layout(p, pattern);
@@ -471,18 +578,19 @@ public final class CompareRun {
             c.close();
         }
         DenseOracle.Result want = outputs.computeIfAbsent(c.dense(), d -> DenseOracle.compute(p, layout, q, k, v));
-        Comparison.Outcome o = Comparison.compare(p, want, out, null, Tolerance.FP32);
+        Tolerance tolerance = Tolerance.of(precision);
+        Comparison.Outcome o = Comparison.compare(p, want, out, null, tolerance);
         if (!o.ok()) {
             return "WRONG: " + o.message();
         }
         if (config.backward()) {
-            o = Comparison.compare(p, want, outOfStep, null, Tolerance.FP32);
+            o = Comparison.compare(p, want, outOfStep, null, tolerance);
             if (!o.ok()) {
                 return "WRONG: the output of forward + backward: " + o.message();
             }
             GradientOracle.Result g = gradients.computeIfAbsent(c.dense(),
                     d -> GradientOracle.compute(p, layout, q, k, v, dOut));
-            o = GradientComparison.compare(p, layout, g, grads[0], grads[1], grads[2], Tolerance.gradient(Precision.FP32));
+            o = GradientComparison.compare(p, layout, g, grads[0], grads[1], grads[2], Tolerance.gradient(precision));
             if (!o.ok()) {
                 return "WRONG: " + o.message();
             }
@@ -501,12 +609,12 @@ public final class CompareRun {
         AttentionProblem p = in.problem();
         String refused = c.refuses(p);
         if (refused != null) {
-            return noNumber(c.name(), c.dense(), pass, p.queryLength(), refused);
+            return noNumber(c.name(), c.dense(), pass, p.precision(), p.queryLength(), refused);
         }
         double flops = pass.work() * TokenMask.usefulFlops(p, pairs(c, p));
         String slow = tooSlow(c, flops, previous);
         if (slow != null) {
-            return noNumber(c.name(), c.dense(), pass, p.queryLength(), slow);
+            return noNumber(c.name(), c.dense(), pass, p.precision(), p.queryLength(), slow);
         }
         Runnable call = pass == Pass.FORWARD ? () -> c.run(in.out())
                 : () -> c.runBackward(in.out(), in.dOut(), in.dq(), in.dk(), in.dv());
@@ -531,15 +639,15 @@ public final class CompareRun {
             c.close();
             Arrays.sort(ms);
             double median = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
-            return new Cell(c.name(), c.dense(), pass, p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps, warmups,
-                    flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
+            return new Cell(c.name(), c.dense(), pass, p.precision(), p.queryLength(), "ok", median, ms[0], ms[reps - 1], reps,
+                    warmups, flops / median / 1e6, Double.NaN, memory.peakAboveBaseline());
         } catch (OutOfMemoryError e) {
             c.close();
-            return noNumber(c.name(), c.dense(), pass, p.queryLength(), OUT_OF_MEMORY + " (" + e.getMessage()
+            return noNumber(c.name(), c.dense(), pass, p.precision(), p.queryLength(), OUT_OF_MEMORY + " (" + e.getMessage()
                     + "); give the JVM more with STARLING_JAVA_OPTS=-Xmx<size>");
         } catch (RuntimeException e) {
             c.close();
-            return noNumber(c.name(), c.dense(), pass, p.queryLength(), "failed: " + e);
+            return noNumber(c.name(), c.dense(), pass, p.precision(), p.queryLength(), "failed: " + e);
         }
     }
 
@@ -589,13 +697,14 @@ public final class CompareRun {
         return TokenMask.of(p, Starling.layout(p, config.pattern())).allowedPairs();
     }
 
+    /** A row about a contender as a whole in every precision (unavailable, no backward pass): listed as fp32. */
     private static Cell noNumber(String name, boolean dense, int length, String status) {
-        return noNumber(name, dense, Pass.FORWARD, length, status);
+        return noNumber(name, dense, Pass.FORWARD, Precision.FP32, length, status);
     }
 
-    private static Cell noNumber(String name, boolean dense, Pass pass, int length, String status) {
-        return new Cell(name, dense, pass, length, status, Double.NaN, Double.NaN, Double.NaN, 0, 0, Double.NaN, Double.NaN,
-                0);
+    private static Cell noNumber(String name, boolean dense, Pass pass, Precision precision, int length, String status) {
+        return new Cell(name, dense, pass, precision, length, status, Double.NaN, Double.NaN, Double.NaN, 0, 0, Double.NaN,
+                Double.NaN, 0);
     }
 
     private static List<Cell> withRelative(List<Cell> cells) {
@@ -603,8 +712,8 @@ public final class CompareRun {
         for (Cell c : cells) {
             double best = cells.stream().filter(x -> x.ok() && x.length() == c.length() && x.pass() == c.pass())
                     .mapToDouble(Cell::medianMs).min().orElse(Double.NaN);
-            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.pass(), c.length(), c.status(), c.medianMs(), c.minMs(),
-                    c.maxMs(), c.reps(), c.warmups(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
+            out.add(c.ok() ? new Cell(c.contender(), c.dense(), c.pass(), c.precision(), c.length(), c.status(), c.medianMs(),
+                    c.minMs(), c.maxMs(), c.reps(), c.warmups(), c.gflops(), c.medianMs() / best, c.peakBytes()) : c);
         }
         return out;
     }

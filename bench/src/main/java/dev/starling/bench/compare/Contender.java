@@ -1,7 +1,10 @@
 package dev.starling.bench.compare;
 
 import dev.starling.api.AttentionProblem;
+import dev.starling.api.Precision;
 import dev.starling.api.Tensor;
+import java.util.EnumSet;
+import java.util.Set;
 
 /**
  * Something {@code starling compare} times: a Starling backend on the sparse problem, or a dense
@@ -30,10 +33,20 @@ interface Contender extends AutoCloseable {
     }
 
     /**
+     * The precisions it can be timed in ({@code compare --precision}); {@link #prepare} only ever gets a
+     * problem whose {@link AttentionProblem#precision()} is one of them.
+     *
+     * @return the precisions, by default {@link Precision#FP32} alone
+     */
+    default Set<Precision> precisions() {
+        return EnumSet.of(Precision.FP32);
+    }
+
+    /**
      * Prepares one size (plans, native copies of the inputs), outside the timing.
      *
-     * @param problem the problem
-     * @param q queries. Not modified.
+     * @param problem the problem; its precision is the arithmetic to use, one of {@link #precisions()}
+     * @param q queries, float32 (for a 16-bit precision, values already rounded to that type). Not modified.
      * @param k keys. Not modified.
      * @param v values. Not modified.
      */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.starling.api.Precision;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -139,5 +140,58 @@ class CompareCommandTest {
         }
         assertTrue(out.lines().anyMatch(l -> l.startsWith("nd4j-dense") && l.contains("skipped: no backward")), out);
         assertTrue(out.contains("N=128 fwd+bwd: best sparse backend"), out);
+    }
+
+    /** Issue 25: --precision reads fp32 and bf16, each once, in order; fp32 alone by default; anything else is refused. */
+    @Test
+    void precisionIsFp32ByDefaultAndReadsFp32AndBf16() {
+        assertEquals(List.of("fp32"), parse("compare").precision);
+        assertEquals(List.of(Precision.FP32), CompareCommand.precisions(parse("compare").precision));
+        assertEquals(List.of(Precision.FP32, Precision.BF16),
+                CompareCommand.precisions(parse("compare", "--precision", "bf16,FP32,bf16").precision));
+        assertEquals(List.of(Precision.BF16), CompareCommand.precisions(List.of(" bfloat16 ")));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> CompareCommand.precisions(List.of("fp32", "fp16")));
+        assertEquals("--precision: unknown precision 'fp16': compare times fp32, bf16 or both (--precision fp32,bf16)",
+                e.getMessage());
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--precision", "tf32", "--backends", "reference",
+                "--no-peers", "--lengths", "64", "--no-machine-rate");
+        assertEquals(StarlingCli.BAD_INPUT, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("unknown precision 'tf32'"), r.err());
+        assertFalse(r.out().contains("contender"), "nothing was timed: " + r.out());
+    }
+
+    /**
+     * A tiny fp32,bf16 run: reference and nd4j-dense have no bf16 and are listed, not timed, in it; native and
+     * torch-sdpa are checked against the oracle within the bf16 row and timed in both; the CSV has a precision
+     * column.
+     */
+    @Test
+    void bf16TimesWhoHasItAndListsWhoDoesNot(@TempDir Path dir) throws Exception {
+        Path csv = dir.resolve("p.csv");
+        StarlingCliTest.Result r = StarlingCliTest.run("compare", "--precision", "fp32,bf16", "--backends", "reference,native",
+                "--lengths", "128", "--heads", "2", "--head-dim", "16", "--reps", "3", "--pattern", "bigbird(block=32)",
+                "--no-machine-rate", "--csv", csv.toString());
+        assertEquals(0, r.code(), r.out() + r.err());
+        String out = r.out();
+        assertTrue(out.contains("precisions fp32, bf16"), out);
+        assertTrue(out.contains("oracle check: all 6 contenders and precisions agreed") && out.contains("FP32 and BF16 tolerance"),
+                out);
+        for (String row : new String[] {"reference", "nd4j-dense"}) {
+            assertTrue(out.lines().anyMatch(l -> l.startsWith(row) && l.contains(" bf16 ") && l.contains("no bf16 (runs fp32)")),
+                    row + ":\n" + out);
+            assertFalse(out.lines().anyMatch(l -> l.startsWith(row) && l.contains(" bf16 ") && l.contains("128")), out);
+        }
+        for (String row : new String[] {"native", "torch-sdpa"}) {
+            for (String p : new String[] {" fp32 ", " bf16 "}) {
+                assertTrue(out.lines().anyMatch(l -> l.startsWith(row) && l.contains(p) && l.contains("128")), row + p + ":\n"
+                        + out);
+            }
+        }
+        assertTrue(out.contains("N=128 bf16: best sparse backend"), out);
+        assertTrue(out.contains("torch-sdpa bf16 is about") && out.contains("torch-sdpa fp32 is about"), out);
+        List<String> rows = Files.readAllLines(csv);
+        assertTrue(rows.stream().anyMatch(l -> l.startsWith("native,sparse,fwd,bf16,128,\"ok\",")), rows.toString());
+        assertTrue(rows.stream().anyMatch(l -> l.startsWith("reference,sparse,fwd,bf16,0,\"no bf16")), rows.toString());
     }
 }

@@ -163,8 +163,8 @@ class StarlingCliTest {
         assertTrue(r.out().contains("nd4j-dense   dense"), r.out());
         assertTrue(r.out().contains("cuda") && r.out().contains("unavailable"), r.out());
         List<String> lines = Files.readAllLines(csv);
-        assertTrue(lines.get(0).startsWith("contender,kind,pass,length,status,median_ms"), lines.get(0));
-        assertTrue(lines.stream().anyMatch(l -> l.startsWith("reference,sparse,fwd,256,\"ok\"")), lines.toString());
+        assertTrue(lines.get(0).startsWith("contender,kind,pass,precision,length,status,median_ms"), lines.get(0));
+        assertTrue(lines.stream().anyMatch(l -> l.startsWith("reference,sparse,fwd,fp32,256,\"ok\"")), lines.toString());
         byte[] head = Arrays.copyOf(Files.readAllBytes(png), 8);
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head, "a PNG file");
     }

@@ -23,20 +23,21 @@ import org.junit.jupiter.api.Test;
 /** The torch-sdpa dense peer against the float64 oracles: output, and gradients through libtorch autograd. */
 class TorchSdpaPeerTest {
 
-    private static Tensor random(Random random, int heads, int n, int d) {
+    private static Tensor random(Random random, int heads, int n, int d, Precision precision) {
         float[] x = new float[heads * n * d];
         for (int i = 0; i < x.length; i++) {
-            x[i] = (float) random.nextGaussian();
+            x[i] = CompareRun.elementType(precision).quantize((float) random.nextGaussian());
         }
         return Tensor.bhsd(x, 1, heads, n, d);
     }
 
     private static void check(AttentionProblem p, long seed) {
+        Precision pr = p.precision();
         Random random = new Random(seed);
-        Tensor q = random(random, p.queryHeads(), p.queryLength(), p.headDim());
-        Tensor k = random(random, p.kvHeads(), p.keyLength(), p.headDim());
-        Tensor v = random(random, p.kvHeads(), p.keyLength(), p.valueDim());
-        Tensor dOut = random(random, p.queryHeads(), p.queryLength(), p.valueDim());
+        Tensor q = random(random, p.queryHeads(), p.queryLength(), p.headDim(), pr);
+        Tensor k = random(random, p.kvHeads(), p.keyLength(), p.headDim(), pr);
+        Tensor v = random(random, p.kvHeads(), p.keyLength(), p.valueDim(), pr);
+        Tensor dOut = random(random, p.queryHeads(), p.queryLength(), p.valueDim(), pr);
         BlockLayout dense = Starling.layout(p, Patterns.parse("dense(block=32)"));
         TorchSdpaPeer peer = new TorchSdpaPeer();
         assertNull(peer.unavailableReason(), "libtorch loads from the JavaCPP preset");
@@ -58,18 +59,25 @@ class TorchSdpaPeerTest {
         }
         assertEquals(threads, openblas_full.openblas_get_num_threads(), "OpenBLAS's thread count is restored");
         DenseOracle.Result want = DenseOracle.compute(p, dense, q, k, v);
-        Comparison.Outcome o = Comparison.compare(p, want, out, null, Tolerance.FP32);
+        Comparison.Outcome o = Comparison.compare(p, want, out, null, Tolerance.of(pr));
         assertTrue(o.ok(), "forward: " + o.message());
-        o = Comparison.compare(p, want, outOfStep, null, Tolerance.FP32);
+        o = Comparison.compare(p, want, outOfStep, null, Tolerance.of(pr));
         assertTrue(o.ok(), "output of forward + backward: " + o.message());
         GradientOracle.Result g = GradientOracle.compute(p, dense, q, k, v, dOut);
-        o = GradientComparison.compare(p, dense, g, dq, dk, dv, Tolerance.gradient(Precision.FP32));
+        o = GradientComparison.compare(p, dense, g, dq, dk, dv, Tolerance.gradient(pr));
         assertTrue(o.ok(), "gradients: " + o.message());
     }
 
     @Test
     void forwardAndGradientsMatchTheFloat64Oracles() {
         check(AttentionProblem.builder().heads(2).length(200).headDim(16).build(), 11);
+    }
+
+    /** Issue 25: the bf16 peer (at::kBFloat16 tensors, output widened back) within the kit's bf16 rows, gradients too. */
+    @Test
+    void inBf16WithinTheKitsBf16Rows() {
+        check(AttentionProblem.builder().heads(2).length(200).headDim(16).precision(Precision.BF16).build(), 13);
+        check(AttentionProblem.builder().heads(4).kvHeads(2).length(96).headDim(8).precision(Precision.BF16).build(), 14);
     }
 
     @Test
