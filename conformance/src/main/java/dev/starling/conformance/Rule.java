@@ -150,7 +150,22 @@ public enum Rule {
      * included: the forward matches the oracle, and so do the gradients when {@code backward} is
      * declared, with no allowance that grows with the logits.
      */
-    R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true);
+    R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true),
+    /**
+     * The backward of long rows (BigBird's global rows of 126 and 257 key blocks, which backends split into
+     * several work units), over 2,003 and 16,429 keys: every gradient element against the oracle.
+     */
+    R45_GRADIENT_LONG_ROWS(45, "gradientLongRows", false, Feature.BACKWARD),
+    /**
+     * The backward with a moved causal rule ({@code causalShift}): explicit shifts, and causal problems (long
+     * rows among them) cut into key shards, every gradient element against the oracle of the shard's problem.
+     */
+    R46_GRADIENT_CAUSAL_SHIFT(46, "gradientCausalShift", false, Feature.BACKWARD, Feature.CAUSAL, Feature.CAUSAL_SHIFT),
+    /**
+     * Long rows (257 key blocks) whose parts' maxima lie thousands apart (exact scores to about ±8e3): a split
+     * row's partial results must be recombined with the right maximum and rescaled.
+     */
+    R47_SPLIT_ROWS_RECOMBINE(47, "splitRowsRecombine", true);
 
     private final int number;
     private final String id;
@@ -164,9 +179,11 @@ public enum Rule {
         this.needs = needs.length == 0 ? Set.of() : Collections.unmodifiableSet(EnumSet.of(needs[0], needs));
     }
 
-    /** @return the gradient rules, 27 to 37, in number order: they check {@code backward} */
+    /** @return the gradient rules, 27 to 37, 45 and 46, in number order: they check {@code backward} alone */
     public static Set<Rule> gradientRules() {
-        return EnumSet.range(R27_GRADIENTS_MATCH_ORACLE, R37_GRADIENT_FEATURE_COMBINATIONS);
+        Set<Rule> rules = EnumSet.range(R27_GRADIENTS_MATCH_ORACLE, R37_GRADIENT_FEATURE_COMBINATIONS);
+        rules.addAll(EnumSet.of(R45_GRADIENT_LONG_ROWS, R46_GRADIENT_CAUSAL_SHIFT));
+        return rules;
     }
 
     /** @return the rule number, as in RULES.md */

@@ -21,8 +21,8 @@ import org.junit.jupiter.api.TestInfo;
  * The conformance contract as JUnit 5 tests: extend this class in your backend's tests and
  * implement {@link #createBackend()}. Each test is named after a rule of {@code RULES.md}.
  * Required rules fail with the case, the worst element, the run seed and a replay command;
- * optional rules skip, saying which capability to declare, except the eleven gradient rules (27 to
- * 37), which exist only for a backend that declares {@code backward}; every rule skips with the
+ * optional rules skip, saying which capability to declare, except the gradient rules (27 to 37, 45
+ * and 46), which exist only for a backend that declares {@code backward}; every rule skips with the
  * reason when the backend is unavailable here (or fails, with {@value #REQUIRE_AVAILABLE_PROPERTY}).
  *
  * <pre>{@code
@@ -358,8 +358,14 @@ public abstract class SparseAttentionContract {
         check(Rule.R43_LARGE_FINITE_LOGITS);
     }
 
+    /** Rule 47. */
+    @Test
+    public void required_rule47_splitRowsRecombine() {
+        check(Rule.R47_SPLIT_ROWS_RECOMBINE);
+    }
+
     /**
-     * Rules 27 to 37, the gradient rules, as one test per rule named like the others
+     * Rules 27 to 37, 45 and 46, the gradient rules, as one test per rule named like the others
      * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.
      * A backend that does not declare it gets none of them (not eleven skipped tests): rule 17 checks
      * that its {@code backward} is refused. When the backend cannot even be created, one test says so.

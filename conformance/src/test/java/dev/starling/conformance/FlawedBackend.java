@@ -178,8 +178,28 @@ public class FlawedBackend implements SparseAttention {
         /** Rule 41: declares block counts but computes set semantics (every count taken as 1), forward and backward. */
         BLOCK_COUNTS_IGNORED,
         /** Rule 41: the forward honours block counts, the backward ignores them ({@code P} without {@code ln c}). */
-        BACKWARD_BLOCK_COUNTS_IGNORED
+        BACKWARD_BLOCK_COUNTS_IGNORED,
+        /**
+         * Rule 45: the backward of a row of more than {@value FlawedBackend#LONG_ROW_BLOCKS} key blocks (a long row,
+         * split into units) loses its last block: neither its {@code dq} nor those keys' {@code dk}, {@code dv} see it.
+         */
+        BACKWARD_LONG_ROWS_DROP_LAST,
+        /**
+         * Rule 46: the backward aligns the causal rule bottom-right ({@code j <= i + Nk − Nq}), ignoring the problem's
+         * {@code causalShift}; the forward honours it.
+         */
+        BACKWARD_CAUSAL_SHIFT_IGNORED,
+        /**
+         * Rule 47: rows of more than {@value FlawedBackend#LONG_ROW_BLOCKS} key blocks are computed in units of that
+         * many blocks, each finished to {@code (O, LSE)}, and recombined against the first unit's LSE instead of the
+         * largest: exact in real arithmetic, an overflow ({@code exp(LSE_u − LSE_0)}) when a later unit's scores are
+         * far larger.
+         */
+        SPLIT_MERGE_WRONG_MAX
     }
+
+    /** Key blocks a row may have before the long-row flaws treat it as long (and split it). */
+    static final int LONG_ROW_BLOCKS = 32;
 
     private final Flaw flaw;
     private final Capabilities capabilities;
@@ -430,6 +450,47 @@ public class FlawedBackend implements SparseAttention {
         }
     }
 
+    /**
+     * {@link Flaw#SPLIT_MERGE_WRONG_MAX}: a split row's units, each finished to {@code (O_u, LSE_u)}, recombined
+     * in float32 as {@code Σ w_u·O_u / Σ w_u} with {@code w_u = exp(LSE_u − LSE_0)}: the first unit's LSE where the
+     * largest belongs.
+     */
+    private static final class SplitMerge {
+        private final float[] unit;
+        private final float[] merged;
+        private final float[] unitLse = new float[1];
+        private float reference = Float.NaN;
+        private float weights;
+
+        SplitMerge(int width) {
+            this.unit = new float[width];
+            this.merged = new float[width];
+        }
+
+        /** Finishes the unit held in {@code state}, adds it into the recombination and empties {@code state}. */
+        void fold(OnlineSoftmax.Rows state) {
+            state.finish(0, unit, 0, unitLse, 0);
+            if (Float.isNaN(reference)) {
+                reference = unitLse[0];
+            }
+            float w = (float) Math.exp(unitLse[0] - reference);
+            for (int d = 0; d < unit.length; d++) {
+                merged[d] += w * unit[d];
+            }
+            weights += w;
+            state.reset(1);
+        }
+
+        void finish(float[] out, int at, float[] lse, int lseIndex) {
+            for (int d = 0; d < merged.length; d++) {
+                out[at + d] = merged[d] / weights;
+            }
+            if (lse != null) {
+                lse[lseIndex] = (float) (reference + Math.log(weights));
+            }
+        }
+    }
+
     private static class Wrapper implements AttentionPlan {
         private final AttentionPlan plan;
 
@@ -598,7 +659,7 @@ public class FlawedBackend implements SparseAttention {
                     int kb = layout.keyBlock(h, at);
                     double logWeight = flaw == Flaw.BLOCK_COUNTS_IGNORED || flaw == Flaw.BACKWARD_BLOCK_COUNTS_IGNORED ? 0
                             : mask.logWeight(h, at);
-                    for (int j = mask.keyBegin(kb); j < mask.keyEnd(b, i, kb); j++) {
+                    for (int j = mask.keyBegin(kb); j < backwardKeyEnd(b, i, kb); j++) {
                         int ko = k.offset(b, kvh, j);
                         double dot = 0;
                         for (int d = 0; d < p.headDim(); d++) {
@@ -617,6 +678,18 @@ public class FlawedBackend implements SparseAttention {
                 }
             }
             return new double[] {m, f32(Math.log(sum))};
+        }
+
+        /** End of the keys of block {@code kb} that row {@code i} reads in the backward, as the flaw computes it. */
+        private int backwardKeyEnd(int b, int i, int kb) {
+            AttentionProblem p = problem();
+            TokenMask mask = mask();
+            if (flaw == Flaw.BACKWARD_CAUSAL_SHIFT_IGNORED && mask.causal()) {
+                int bottomRight = TokenMask.causalKeyEnd(i, TokenMask.bottomRightShift(p.queryLength(), p.keyLength()),
+                        p.keyLength());
+                return Math.min(mask.keyEnd(kb), Math.min(p.keyLength(b), bottomRight));
+            }
+            return mask.keyEnd(b, i, kb);
         }
 
         /** Row {@code (b, h, i)}: writes its {@code dq} row and adds its pairs into the key accumulators. */
@@ -654,12 +727,16 @@ public class FlawedBackend implements SparseAttention {
                 delta = 0;
             }
             Arrays.fill(accQ, 0);
-            for (int at = layout.rowBegin(h, qb); at < layout.rowEnd(h, qb); at++) {
+            int rowEnd = layout.rowEnd(h, qb);
+            if (flaw == Flaw.BACKWARD_LONG_ROWS_DROP_LAST && rowEnd - layout.rowBegin(h, qb) > LONG_ROW_BLOCKS) {
+                rowEnd--;
+            }
+            for (int at = layout.rowBegin(h, qb); at < rowEnd; at++) {
                 int kb = layout.keyBlock(h, at);
                 double logWeight = flaw == Flaw.BLOCK_COUNTS_IGNORED || flaw == Flaw.BACKWARD_BLOCK_COUNTS_IGNORED ? 0
                         : mask.logWeight(h, at);
                 int j0 = mask.keyBegin(kb);
-                int allowedEnd = valid ? mask.keyEnd(b, i, kb) : j0;
+                int allowedEnd = valid ? backwardKeyEnd(b, i, kb) : j0;
                 int end = leaky || ignoreMask ? mask.keyEnd(kb) : allowedEnd;
                 for (int j = j0; j < end; j++) {
                     boolean allowed = j < allowedEnd;
@@ -819,7 +896,12 @@ public class FlawedBackend implements SparseAttention {
                 }
             }
             waste.reset(1);
+            SplitMerge split = flaw == Flaw.SPLIT_MERGE_WRONG_MAX && visit.length > LONG_ROW_BLOCKS
+                    && i < p.queryLength(b) ? new SplitMerge(p.valueDim()) : null;
             for (int x = 0; x < visit.length && i < p.queryLength(b); x++) {
+                if (split != null && x > 0 && x % LONG_ROW_BLOCKS == 0) {
+                    split.fold(state);
+                }
                 int kb = visit[x];
                 int entry = layout.entry(h, qb, kb);
                 double logWeight = entry < 0 || flaw == Flaw.BLOCK_COUNTS_IGNORED ? 0 : mask.logWeight(h, entry);
@@ -906,7 +988,12 @@ public class FlawedBackend implements SparseAttention {
                 }
                 return;
             }
-            state.finish(0, out.data(), oo, lse, li);
+            if (split != null) {
+                split.fold(state);
+                split.finish(out.data(), oo, lse, li);
+            } else {
+                state.finish(0, out.data(), oo, lse, li);
+            }
             if (readNanValue && flaw == Flaw.VALUE_NAN_POISONS_ROW) {
                 Arrays.fill(out.data(), oo, oo + p.valueDim(), Float.NaN);
             }

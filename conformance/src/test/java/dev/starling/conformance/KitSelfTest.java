@@ -128,6 +128,9 @@ class KitSelfTest {
         "BACKWARD_GQA_BATCH_KV_OFFSET # R37_GRADIENT_FEATURE_COMBINATIONS # case combination \\d+ of \\d+ \\(batch=[23] heads=(gqa|mqa) .*(dk|dv) at \\(b=[12], h=\\d+, j=\\d+, d=\\d+\\).*",
         "BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
         "BACKWARD_BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*, backward: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_LONG_ROWS_DROP_LAST # R45_GRADIENT_LONG_ROWS # case long rows .*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_CAUSAL_SHIFT_IGNORED # R46_GRADIENT_CAUSAL_SHIFT # case .*causal shift -?\\d+.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .*",
+        "SPLIT_MERGE_WRONG_MAX # R47_SPLIT_ROWS_RECOMBINE # case split rows .*scores to .*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
         RuleResult r = check(flaw, rule);
