@@ -182,6 +182,7 @@ public final class ConformanceRules {
         TensorViewRules views = new TensorViewRules(seed);
         BlockCountRules counts = new BlockCountRules(seed);
         LongRowRules longRows = new LongRowRules(seed);
+        SetRules sets = new SetRules(seed);
         return guarded(rule, () -> switch (rule) {
             case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, CaseKind.CORE, false);
             case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, CaseKind.TAILS, false);
@@ -230,6 +231,8 @@ public final class ConformanceRules {
             case R45_GRADIENT_LONG_ROWS -> longRows.gradientLongRows(backend);
             case R46_GRADIENT_CAUSAL_SHIFT -> longRows.gradientCausalShift(backend);
             case R47_SPLIT_ROWS_RECOMBINE -> longRows.splitRowsRecombine(backend);
+            case R48_KEYS_COUNTED_ONCE -> sets.keysCountedOnce(backend);
+            case R49_EVERY_KEY_CONTRIBUTES -> sets.everyKeyContributes(backend);
         });
     }
 

@@ -165,7 +165,17 @@ public enum Rule {
      * Long rows (257 key blocks) whose parts' maxima lie thousands apart (exact scores to about ±8e3): a split
      * row's partial results must be recombined with the right maximum and rescaled.
      */
-    R47_SPLIT_ROWS_RECOMBINE(47, "splitRowsRecombine", true);
+    R47_SPLIT_ROWS_RECOMBINE(47, "splitRowsRecombine", true),
+    /**
+     * No key counted twice: layouts whose parts overlap (random blocks inside the window, globals in the window,
+     * unions of overlapping patterns, causal diagonals, a union of block lists) give the oracle of the set.
+     */
+    R48_KEYS_COUNTED_ONCE(48, "keysCountedOnce", true),
+    /**
+     * No key missed: every key perturbed once ({@code 2^30} in one value feature), the output moves as the oracle
+     * says, for keys weighing down to about {@code 1e-13}.
+     */
+    R49_EVERY_KEY_CONTRIBUTES(49, "everyAllowedKeyContributes", true);
 
     private final int number;
     private final String id;

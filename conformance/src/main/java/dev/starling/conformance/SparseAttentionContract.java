@@ -364,6 +364,18 @@ public abstract class SparseAttentionContract {
         check(Rule.R47_SPLIT_ROWS_RECOMBINE);
     }
 
+    /** Rule 48. */
+    @Test
+    public void required_rule48_keysCountedOnce() {
+        check(Rule.R48_KEYS_COUNTED_ONCE);
+    }
+
+    /** Rule 49. */
+    @Test
+    public void required_rule49_everyAllowedKeyContributes() {
+        check(Rule.R49_EVERY_KEY_CONTRIBUTES);
+    }
+
     /**
      * Rules 27 to 37, 45 and 46, the gradient rules, as one test per rule named like the others
      * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.

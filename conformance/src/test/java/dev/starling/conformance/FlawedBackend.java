@@ -195,7 +195,18 @@ public class FlawedBackend implements SparseAttention {
          * largest: exact in real arithmetic, an overflow ({@code exp(LSE_u − LSE_0)}) when a later unit's scores are
          * far larger.
          */
-        SPLIT_MERGE_WRONG_MAX
+        SPLIT_MERGE_WRONG_MAX,
+        /**
+         * Rule 48: as Hugging Face's BigBird, the layout's global columns (key blocks every query block of the head
+         * reads) are visited as a part of their own, and again in the window: a global column within one block of
+         * the row's query block counts twice.
+         */
+        GLOBAL_IN_WINDOW_TWICE,
+        /**
+         * Rule 49: a key block whose largest score is more than 16 below the running maximum is skipped as
+         * negligible ({@code e^-16} is about float32's epsilon), although its keys are allowed and weigh.
+         */
+        NEGLIGIBLE_BLOCKS_SKIPPED
     }
 
     /** Key blocks a row may have before the long-row flaws treat it as long (and split it). */
@@ -680,6 +691,17 @@ public class FlawedBackend implements SparseAttention {
             return new double[] {m, f32(Math.log(sum))};
         }
 
+        /**
+         * {@link Flaw#GLOBAL_IN_WINDOW_TWICE}: the key blocks within one block of {@code qb} that every query block of
+         * head {@code h} reads (the layout's global columns in the row's window).
+         */
+        private int[] globalColumnsNear(int h, int qb) {
+            BlockLayout layout = layout();
+            return java.util.stream.IntStream.rangeClosed(qb - 1, qb + 1).filter(kb -> kb >= 0 && kb < layout.keyBlocks())
+                    .filter(kb -> java.util.stream.IntStream.range(0, layout.queryBlocks())
+                            .allMatch(r -> layout.allowed(h, r, kb))).toArray();
+        }
+
         /** End of the keys of block {@code kb} that row {@code i} reads in the backward, as the flaw computes it. */
         private int backwardKeyEnd(int b, int i, int kb) {
             AttentionProblem p = problem();
@@ -888,12 +910,15 @@ public class FlawedBackend implements SparseAttention {
                     counts[kb] = layout.allowed(h, qb, kb);
                 }
             } else {
-                visit = new int[end - begin];
+                int[] globalsAgain = flaw == Flaw.GLOBAL_IN_WINDOW_TWICE ? globalColumnsNear(h, qb) : new int[0];
+                visit = new int[globalsAgain.length + end - begin];
                 counts = new boolean[visit.length];
-                for (int x = 0; x < visit.length; x++) {
-                    visit[x] = layout.keyBlock(h, reverse ? end - 1 - x : begin + x);
-                    counts[x] = true;
+                System.arraycopy(globalsAgain, 0, visit, 0, globalsAgain.length);
+                for (int x = globalsAgain.length; x < visit.length; x++) {
+                    int at = x - globalsAgain.length;
+                    visit[x] = layout.keyBlock(h, reverse ? end - 1 - at : begin + at);
                 }
+                Arrays.fill(counts, true);
             }
             waste.reset(1);
             SplitMerge split = flaw == Flaw.SPLIT_MERGE_WRONG_MAX && visit.length > LONG_ROW_BLOCKS
@@ -938,6 +963,9 @@ public class FlawedBackend implements SparseAttention {
                     }
                     if (flaw == Flaw.SHARED_SCRATCH) {
                         Thread.yield(); // between writing the scores and reading them: another call may overwrite them
+                    }
+                    if (flaw == Flaw.NEGLIGIBLE_BLOCKS_SKIPPED && blockMax < st.max(0) - 16) {
+                        continue;
                     }
                     // NO_MAX_SHIFT: the running maximum stays 0, so exp() sees the raw scores.
                     double shift = st.raise(0, flaw == Flaw.NO_MAX_SHIFT ? 0.0 : blockMax);

@@ -130,6 +130,8 @@ class KitSelfTest {
         "BACKWARD_BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*, backward: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
         "BACKWARD_LONG_ROWS_DROP_LAST # R45_GRADIENT_LONG_ROWS # case long rows .*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
         "BACKWARD_CAUSAL_SHIFT_IGNORED # R46_GRADIENT_CAUSAL_SHIFT # case .*causal shift -?\\d+.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .*",
+        "GLOBAL_IN_WINDOW_TWICE # R48_KEYS_COUNTED_ONCE # case overlapping parts .*\\(the oracle counts each allowed key once\\): (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
+        "NEGLIGIBLE_BLOCKS_SKIPPED # R49_EVERY_KEY_CONTRIBUTES # case .* with v\\[:, :, j, j mod \\d+\\] = 2\\^30 for keys j = \\d+ to \\d+ .*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
         "SPLIT_MERGE_WRONG_MAX # R47_SPLIT_ROWS_RECOMBINE # case split rows .*scores to .*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
