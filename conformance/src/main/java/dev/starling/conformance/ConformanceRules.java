@@ -233,6 +233,7 @@ public final class ConformanceRules {
             case R47_SPLIT_ROWS_RECOMBINE -> longRows.splitRowsRecombine(backend);
             case R48_KEYS_COUNTED_ONCE -> sets.keysCountedOnce(backend);
             case R49_EVERY_KEY_CONTRIBUTES -> sets.everyKeyContributes(backend);
+            case R50_POISONED_BOUNDS -> new PoisonedBounds(seed).check(backend);
         });
     }
 

@@ -175,7 +175,12 @@ public enum Rule {
      * No key missed: every key perturbed once ({@code 2^30} in one value feature), the output moves as the oracle
      * says, for keys weighing down to about {@code 1e-13}.
      */
-    R49_EVERY_KEY_CONTRIBUTES(49, "everyAllowedKeyContributes", true);
+    R49_EVERY_KEY_CONTRIBUTES(49, "everyAllowedKeyContributes", true),
+    /**
+     * Poisoned bounds: q, k and v as views in storage that is NaN everywhere outside them (margins before and
+     * after, gaps between rows and heads); a read out of bounds fails, naming the element read.
+     */
+    R50_POISONED_BOUNDS(50, "poisonedBounds", true);
 
     private final int number;
     private final String id;

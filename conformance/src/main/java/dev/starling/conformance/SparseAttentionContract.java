@@ -376,6 +376,12 @@ public abstract class SparseAttentionContract {
         check(Rule.R49_EVERY_KEY_CONTRIBUTES);
     }
 
+    /** Rule 50. */
+    @Test
+    public void required_rule50_poisonedBounds() {
+        check(Rule.R50_POISONED_BOUNDS);
+    }
+
     /**
      * Rules 27 to 37, 45 and 46, the gradient rules, as one test per rule named like the others
      * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.

@@ -206,7 +206,13 @@ public class FlawedBackend implements SparseAttention {
          * Rule 49: a key block whose largest score is more than 16 below the running maximum is skipped as
          * negligible ({@code e^-16} is about float32's epsilon), although its keys are allowed and weigh.
          */
-        NEGLIGIBLE_BLOCKS_SKIPPED
+        NEGLIGIBLE_BLOCKS_SKIPPED,
+        /**
+         * Rule 50: declares strided tensors and loads a partial tail key block as a full one, as a tiled kernel
+         * does: the keys past {@code Nk} get a zero weight, but their values (whatever the storage holds there) are
+         * still multiplied by it ({@code 0·NaN = NaN}); storage past the end of the array is skipped.
+         */
+        READS_PAST_TAIL
     }
 
     /** Key blocks a row may have before the long-row flaws treat it as long (and split it). */
@@ -233,6 +239,8 @@ public class FlawedBackend implements SparseAttention {
                     .features(Feature.OFF_HEAP_TENSORS).build();
             case BF16_TRUNCATED -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.BF16_TENSORS).build();
+            case READS_PAST_TAIL -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.STRIDED_TENSORS).build();
             default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.BACKWARD, Feature.BLOCK_COUNTS).build();
         });
@@ -987,6 +995,16 @@ public class FlawedBackend implements SparseAttention {
                                 continue;
                             }
                             into[d] += (float) (w * xv);
+                        }
+                    }
+                    if (flaw == Flaw.READS_PAST_TAIL && blockEnd - j0 < keyBlock) {
+                        // The tile's keys past the end of the tensor, "masked" with a zero weight.
+                        for (int j = blockEnd; j < j0 + keyBlock; j++) {
+                            long vo = v.start() + (long) b * v.strides()[0] + (long) kvh * v.strides()[1]
+                                    + (long) j * v.strides()[2];
+                            for (int d = 0; d < valueDims && vo + d < v.data().length; d++) {
+                                into[d] += 0f * v.data()[(int) (vo + d)];
+                            }
                         }
                     }
                     if (flaw == Flaw.MASKED_NAN_LEAKS) {
