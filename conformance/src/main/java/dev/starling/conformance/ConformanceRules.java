@@ -183,7 +183,8 @@ public final class ConformanceRules {
         BlockCountRules counts = new BlockCountRules(seed);
         LongRowRules longRows = new LongRowRules(seed);
         SetRules sets = new SetRules(seed);
-        return guarded(rule, () -> switch (rule) {
+        NaiveErrorBound naive = new NaiveErrorBound(seed);
+        RuleResult result = guarded(rule, () -> switch (rule) {
             case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, CaseKind.CORE, false);
             case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, CaseKind.TAILS, false);
             case R03_CAUSAL -> feature(backend, CaseKind.CAUSAL, false);
@@ -234,7 +235,9 @@ public final class ConformanceRules {
             case R48_KEYS_COUNTED_ONCE -> sets.keysCountedOnce(backend);
             case R49_EVERY_KEY_CONTRIBUTES -> sets.everyKeyContributes(backend);
             case R50_POISONED_BOUNDS -> new PoisonedBounds(seed).check(backend);
+            case R51_NAIVE_ERROR_BOUND -> naive.check(backend);
         });
+        return rule == Rule.R51_NAIVE_ERROR_BOUND ? result.withNaiveRatio(naive.naiveRatio()) : result;
     }
 
     /** Runs a rule body, turning a {@link RuleFailure} or anything unexpected into a failure with the run seed. */

@@ -180,7 +180,13 @@ public enum Rule {
      * Poisoned bounds: q, k and v as views in storage that is NaN everywhere outside them (margins before and
      * after, gaps between rows and heads); a read out of bounds fails, naming the element read.
      */
-    R50_POISONED_BOUNDS(50, "poisonedBounds", true);
+    R50_POISONED_BOUNDS(50, "poisonedBounds", true),
+    /**
+     * The FlashAttention criterion next to the tolerance rows: on each case of rules 1 to 4, the largest error
+     * against float64 at most 2× (output) and 3× (each gradient, with {@code backward}) that of the kit's naive
+     * implementation in the same precision ({@link NaiveAttention}), in every declared precision.
+     */
+    R51_NAIVE_ERROR_BOUND(51, "withinTheNaiveErrorBound", true);
 
     private final int number;
     private final String id;

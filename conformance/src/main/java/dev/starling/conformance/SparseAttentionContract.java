@@ -382,6 +382,12 @@ public abstract class SparseAttentionContract {
         check(Rule.R50_POISONED_BOUNDS);
     }
 
+    /** Rule 51. */
+    @Test
+    public void required_rule51_withinTheNaiveErrorBound() {
+        check(Rule.R51_NAIVE_ERROR_BOUND);
+    }
+
     /**
      * Rules 27 to 37, 45 and 46, the gradient rules, as one test per rule named like the others
      * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.
