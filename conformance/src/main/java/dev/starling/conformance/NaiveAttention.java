@@ -16,7 +16,8 @@ import dev.starling.api.plan.TokenMask;
  * float32. Forward, per row {@code i} over its allowed keys ({@link TokenMask#logWeight}, in key order):
  * {@code sⱼ = round(s·Σ_d round(qᵢd)·round(kⱼd) + ln cⱼ)}, {@code m = max sⱼ}, {@code wⱼ = exp(sⱼ − m)},
  * {@code l = Σ wⱼ}, {@code Pⱼ = round(wⱼ / l)}, {@code Oᵢ = round(Σⱼ Pⱼ·round(vⱼ))}; a row with no key gives 0.
- * Backward, with the same {@code P} and the given {@code O}: {@code Dᵢ = Σ dOᵢ·Oᵢ},
+ * Backward, with {@code P = round(exp(sⱼ − LSEᵢ))} from the given LSE (as the backward's contract has it) and
+ * the given {@code O}: {@code Dᵢ = Σ dOᵢ·Oᵢ},
  * {@code dSᵢⱼ = Pᵢⱼ·(dOᵢ·vⱼ − Dᵢ)}, {@code dQᵢ = s·Σⱼ dSᵢⱼ·kⱼ}, {@code dKⱼ = s·Σᵢ dSᵢⱼ·qᵢ},
  * {@code dVⱼ = Σᵢ Pᵢⱼ·dOᵢ}, in float32, rows in order, each result rounded. Cost {@code O(B·Hq·Nq·Nk·(D + Dv))}:
  * for test sizes only.
@@ -46,9 +47,12 @@ public final class NaiveAttention {
         };
     }
 
-    /** Row {@code i}'s rounded softmax weights over its allowed keys; returns how many keys it reads. */
+    /**
+     * Row {@code i}'s rounded softmax weights over its allowed keys, normalised by their own sum, or with a
+     * given {@code lse} (not NaN) as {@code round(exp(sⱼ − lse))}; returns how many keys it reads.
+     */
     private static int weights(AttentionProblem p, TokenMask mask, Tensor q, Tensor k, int b, int h, int i, float[] prob,
-                               int[] keys) {
+                               int[] keys, float lse) {
         Precision pr = p.precision();
         int kvh = p.kvHeadOf(h);
         int n = 0;
@@ -66,6 +70,12 @@ public final class NaiveAttention {
             prob[n] = s;
             keys[n++] = j;
             max = Math.max(max, s);
+        }
+        if (!Float.isNaN(lse)) {
+            for (int x = 0; x < n; x++) {
+                prob[x] = round(pr, (float) Math.exp(prob[x] - lse));
+            }
+            return n;
         }
         float sum = 0;
         for (int x = 0; x < n; x++) {
@@ -98,7 +108,7 @@ public final class NaiveAttention {
         for (int b = 0; b < p.batch(); b++) {
             for (int h = 0; h < p.queryHeads(); h++) {
                 for (int i = 0; i < p.queryLength(); i++) {
-                    int n = weights(p, mask, q, k, b, h, i, prob, keys);
+                    int n = weights(p, mask, q, k, b, h, i, prob, keys, Float.NaN);
                     int row = ((b * p.queryHeads() + h) * p.queryLength() + i) * vdim;
                     for (int d = 0; d < vdim; d++) {
                         float acc = 0;
@@ -114,7 +124,8 @@ public final class NaiveAttention {
     }
 
     /**
-     * The gradients, given the forward output {@code out} a backend's backward is given.
+     * The gradients, given the forward output {@code out} and the LSE a backend's backward is given
+     * ({@code P = round(exp(sⱼ − LSEᵢ))}, as the backward's contract computes it).
      *
      * @param p the problem. Not modified.
      * @param layout the layout. Not modified.
@@ -122,11 +133,12 @@ public final class NaiveAttention {
      * @param k keys. Not modified.
      * @param v values. Not modified.
      * @param out the forward output. Not modified.
+     * @param lse the forward LSE {@code [B, Hq, Nq]}. Not modified.
      * @param dOut the output gradient. Not modified.
      * @return {@code {dq, dk, dv}} in BHSD order
      */
     public static float[][] backward(AttentionProblem p, BlockLayout layout, Tensor q, Tensor k, Tensor v, Tensor out,
-                                     Tensor dOut) {
+                                     float[] lse, Tensor dOut) {
         TokenMask mask = TokenMask.of(p, layout);
         Precision pr = p.precision();
         int dim = p.headDim();
@@ -141,7 +153,7 @@ public final class NaiveAttention {
             for (int h = 0; h < p.queryHeads(); h++) {
                 int kvh = p.kvHeadOf(h);
                 for (int i = 0; i < p.queryLength(); i++) {
-                    int n = weights(p, mask, q, k, b, h, i, prob, keys);
+                    int n = weights(p, mask, q, k, b, h, i, prob, keys, lse[mask.lseIndex(b, h, i)]);
                     float delta = 0;
                     for (int d = 0; d < vdim; d++) {
                         delta += round(pr, dOut.get(b, h, i, d)) * out.get(b, h, i, d);
