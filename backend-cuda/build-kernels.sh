@@ -6,6 +6,8 @@
 set -euo pipefail
 src="$1"
 out="$2"
+# The generated headers (params.cuh, written by ParamsHeader from KernelParams.Field).
+generated="${3:-$(dirname "$src")}"
 if [ "${STARLING_SKIP_NVCC:-0}" = "1" ]; then
   echo "[starling] STARLING_SKIP_NVCC=1: CUDA kernels not compiled"
   rm -f "$out"
@@ -16,13 +18,18 @@ if ! command -v nvcc >/dev/null 2>&1; then
   rm -f "$out"
   exit 0
 fi
-if [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ]; then
+# Up to date when the fatbin is newer than this script and every source beside the .cu (its headers).
+stale=0
+for f in "$0" "$(dirname "$src")"/*.cu "$(dirname "$src")"/*.cuh "$generated"/*.cuh; do
+  if [ -f "$f" ] && ! [ "$out" -nt "$f" ]; then stale=1; fi
+done
+if [ -f "$out" ] && [ "$stale" = 0 ]; then
   echo "[starling] CUDA kernels up to date: $out"
   exit 0
 fi
 mkdir -p "$(dirname "$out")"
 echo "[starling] $(nvcc --version | tail -1)"
-nvcc -fatbin -O3 -std=c++17 \
+nvcc -fatbin -O3 -std=c++17 -I "$generated" \
   -gencode arch=compute_80,code=sm_80 \
   -gencode arch=compute_86,code=sm_86 \
   -gencode arch=compute_89,code=sm_89 \

@@ -99,6 +99,29 @@ def dense_masked(q, k, v, layout, block, causal, scale, key_lengths, query_lengt
     return out, lse
 
 
+def exchange_mask(tmp, fmt, qb, kb):
+    """The block mask [H, Qb, Kb] that `pattern --export FMT` arrays describe, rebuilt with NumPy alone."""
+    p = os.path.join(tmp, fmt)
+    if fmt == "flex":
+        mask = None
+        for num, idx in (("kv_num_blocks", "kv_indices"), ("full_kv_num_blocks", "full_kv_indices")):
+            n = np.load(f"{p}.{num}.npy")[0]
+            ind = np.load(f"{p}.{idx}.npy")[0]
+            m = np.zeros((n.shape[0], qb, kb), dtype=np.uint8)
+            for h in range(n.shape[0]):
+                for r in range(qb):
+                    m[h, r, ind[h, r, :n[h, r]]] += 1
+            mask = m if mask is None else mask + m
+        return mask
+    ptr = np.load(f"{p}.{'indptr' if fmt == 'bsr' else 'block_row_indices'}.npy")
+    ind = np.load(f"{p}.{'indices' if fmt == 'bsr' else 'block_col_indices'}.npy")
+    m = np.zeros((ptr.shape[0], qb, kb), dtype=np.uint8)
+    for h in range(ptr.shape[0]):
+        for r in range(qb):
+            m[h, r, ind[h, ptr[h, r]:ptr[h, r + 1]]] += 1
+    return m
+
+
 def main():
     rng = np.random.default_rng(20261128)
     failures = 0
@@ -149,6 +172,15 @@ def main():
             run(*[a if a != f"{tmp}/out.npy" else f"{tmp}/out2.npy" for a in args if a not in ("--lse", f"{tmp}/lse.npy")],
                 "--dout", f"{tmp}/dout.npy", "--dq", f"{tmp}/dq.npy", "--dk", f"{tmp}/dk.npy", "--dv", f"{tmp}/dv.npy")
             layout = np.load(layout_file)
+            exchange_ok = True
+            if "counts" not in c["spec"] and not c["spec"].startswith("bigbird_"):
+                for fmt in ("flex", "bsr", "ort"):
+                    run("pattern", c["spec"], "--seq", c["Nq"], "--kv-seq", c["Nk"], "--heads", c["Hq"], "--export", fmt,
+                        "--to", os.path.join(tmp, fmt), *extra)
+                    rebuilt = exchange_mask(tmp, fmt, layout.shape[1], layout.shape[2])
+                    if not np.array_equal(rebuilt, layout.astype(np.uint8)):
+                        exchange_ok = False
+                        print(f"FAIL {c['name']}: --export {fmt} describes other blocks than --npy")
             block = int(c["spec"].split("block=")[1].split(",")[0].split(")")[0])
             ref, ref_lse, grads = dense_masked(q, k, v, layout, block, causal, np.float32(scale), kl, ql, dout)
             back = (lambda a: a.transpose(0, 2, 1, 3)) if bshd else (lambda a: a)
@@ -165,6 +197,7 @@ def main():
                 have = back(np.load(f"{tmp}/{name}.npy")).astype(np.float64)
                 ok = ok and have.shape == want.shape and bool(np.all(np.abs(have - want) <= GRAD_ATOL + GRAD_RTOL * np.abs(want)))
                 grad_worst = max(grad_worst, float(np.abs(have - want).max()))
+            ok = ok and exchange_ok
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {c['name']}: max |diff| {np.abs(got - ref).max():.2e}, relative norm {rel:.2e}, "
                   f"gradients max |diff| {grad_worst:.2e}, layout {layout.shape} density {layout.mean():.3f}")

@@ -260,6 +260,90 @@ public final class AttentionProblem {
         }
     }
 
+    /**
+     * Checks an LSE held as a tensor view ({@link AttentionPlan#forwardWithLse},
+     * {@link AttentionPlan#backwardWithLse}), before anything is written: a float32 tensor of shape
+     * {@code [B, Hq, Nq, 1]} (element {@code (b, h, i, 0)} is row {@code i}'s LSE), on the heap or in a
+     * direct buffer, any strides; as an output it must be writable and not overlap itself.
+     *
+     * @param lse the view
+     * @param output whether the call writes it (forward) or only reads it (backward)
+     * @param others the call's other tensors with their names, alternating ({@code "q", q, "k", k, ...});
+     *        the view may share storage with none of them
+     * @throws IllegalArgumentException naming {@code lse} and both shapes, its element type, or the tensor it overlaps
+     */
+    public void checkLseView(Tensor lse, boolean output, Object... others) {
+        if (lse == null) {
+            throw new IllegalArgumentException("lse must not be null (a [B, Hq, Nq, 1] float32 view; use forward without "
+                    + "an LSE to skip it)");
+        }
+        if (lse.batch() != batch || lse.heads() != queryHeads || lse.length() != queryLength || lse.dim() != 1) {
+            throw new IllegalArgumentException("lse has shape " + Arrays.toString(lse.shape()) + " but the problem needs "
+                    + "[B, Hq, Nq, 1] = " + Arrays.toString(new int[] {batch, queryHeads, queryLength, 1}));
+        }
+        if (lse.type() != ElementType.FP32) {
+            throw new IllegalArgumentException("lse " + lse.describe() + " is " + lse.type().label()
+                    + " but must be float32 (a 16-bit LSE would shift every weight of its row by up to its rounding)");
+        }
+        if (output) {
+            checkOutput("lse", lse);
+        }
+        for (int i = 0; i + 1 < others.length; i += 2) {
+            if (others[i + 1] instanceof Tensor t && lse.overlaps(t)) {
+                throw new IllegalArgumentException("lse must not share its storage with " + others[i] + " (it overlaps "
+                        + others[i] + " " + t.describe() + ")");
+            }
+        }
+    }
+
+    /**
+     * The LSE view's values as the {@code B·Hq·Nq} floats in {@code [B, Hq, Nq]} order that
+     * {@link #checkInputs} and {@link #checkGradients} take: the view's own array when it is a packed
+     * heap {@code [B, Hq, Nq, 1]} tensor starting at element 0 (no copy), a new array otherwise.
+     *
+     * @param lse a view {@link #checkLseView} accepted
+     * @param read whether to copy the view's values into a new array (backward); a forward's array
+     *        needs none
+     * @return the floats
+     */
+    public float[] lseArray(Tensor lse, boolean read) {
+        if (lse.onHeap() && lse.type() == ElementType.FP32 && lse.start() == 0 && lse.isPacked()
+                && lse.layout() == TensorLayout.BHSD && lse.data().length == lseSize()) {
+            return lse.data();
+        }
+        float[] values = new float[lseSize()];
+        if (read) {
+            for (int b = 0, r = 0; b < batch; b++) {
+                for (int h = 0; h < queryHeads; h++) {
+                    for (int i = 0; i < queryLength; i++, r++) {
+                        values[r] = lse.read(lse.index(b, h, i, 0));
+                    }
+                }
+            }
+        }
+        return values;
+    }
+
+    /**
+     * Writes LSE values in {@code [B, Hq, Nq]} order into the view they were staged for; nothing when
+     * {@code values} is the view's own array.
+     *
+     * @param values {@code B·Hq·Nq} floats from {@link #lseArray}
+     * @param lse the view
+     */
+    public void writeLse(float[] values, Tensor lse) {
+        if (lse.onHeap() && lse.type() == ElementType.FP32 && lse.data() == values) {
+            return;
+        }
+        for (int b = 0, r = 0; b < batch; b++) {
+            for (int h = 0; h < queryHeads; h++) {
+                for (int i = 0; i < queryLength; i++, r++) {
+                    lse.write(lse.index(b, h, i, 0), values[r]);
+                }
+            }
+        }
+    }
+
     /** An output must be writable and must not hold two of its elements at one storage index. */
     private static void checkOutput(String name, Tensor t) {
         if (!t.writable()) {

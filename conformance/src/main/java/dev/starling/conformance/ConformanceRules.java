@@ -181,6 +181,7 @@ public final class ConformanceRules {
         GradientRules gradients = new GradientRules(seed);
         TensorViewRules views = new TensorViewRules(seed);
         BlockCountRules counts = new BlockCountRules(seed);
+        OutputViewRules outputs = new OutputViewRules(seed);
         LongRowRules longRows = new LongRowRules(seed);
         SetRules sets = new SetRules(seed);
         NaiveErrorBound naive = new NaiveErrorBound(seed);
@@ -229,6 +230,7 @@ public final class ConformanceRules {
             case R42_INTERRUPTED_CALLS -> InterruptedCalls.check(backend, seed);
             case R43_LARGE_FINITE_LOGITS -> Math.max(feature(backend, CaseKind.LARGE_LOGITS, caps.has(Feature.LSE)),
                     caps.has(Feature.BACKWARD) ? gradients.largeFiniteLogits(backend) : 0);
+            case R44_OUTPUT_VIEWS -> outputs.outputViews(backend);
             case R45_GRADIENT_LONG_ROWS -> longRows.gradientLongRows(backend);
             case R46_GRADIENT_CAUSAL_SHIFT -> longRows.gradientCausalShift(backend);
             case R47_SPLIT_ROWS_RECOMBINE -> longRows.splitRowsRecombine(backend);

@@ -152,6 +152,13 @@ public enum Rule {
      */
     R43_LARGE_FINITE_LOGITS(43, "largeFiniteLogits", true),
     /**
+     * Results written into views: the LSE into {@code [B, Hq, Nq, 1]} tensor views (strided, off-heap,
+     * packed) and read from one by backward; the gradients into the slots of a fused gradient array
+     * or buffer, a transposed view and a direct buffer; each against the oracle, the storage around
+     * every view untouched.
+     */
+    R44_OUTPUT_VIEWS(44, "outputViews", true),
+    /**
      * The backward of long rows (BigBird's global rows of 126 and 257 key blocks, which backends split into
      * several work units), over 2,003 and 16,429 keys: every gradient element against the oracle.
      */
@@ -255,7 +262,7 @@ public enum Rule {
                 + "), a test name such as " + R22_FEATURE_COMBINATIONS.testName() + ", or a list of them separated by commas");
     }
 
-    /** @return the rule numbers as ranges, e.g. {@code 1-43} */
+    /** @return the rule numbers as ranges, e.g. {@code 1-44} */
     private static String numbers() {
         StringBuilder out = new StringBuilder();
         Rule[] all = values();

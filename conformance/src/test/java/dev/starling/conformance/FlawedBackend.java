@@ -180,6 +180,13 @@ public class FlawedBackend implements SparseAttention {
         /** Rule 41: the forward honours block counts, the backward ignores them ({@code P} without {@code ln c}). */
         BACKWARD_BLOCK_COUNTS_IGNORED,
         /**
+         * Rule 44: declares strided tensors and backward, reads every view right, but writes float32 heap
+         * gradients as if packed from the view's start (their strides ignored).
+         */
+        GRADIENTS_PACKED_IN_VIEW,
+        /** Rule 44: writes an LSE view as {@code B·Hq·Nq} packed floats from the view's start, its strides ignored. */
+        LSE_VIEW_PACKED,
+        /**
          * Rule 45: the backward of a row of more than {@value FlawedBackend#LONG_ROW_BLOCKS} key blocks (a long row,
          * split into units) loses its last block: neither its {@code dq} nor those keys' {@code dk}, {@code dv} see it.
          */
@@ -244,6 +251,8 @@ public class FlawedBackend implements SparseAttention {
                     .features(Feature.OFF_HEAP_TENSORS).build();
             case BF16_TRUNCATED -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.BF16_TENSORS).build();
+            case GRADIENTS_PACKED_IN_VIEW -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.STRIDED_TENSORS, Feature.BACKWARD).build();
             case READS_PAST_TAIL -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.STRIDED_TENSORS).build();
             default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
@@ -352,6 +361,33 @@ public class FlawedBackend implements SparseAttention {
                     miswrite(scratch, out);
                 }
             };
+            case GRADIENTS_PACKED_IN_VIEW -> new Wrapper(plan) {
+                @Override
+                public void backward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse, Tensor dOut, Tensor dq,
+                                     Tensor dk, Tensor dv) {
+                    Tensor[] grads = {dq, dk, dv};
+                    Tensor[] scratch = new Tensor[3];
+                    for (int g = 0; g < 3; g++) {
+                        Tensor t = grads[g];
+                        scratch[g] = t == null ? null : Tensor.zeros(t.layout(), t.batch(), t.heads(), t.length(), t.dim());
+                    }
+                    plan.backward(q, k, v, out, lse, dOut, scratch[0], scratch[1], scratch[2]);
+                    for (int g = 0; g < 3; g++) {
+                        miswrite(scratch[g], grads[g]);
+                    }
+                }
+            };
+            case LSE_VIEW_PACKED -> new Wrapper(plan) {
+                @Override
+                public void forwardWithLse(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+                    AttentionProblem p = problem();
+                    float[] values = new float[p.lseSize()];
+                    plan.forward(q, k, v, out, values);
+                    for (int r = 0; r < values.length; r++) {
+                        lse.write(lse.start() + r, values[r]);
+                    }
+                }
+            };
             case KEEPS_WRITING_AFTER_INTERRUPT -> new Wrapper(plan) {
                 @Override
                 public void forward(Tensor q, Tensor k, Tensor v, Tensor out, float[] lse) {
@@ -415,14 +451,14 @@ public class FlawedBackend implements SparseAttention {
         }
     }
 
-    /** A plan that passes every call to another. */
     /**
      * Storage index of element {@code (b, h, n, d)} of a view this flaw reads itself, as the flaw
      * computes it: the packed layout's index from the view's start (STRIDES_IGNORED, float32 heap
      * views), or the true index less the start (BUFFER_FROM_ZERO, float32 buffer views).
      */
     private long flawedIndex(Tensor t, int b, int h, int n, int d) {
-        if (flaw == Flaw.STRIDES_IGNORED && t.onHeap() && t.type() == ElementType.FP32) {
+        if ((flaw == Flaw.STRIDES_IGNORED || flaw == Flaw.GRADIENTS_PACKED_IN_VIEW) && t.onHeap()
+                && t.type() == ElementType.FP32) {
             return t.start() + t.layout().rowOffset(b, h, n, t.heads(), t.length(), t.dim()) + d;
         }
         if (flaw == Flaw.BUFFER_FROM_ZERO && !t.onHeap() && t.type() == ElementType.FP32) {
@@ -515,6 +551,7 @@ public class FlawedBackend implements SparseAttention {
         }
     }
 
+    /** A plan that passes every call to another. */
     private static class Wrapper implements AttentionPlan {
         private final AttentionPlan plan;
 

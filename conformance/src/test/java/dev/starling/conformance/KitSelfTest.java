@@ -128,6 +128,8 @@ class KitSelfTest {
         "BACKWARD_GQA_BATCH_KV_OFFSET # R37_GRADIENT_FEATURE_COMBINATIONS # case combination \\d+ of \\d+ \\(batch=[23] heads=(gqa|mqa) .*(dk|dv) at \\(b=[12], h=\\d+, j=\\d+, d=\\d+\\).*",
         "BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
         "BACKWARD_BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*, backward: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "GRADIENTS_PACKED_IN_VIEW # R44_OUTPUT_VIEWS # case views .*\\(backward; .*fused \\[B, N, 4, H, D\\] array\\): the backend wrote element \\d+ of slot 3 of the fused gradient array.*",
+        "LSE_VIEW_PACKED # R44_OUTPUT_VIEWS # case views .*lse in \\[B, Nq, Hq\\] order.*: lse at \\(b=\\d+, h=\\d+, i=\\d+.*",
         "BACKWARD_LONG_ROWS_DROP_LAST # R45_GRADIENT_LONG_ROWS # case long rows .*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
         "BACKWARD_CAUSAL_SHIFT_IGNORED # R46_GRADIENT_CAUSAL_SHIFT # case .*causal shift -?\\d+.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .*",
         "GLOBAL_IN_WINDOW_TWICE # R48_KEYS_COUNTED_ONCE # case overlapping parts .*\\(the oracle counts each allowed key once\\): (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",

@@ -118,7 +118,8 @@ public final class ExplicitPattern implements PatternSpec {
     }
 
     /**
-     * Reads a {@code .npy} block mask (bool, uint8 or int32, rank 2 or 3; values above 1 are counts).
+     * Reads a {@code .npy} block mask (bool, uint8 or int32, rank 2 or 3; values above 1 are counts), or a
+     * {@code .json} description of a layout exported for another library ({@link LayoutExchange}).
      *
      * @param file the file
      * @param block block size in tokens
@@ -131,6 +132,9 @@ public final class ExplicitPattern implements PatternSpec {
      *         blocks (checked before it is read)
      */
     public static ExplicitPattern fromFile(Path file, int block) {
+        if (file.getFileName() != null && file.getFileName().toString().endsWith(".json")) {
+            return fromExchange(file, block);
+        }
         NpyArray array;
         try {
             // A block mask holds one byte per block; refuse a file too big for one before reading it.
@@ -158,6 +162,28 @@ public final class ExplicitPattern implements PatternSpec {
             for (int r = 0; r < rows; r++) {
                 for (int c = 0; c < cols; c++) {
                     mask[h][r][c] = values[p++];
+                }
+            }
+        }
+        return new ExplicitPattern(block, mask, file.toString());
+    }
+
+    /**
+     * A layout another library's arrays describe ({@link LayoutExchange#read}: FlexAttention, BSR or ONNX
+     * Runtime CSR, with its JSON description), as a mask of its block sets; its block sizes must both be
+     * {@code block}.
+     */
+    private static ExplicitPattern fromExchange(Path file, int block) {
+        BlockLayout l = LayoutExchange.read(file);
+        if (l.queryBlock() != block || l.keyBlock() != block) {
+            throw new IllegalArgumentException("layout file " + file + " has blocks of " + l.queryBlock() + " x "
+                    + l.keyBlock() + " tokens but the pattern says block=" + block);
+        }
+        int[][][] mask = new int[l.heads()][l.queryBlocks()][l.keyBlocks()];
+        for (int h = 0; h < l.heads(); h++) {
+            for (int r = 0; r < l.queryBlocks(); r++) {
+                for (int p = l.rowBegin(h, r); p < l.rowEnd(h, r); p++) {
+                    mask[h][r][l.keyBlock(h, p)] = 1;
                 }
             }
         }

@@ -126,9 +126,10 @@ public final class CudaBackend implements SparseAttention {
     Capabilities capabilities(PlanOptions resolved) {
         Availability a = availability();
         String device = a.isAvailable() ? a.reason() : "cuda (unavailable)";
-        // No CAUSAL_SHIFT: the kernels' causal rule is fixed at Nk - Nq (so no key shards of causal problems).
+        // CAUSAL_SHIFT: the problem's shift reaches the kernels' mask (Params.causalShift), so causal
+        // problems can run as key shards.
         return Capabilities.builder(device).precisions(precisions(resolved.get(KERNELS)))
-                .features(Feature.CAUSAL, Feature.GROUPED_QUERY, Feature.LSE, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS)
+                .features(Feature.CAUSAL, Feature.CAUSAL_SHIFT, Feature.GROUPED_QUERY, Feature.LSE, Feature.KEY_LENGTHS, Feature.QUERY_LENGTHS)
                 .feature(Feature.BACKWARD, resolved.get(BACKWARD)).headDims(1, LaunchGeometry.MAX_HEAD_DIM).build();
     }
 

@@ -39,45 +39,154 @@ final class KernelParams {
 
     /** The struct's fields in declaration order, each with its C name (see {@code struct Params}). */
     enum Field {
-        Q("q", Type.POINTER), K("k", Type.POINTER), V("v", Type.POINTER), OUT("out", Type.POINTER),
-        LSE("lse", Type.POINTER), UNITS("units", Type.POINTER), KEY_BLOCKS("keyBlocks", Type.POINTER),
-        SPLITS("splits", Type.POINTER), KEY_LENS("keyLens", Type.POINTER), QUERY_LENS("queryLens", Type.POINTER),
-        WS_O("wsO", Type.POINTER), WS_LSE("wsLse", Type.POINTER),
-        QSB("qsb", Type.I64), QSH("qsh", Type.I64), QSN("qsn", Type.I64),
-        KSB("ksb", Type.I64), KSH("ksh", Type.I64), KSN("ksn", Type.I64),
-        VSB("vsb", Type.I64), VSH("vsh", Type.I64), VSN("vsn", Type.I64),
-        OSB("osb", Type.I64), OSH("osh", Type.I64), OSN("osn", Type.I64),
-        HQ("Hq", Type.I32), GROUP("group", Type.I32), NQ("Nq", Type.I32), NK("Nk", Type.I32), D("D", Type.I32),
-        DV("Dv", Type.I32), Q_BLOCK("qBlock", Type.I32), K_BLOCK("kBlock", Type.I32),
-        UNITS_PER_LAYOUT("unitsPerLayout", Type.I32), SPLITS_PER_LAYOUT("splitsPerLayout", Type.I32),
-        SLOTS_PER_LAYOUT("slotsPerLayout", Type.I32), HEAD_LAYOUTS("headLayouts", Type.I32),
-        TILES_PER_BLOCK("tilesPerBlock", Type.I32), TILE_K("tileK", Type.I32), CAUSAL("causal", Type.I32),
-        SCALE("scale", Type.F32),
-        D_PAD("dPad", Type.I32), DV_PAD("dvPad", Type.I32), LDQ("ldq", Type.I32), LDV("ldv", Type.I32),
-        LDP("ldp", Type.I32), LDS("lds", Type.I32), LDO("ldo", Type.I32),
-        SM_Q("smQ", Type.I32), SM_K("smK", Type.I32), SM_V("smV", Type.I32), SM_S("smS", Type.I32),
-        SM_P("smP", Type.I32), SM_O("smO", Type.I32), SM_TMP("smTmp", Type.I32), SM_M("smM", Type.I32),
-        SM_L("smL", Type.I32), SM_SEEN("smSeen", Type.I32), SM_BAD_KEY("smBadKey", Type.I32),
-        SM_BYTES("smBytes", Type.I32),
-        Q16("q16", Type.POINTER), K16("k16", Type.POINTER), V16("v16", Type.POINTER), BATCH("batch", Type.I32),
-        SCALE_LOG2("scaleLog2", Type.F32), STAGES("stages", Type.I32), SM_STAGE("smStage", Type.I32),
-        D_OUT("dout", Type.POINTER), GRAD_Q("dq", Type.POINTER), GRAD_K("dk", Type.POINTER), GRAD_V("dv", Type.POINTER),
-        DELTA("delta", Type.POINTER), COL_STARTS("colStarts", Type.POINTER),
-        COL_QUERY_BLOCKS("colQueryBlocks", Type.POINTER),
-        GSB("gsb", Type.I64), GSH("gsh", Type.I64), GSN("gsn", Type.I64),
-        DQSB("dqsb", Type.I64), DQSH("dqsh", Type.I64), DQSN("dqsn", Type.I64),
-        DKSB("dksb", Type.I64), DKSH("dksh", Type.I64), DKSN("dksn", Type.I64),
-        DVSB("dvsb", Type.I64), DVSH("dvsh", Type.I64), DVSN("dvsn", Type.I64),
-        KEY_BLOCK_COUNT("keyBlockCount", Type.I32), KEY_TILES_PER_BLOCK("keyTilesPerBlock", Type.I32),
-        BWD_ROWS("bwdRows", Type.I32);
+        Q("q", "const float*", "[B, Hq, Nq, D] in any layout"),
+        K("k", "const float*", "[B, Hkv, Nk, D]"),
+        V("v", "const float*", "[B, Hkv, Nk, Dv]"),
+        OUT("out", "float*", "[B, Hq, Nq, Dv]"),
+        LSE("lse", "float*", "[B, Hq, Nq] or nullptr"),
+        UNITS("units", "const int*", "WorkPlan.packUnits(): headLayouts x unitsPerLayout x UNIT_INTS"),
+        KEY_BLOCKS("keyBlocks", "const int*", "WorkPlan.packKeyBlocks(): every head layout's key blocks, concatenated"),
+        SPLITS("splits", "const int*", "WorkPlan.packSplits(): headLayouts x splitsPerLayout x SPLIT_INTS"),
+        KEY_LENS("keyLens", "const int*", "[B] or nullptr (every key valid)"),
+        QUERY_LENS("queryLens", "const int*", "[B] or nullptr (every query row valid)"),
+        WS_O("wsO", "float*", "split-row workspace: [B*Hq, slotsPerLayout, qBlock, Dv] (nullptr: no splits)"),
+        WS_LSE("wsLse", "float*", "[B*Hq, slotsPerLayout, qBlock]"),
+        QSB("qsb", "long long"),
+        QSH("qsh", "long long"),
+        QSN("qsn", "long long"),
+        KSB("ksb", "long long"),
+        KSH("ksh", "long long"),
+        KSN("ksn", "long long"),
+        VSB("vsb", "long long"),
+        VSH("vsh", "long long"),
+        VSN("vsn", "long long"),
+        OSB("osb", "long long"),
+        OSH("osh", "long long"),
+        OSN("osn", "long long"),
+        HQ("Hq", "int"),
+        GROUP("group", "int"),
+        NQ("Nq", "int"),
+        NK("Nk", "int"),
+        D("D", "int"),
+        DV("Dv", "int"),
+        Q_BLOCK("qBlock", "int"),
+        K_BLOCK("kBlock", "int"),
+        UNITS_PER_LAYOUT("unitsPerLayout", "int"),
+        SPLITS_PER_LAYOUT("splitsPerLayout", "int"),
+        SLOTS_PER_LAYOUT("slotsPerLayout", "int"),
+        HEAD_LAYOUTS("headLayouts", "int"),
+        TILES_PER_BLOCK("tilesPerBlock", "int"),
+        TILE_K("tileK", "int"),
+        CAUSAL("causal", "int"),
+        SCALE("scale", "float"),
+        D_PAD("dPad", "int", "", "Shared memory, computed by SharedLayout.java: padded dims, leading dimensions (elements), byte offsets of each buffer from the aligned base, and the total dynamic bytes launched."),
+        DV_PAD("dvPad", "int"),
+        LDQ("ldq", "int"),
+        LDV("ldv", "int"),
+        LDP("ldp", "int"),
+        LDS("lds", "int"),
+        LDO("ldo", "int"),
+        SM_Q("smQ", "int"),
+        SM_K("smK", "int"),
+        SM_V("smV", "int"),
+        SM_S("smS", "int"),
+        SM_P("smP", "int"),
+        SM_O("smO", "int"),
+        SM_TMP("smTmp", "int"),
+        SM_M("smM", "int"),
+        SM_L("smL", "int"),
+        SM_SEEN("smSeen", "int"),
+        SM_BAD_KEY("smBadKey", "int"),
+        SM_BYTES("smBytes", "int"),
+        Q16("q16", "void*", "", "16-bit (bf16 or fp16) inputs, same strides as q, k, v: read by the 16-bit mma kernels and starling_*_in16; written by starling_convert_* from q, k, v (the plan's copies), or the caller's own 16-bit tensors (then q, k, v are nullptr). nullptr when not used."),
+        K16("k16", "void*"),
+        V16("v16", "void*"),
+        BATCH("batch", "int", "B"),
+        SCALE_LOG2("scaleLog2", "float", "scale * log2(e): the mma kernels' exp2 argument is score * scaleLog2 - max"),
+        STAGES("stages", "int", "cp.async stages of K/V tiles (mma kernels: 2 or 3; others 1)"),
+        SM_STAGE("smStage", "int", "bytes from one stage of K (or of V) to the next"),
+        D_OUT("dout", "const float*", "dO [B, Hq, Nq, Dv]", "Backward (starling_bwd_*; nullptr and 0 in forward launches). dO, dQ, dK and dV bring their own strides; delta is the plan's workspace of D_i = sum_d dO_id O_id, NaN for a row that contributes nothing."),
+        GRAD_Q("dq", "float*", "[B, Hq, Nq, D]"),
+        GRAD_K("dk", "float*", "[B, Hkv, Nk, D]"),
+        GRAD_V("dv", "float*", "[B, Hkv, Nk, Dv]"),
+        DELTA("delta", "float*", "[B, Hq, Nq]"),
+        COL_STARTS("colStarts", "const int*", "BackwardColumns.packStarts(): headLayouts x (keyBlockCount + 1) indices into colQueryBlocks"),
+        COL_QUERY_BLOCKS("colQueryBlocks", "const int*", "BackwardColumns.packQueryBlocks(): every head layout's columns, concatenated"),
+        GSB("gsb", "long long"),
+        GSH("gsh", "long long"),
+        GSN("gsn", "long long"),
+        DQSB("dqsb", "long long"),
+        DQSH("dqsh", "long long"),
+        DQSN("dqsn", "long long"),
+        DKSB("dksb", "long long"),
+        DKSH("dksh", "long long"),
+        DKSN("dksn", "long long"),
+        DVSB("dvsb", "long long"),
+        DVSH("dvsh", "long long"),
+        DVSN("dvsn", "long long"),
+        KEY_BLOCK_COUNT("keyBlockCount", "int", "key blocks of the layout (columns per head layout)"),
+        KEY_TILES_PER_BLOCK("keyTilesPerBlock", "int", "64-key tiles per key block: ceil(kBlock / 64)"),
+        BWD_ROWS("bwdRows", "int", "query rows per chunk of starling_bwd_dkdv (64, or 32 or 16 when 64 do not fit)"),
+        CAUSAL_SHIFT("causalShift", "long long", "AttentionProblem.causalShift(): row i may read keys j <= i + causalShift");
 
         final String cName;
         final Type type;
+        /** The C declaration's type, e.g. {@code const float*}. */
+        final String cType;
+        /** The comment after the field in params.cuh, or empty. */
+        final String note;
+        /** The comment lines before the field in params.cuh (a group's heading), or empty. */
+        final String section;
 
-        Field(String cName, Type type) {
-            this.cName = cName;
-            this.type = type;
+        Field(String cName, String cType) {
+            this(cName, cType, "", "");
         }
+
+        Field(String cName, String cType, String note) {
+            this(cName, cType, note, "");
+        }
+
+        Field(String cName, String cType, String note, String section) {
+            this.cName = cName;
+            this.cType = cType;
+            this.type = cType.endsWith("*") ? Type.POINTER : switch (cType) {
+                case "long long" -> Type.I64;
+                case "int" -> Type.I32;
+                case "float" -> Type.F32;
+                default -> throw new IllegalArgumentException("no kernel parameter type " + cType);
+            };
+            this.note = note;
+            this.section = section;
+        }
+    }
+
+    /**
+     * The text of {@code params.cuh}: {@code struct Params} with these fields in this order, then a
+     * {@code static_assert} per field offset and one for the size, so nvcc checks that the C struct is
+     * laid out as {@link #offset} says. The build writes it before compiling the kernels
+     * ({@link ParamsHeader}); nothing else declares the struct.
+     *
+     * @return the header
+     */
+    static String header() {
+        StringBuilder h = new StringBuilder();
+        h.append("// Generated by the build from dev.starling.backend.cuda.KernelParams.Field (ParamsHeader): do not edit.\n")
+                .append("// The one kernel argument. Strides are in elements: (batch, head, row); features are contiguous.\n")
+                .append("#pragma once\n\nstruct Params {\n");
+        for (Field f : Field.values()) {
+            if (!f.section.isEmpty()) {
+                h.append("    // ").append(f.section).append('\n');
+            }
+            String decl = "    " + f.cType + " " + f.cName + ";";
+            h.append(f.note.isEmpty() ? decl : String.format(java.util.Locale.ROOT, "%-28s // %s", decl, f.note)).append('\n');
+        }
+        h.append("};\n\n");
+        for (Field f : Field.values()) {
+            h.append("static_assert(offsetof(Params, ").append(f.cName).append(") == ").append(offset(f))
+                    .append(", \"Params layout\");\n");
+        }
+        h.append("static_assert(sizeof(Params) == ").append(SIZE).append(", \"Params layout\");\n");
+        return h.toString();
     }
 
     private static final int[] OFFSETS = new int[Field.values().length];
@@ -228,7 +337,8 @@ final class KernelParams {
         p.put(Field.UNITS_PER_LAYOUT, work.unitsPerLayout()).put(Field.SPLITS_PER_LAYOUT, work.splitsPerLayout())
                 .put(Field.SLOTS_PER_LAYOUT, work.slotsPerLayout()).put(Field.HEAD_LAYOUTS, work.headLayouts());
         p.put(Field.TILES_PER_BLOCK, tilesPerBlock).put(Field.TILE_K, tileK)
-                .put(Field.CAUSAL, causal ? 1 : 0).put(Field.SCALE, problem.scale());
+                .put(Field.CAUSAL, causal ? 1 : 0).put(Field.SCALE, problem.scale())
+                .put(Field.CAUSAL_SHIFT, problem.causalShift());
         p.put(Field.D_PAD, s.dPad()).put(Field.DV_PAD, s.dvPad()).put(Field.LDQ, s.ldq()).put(Field.LDV, s.ldv())
                 .put(Field.LDP, s.ldp()).put(Field.LDS, s.lds()).put(Field.LDO, s.ldo());
         p.put(Field.SM_Q, s.q()).put(Field.SM_K, s.k()).put(Field.SM_V, s.v()).put(Field.SM_S, s.s())

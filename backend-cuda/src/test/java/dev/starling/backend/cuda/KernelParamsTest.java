@@ -28,9 +28,37 @@ import org.junit.jupiter.api.Test;
  */
 class KernelParamsTest {
     private static final Path KERNELS = Path.of("src/main/cuda/sparse_attention.cu");
+    /** Where the build writes params.cuh ({@link ParamsHeader}). */
+    private static final Path GENERATED = Path.of("target/generated-cuda");
 
-    private static String kernels() throws IOException {
-        return Files.readString(KERNELS);
+    /**
+     * The kernels' source as nvcc sees it: sparse_attention.cu with each {@code #include "x.cuh"} line
+     * replaced by that header's text (the headers beside it, or the generated ones: nvcc's {@code -I}).
+     */
+    static String kernels() throws IOException {
+        StringBuilder out = new StringBuilder();
+        for (String line : Files.readAllLines(KERNELS)) {
+            Matcher include = Pattern.compile("^#include \"(\\w+\\.cuh)\"$").matcher(line);
+            if (include.matches()) {
+                Path beside = KERNELS.resolveSibling(include.group(1));
+                out.append(Files.readString(Files.exists(beside) ? beside : GENERATED.resolve(include.group(1))));
+            } else {
+                out.append(line);
+            }
+            out.append('\n');
+        }
+        return out.toString();
+    }
+
+    /** The build wrote the header of the current field list, and the kernels include it. */
+    @Test
+    void theKernelsIncludeTheGeneratedHeader() throws IOException {
+        assertEquals(KernelParams.header(), Files.readString(GENERATED.resolve("params.cuh")));
+        assertTrue(Files.readString(KERNELS).contains("#include \"params.cuh\""));
+        assertTrue(!Files.exists(KERNELS.resolveSibling("params.cuh")), "no hand-written copy of the struct");
+        String h = KernelParams.header();
+        assertEquals(1, count(h, "struct Params {"));
+        assertTrue(h.contains("    const float* q;") && h.contains("    long long causalShift;"), h);
     }
 
     @Test
@@ -100,9 +128,10 @@ class KernelParamsTest {
     @Test
     void theCausalRuleIsWrittenOnce() throws IOException {
         String cu = kernels();
-        assertEquals(1, count(cu, "Nk - Nq"), "one place computes the causal bound");
+        assertEquals(0, count(cu, "Nk - p.Nq") + count(cu, "Nk - Nq)") + count(cu, "(long long)Nk - "),
+                "no kernel derives the causal shift from the lengths: it is the problem's (Params.causalShift)");
         assertEquals(1, count(cu, "__device__ __forceinline__ int causal_key_end("));
-        assertTrue(count(cu, "causal_key_end(") >= 2, "and it is used");
+        assertEquals(1, count(cu, "causal_key_end(i, p.causalShift, p.Nk)"), "one call, with the problem's shift");
     }
 
     private static int count(String s, String what) {
@@ -158,6 +187,7 @@ class KernelParamsTest {
         longs.put(Field.Q16, 0L);
         longs.put(Field.K16, 0L);
         longs.put(Field.V16, 0L);
+        longs.put(Field.CAUSAL_SHIFT, 200L);   // bottom-right: Nk - Nq
         // A forward launch leaves every backward field 0.
         for (Field f : new Field[] {Field.D_OUT, Field.GRAD_Q, Field.GRAD_K, Field.GRAD_V, Field.DELTA, Field.COL_STARTS,
             Field.COL_QUERY_BLOCKS, Field.GSB, Field.GSH, Field.GSN, Field.DQSB, Field.DQSH, Field.DQSN, Field.DKSB,
@@ -219,6 +249,39 @@ class KernelParamsTest {
         assertTrue(w.splitsPerLayout() > 0, "the case splits rows");
         // Distinct buffer offsets: the carve-up reached the struct, not a default.
         assertTrue(s.q() < s.k() && s.k() < s.v() && s.v() < s.s() && s.s() < s.p() && s.p() < s.o());
+    }
+
+    /**
+     * A causal problem cut into key shards: each shard's problem carries its own causal shift, the
+     * backend accepts it (it declares CAUSAL_SHIFT), and the shift reaches the kernels' mask
+     * ({@code Params.causalShift}, read by {@code causal_key_end}) unchanged.
+     */
+    @Test
+    void eachKeyShardOfACausalProblemCarriesItsShiftToTheKernel() {
+        AttentionProblem p = AttentionProblem.builder().batch(1).heads(4).queryLength(200).keyLength(520).headDim(32)
+                .causal(true).build();
+        BlockLayout l = Patterns.parse("bigbird(block=32, window=3, global=1, random=1)").layout(200, 520, 4);
+        dev.starling.api.plan.KeyShards shards = dev.starling.api.plan.KeyShards.at(p, l, 6, 11);
+        assertEquals(3, shards.count());
+        java.util.Set<Long> shifts = new java.util.TreeSet<>();
+        for (int s = 0; s < shards.count(); s++) {
+            AttentionProblem sp = shards.problem(s);
+            BlockLayout sl = shards.layout(s);
+            assertTrue(new CudaBackend().capabilities().unsupported(sp, true).isEmpty(),
+                    "shard " + s + " " + sp + ": " + new CudaBackend().capabilities().unsupported(sp, true));
+            WorkPlan w = WorkPlan.of(sl, SplitRows.OFF);
+            LaunchGeometry g = LaunchGeometry.of(sp, sl, w, 227 * 1024);
+            KernelParams.PlanBuffers plan = new KernelParams.PlanBuffers(0x1000, 0x2000, 0, 0, 0, 0, 0);
+            DeviceTensor q = DeviceTensor.of(0x10000, TensorLayout.BHSD, 4, 200, 32);
+            DeviceTensor k = DeviceTensor.of(0x20000, TensorLayout.BHSD, 4, sp.keyLength(), 32);
+            DeviceTensor o = DeviceTensor.of(0x40000, TensorLayout.BHSD, 4, 200, 32);
+            KernelParams kp = KernelParams.of(sp, true, sl, w, g, plan, q, k, k, o, 0x50000, KernelParams.Inputs16.NONE);
+            assertEquals(sp.causalShift(), kp.getLong(Field.CAUSAL_SHIFT), "shard " + s);
+            assertEquals(1, ByteBuffer.wrap(kp.bytes()).order(ByteOrder.LITTLE_ENDIAN).getInt(KernelParams.offset(Field.CAUSAL)));
+            shifts.add(sp.causalShift());
+        }
+        // Shard s starts at key firstKey(s): its rows may read keys j' <= i + (Nk - Nq) - firstKey(s).
+        assertEquals(java.util.Set.of(320L, 320L - 6 * 32, 320L - 11 * 32), shifts);
     }
 
     /** An mma launch: 16-bit inputs, stages and the stage stride reach the struct; the float32 pointers may be 0. */

@@ -13,8 +13,6 @@ import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.api.plan.WorkPlan;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -29,7 +27,6 @@ import org.junit.jupiter.api.Test;
  * workspace as the WMMA kernels), and which kernel one call runs.
  */
 class MmaKernelsTest {
-    private static final Path KERNELS = Path.of("src/main/cuda/sparse_attention.cu");
     private static final int KB = 1024;
     /** Shared memory per CTA (opt-in) and per SM of the devices the kernels are compiled for. */
     private static final LaunchGeometry.DeviceLimits H100 = new LaunchGeometry.DeviceLimits(227 * KB, 228 * KB);
@@ -115,7 +112,7 @@ class MmaKernelsTest {
     /** MmaSpecialisation.ALL is exactly the STARLING_MMA_KERNEL lines of the .cu, in order. */
     @Test
     void specialisationsAreTheOnesCompiled() throws IOException {
-        String cu = Files.readString(KERNELS);
+        String cu = KernelParamsTest.kernels();
         Matcher m = Pattern.compile("(?m)^STARLING_MMA_KERNEL\\((\\w+), (\\w+), (\\d+), (\\d+), (\\d+)\\)").matcher(cu);
         Map<String, Precision> types = Map.of("__nv_bfloat16", Precision.BF16, "__half", Precision.FP16,
                 "float", Precision.TF32);

@@ -2,6 +2,7 @@ package dev.starling.bench.cli;
 
 import dev.starling.api.npy.NpyArray;
 import dev.starling.api.pattern.BlockLayout;
+import dev.starling.api.pattern.LayoutExchange;
 import dev.starling.api.plan.TokenMask;
 import dev.starling.api.pattern.PatternSpec;
 import dev.starling.api.pattern.Patterns;
@@ -25,7 +26,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "pattern", mixinStandardHelpOptions = true,
         description = {"Materialise a pattern and print blocks, allowed pairs, density and work saved against dense.",
             "--show draws it as text, --png as a picture (global, window and random blocks in colours), --npy exports "
-                + "it as a block mask."})
+                + "it as a block mask, --export as FlexAttention, SciPy BSR or ONNX Runtime arrays."})
 final class PatternCommand implements Callable<Integer> {
     /** Largest block grid {@code --show} draws. */
     static final int MAX_SHOW = 128;
@@ -60,6 +61,28 @@ final class PatternCommand implements Callable<Integer> {
             + LayoutImage.PANEL + " blocks a side")
     Path png;
 
+    @Option(names = "--export", paramLabel = "FORMAT", converter = FormatConverter.class,
+            description = "with --to: write the layout for another library: flex (FlexAttention BlockMask: kv_num_blocks, "
+                    + "kv_indices, full_kv_num_blocks, full_kv_indices), bsr (SciPy: indptr, indices) or ort (ONNX Runtime "
+                    + "SparseAttention: block_row_indices, block_col_indices), int32, and PREFIX.json describing them")
+    LayoutExchange.Format export;
+
+    @Option(names = "--to", paramLabel = "PREFIX", description = "with --export: write PREFIX.json and PREFIX.NAME.npy per "
+            + "array; read back with 'layout(file=PREFIX.json, block=B)'")
+    Path exportTo;
+
+    /** {@code flex}, {@code bsr} or {@code ort}. */
+    static final class FormatConverter implements CommandLine.ITypeConverter<LayoutExchange.Format> {
+        @Override
+        public LayoutExchange.Format convert(String value) {
+            try {
+                return LayoutExchange.Format.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException("--export: " + e.getMessage());
+            }
+        }
+    }
+
     @Override
     public Integer call() throws IOException {
         if (seq < 1 || (kvSeq != null && kvSeq < 1) || heads < 1) {
@@ -77,7 +100,8 @@ final class PatternCommand implements Callable<Integer> {
             draw(out, layout);
         }
         LayoutImage image = png == null ? null : LayoutImage.of(pattern, layout, heads);
-        if (npy != null || png != null) {
+        java.util.List<LayoutExchange.Array> exported = export == null ? null : LayoutExchange.export(layout, heads, export);
+        if (npy != null || png != null || exported != null) {
             try (StagedFiles files = new StagedFiles()) {
                 if (npy != null) {
                     files.stage(targets[0], toNpy(layout, heads)::write);
@@ -85,8 +109,22 @@ final class PatternCommand implements Callable<Integer> {
                 if (image != null) {
                     files.stage(targets[1], image::writePng);
                 }
+                if (exported != null) {
+                    byte[] json = LayoutExchange.describe(layout, heads, export, exportTo)
+                            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                    files.stage(targets[2], o -> o.write(json));
+                    for (int i = 0; i < exported.size(); i++) {
+                        LayoutExchange.Array a = exported.get(i);
+                        files.stage(targets[3 + i], NpyArray.ofInts(a.values(), a.shape())::write);
+                    }
+                }
                 files.commit();
             }
+        }
+        if (exported != null) {
+            java.util.List<Path> written = LayoutExchange.files(exportTo, export);
+            out.printf("wrote %s for %s: %s%n", written.get(0), export.label(), written.subList(1, written.size()).stream()
+                    .map(Path::toString).collect(java.util.stream.Collectors.joining(", ")));
         }
         if (npy != null) {
             out.printf("wrote %s: %s [%d, %d, %d]%n", npy, layout.maxCount() > 255 ? "int32" : "uint8", heads,
@@ -110,9 +148,21 @@ final class PatternCommand implements Callable<Integer> {
      * @return the real files of {@code --npy} and {@code --png}, {@code null} for one not given
      */
     private RealFile[] checkOutputs(PatternSpec pattern) throws IOException {
+        if ((export == null) != (exportTo == null)) {
+            throw new IllegalArgumentException("--export and --to go together: give a format and a path prefix, e.g. "
+                    + "--export flex --to out/mask");
+        }
         TouchedFiles files = new TouchedFiles("pattern");
         RunCommand.layoutFiles(pattern, files);
-        return new RealFile[] {npy == null ? null : files.output("--npy", npy), png == null ? null : files.output("--png", png)};
+        java.util.List<RealFile> targets = new java.util.ArrayList<>();
+        targets.add(npy == null ? null : files.output("--npy", npy));
+        targets.add(png == null ? null : files.output("--png", png));
+        if (export != null) {
+            for (Path p : LayoutExchange.files(exportTo, export)) {
+                targets.add(files.output("--to", p));
+            }
+        }
+        return targets.toArray(RealFile[]::new);
     }
 
     /** Prints the layout's statistics: blocks, allowed blocks and pairs, density, work saved, size and build time. */
