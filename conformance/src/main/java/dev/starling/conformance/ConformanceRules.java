@@ -182,7 +182,10 @@ public final class ConformanceRules {
         TensorViewRules views = new TensorViewRules(seed);
         BlockCountRules counts = new BlockCountRules(seed);
         OutputViewRules outputs = new OutputViewRules(seed);
-        return guarded(rule, () -> switch (rule) {
+        LongRowRules longRows = new LongRowRules(seed);
+        SetRules sets = new SetRules(seed);
+        NaiveErrorBound naive = new NaiveErrorBound(seed);
+        RuleResult result = guarded(rule, () -> switch (rule) {
             case R01_OUTPUT_MATCHES_ORACLE -> feature(backend, CaseKind.CORE, false);
             case R02_PARTIAL_TAIL_BLOCKS -> feature(backend, CaseKind.TAILS, false);
             case R03_CAUSAL -> feature(backend, CaseKind.CAUSAL, false);
@@ -228,7 +231,15 @@ public final class ConformanceRules {
             case R43_LARGE_FINITE_LOGITS -> Math.max(feature(backend, CaseKind.LARGE_LOGITS, caps.has(Feature.LSE)),
                     caps.has(Feature.BACKWARD) ? gradients.largeFiniteLogits(backend) : 0);
             case R44_OUTPUT_VIEWS -> outputs.outputViews(backend);
+            case R45_GRADIENT_LONG_ROWS -> longRows.gradientLongRows(backend);
+            case R46_GRADIENT_CAUSAL_SHIFT -> longRows.gradientCausalShift(backend);
+            case R47_SPLIT_ROWS_RECOMBINE -> longRows.splitRowsRecombine(backend);
+            case R48_KEYS_COUNTED_ONCE -> sets.keysCountedOnce(backend);
+            case R49_EVERY_KEY_CONTRIBUTES -> sets.everyKeyContributes(backend);
+            case R50_POISONED_BOUNDS -> new PoisonedBounds(seed).check(backend);
+            case R51_NAIVE_ERROR_BOUND -> naive.check(backend);
         });
+        return rule == Rule.R51_NAIVE_ERROR_BOUND ? result.withNaiveRatio(naive.naiveRatio()) : result;
     }
 
     /** Runs a rule body, turning a {@link RuleFailure} or anything unexpected into a failure with the run seed. */

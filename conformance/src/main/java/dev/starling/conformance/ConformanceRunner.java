@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.function.Supplier;
 
@@ -98,8 +99,10 @@ public final class ConformanceRunner {
     }
 
     /**
-     * Prints a table: rule, result, worst error against tolerance, and the detail of failures and
-     * skips; under each failure, the run seed and the command that replays it.
+     * Prints a table: rule, result, the worst error as a fraction of the rule's tolerance ({@code worst/tol},
+     * {@code -} for rules that compare no numbers), the ratio of the backend's error to the naive
+     * same-precision implementation's where the rule measures it ({@code vs naive}: rule 51), and the
+     * detail of failures and skips; under each failure, the run seed and the command that replays it.
      *
      * @param backendName shown in the heading and in the replay commands
      * @param results the results
@@ -107,11 +110,13 @@ public final class ConformanceRunner {
      */
     public static void print(String backendName, List<RuleResult> results, PrintWriter out) {
         out.printf("conformance of backend '%s'%n", backendName);
-        out.printf("  %-48s %-7s %-12s %s%n", "rule", "result", "worst/tol", "detail");
+        out.printf("  %-48s %-7s %-10s %-9s %s%n", "rule", "result", "worst/tol", "vs naive", "detail");
         for (RuleResult r : results) {
-            String worst = Double.isNaN(r.worstRatio()) ? "-" : String.format("%.3g", r.worstRatio());
+            String worst = Double.isNaN(r.worstRatio()) ? "-" : String.format(Locale.ROOT, "%.3g", r.worstRatio());
+            String naive = Double.isNaN(r.naiveRatio()) ? "-" : String.format(Locale.ROOT, "%.3g", r.naiveRatio());
             String tail = r.status() == RuleResult.Status.PASS ? "" : r.detail();
-            out.printf("  %-48s %-7s %-12s %s%n", r.rule().testName(), r.status().name().toLowerCase(), worst, tail);
+            out.printf("  %-48s %-7s %-10s %-9s %s%n", r.rule().testName(), r.status().name().toLowerCase(), worst, naive,
+                    tail);
             if (r.status() == RuleResult.Status.FAIL) {
                 out.printf("  %-48s run seed %d; replay: %s%n", "", r.seed(), r.replayCommand(backendName));
             }

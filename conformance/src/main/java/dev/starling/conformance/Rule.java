@@ -157,7 +157,43 @@ public enum Rule {
      * or buffer, a transposed view and a direct buffer; each against the oracle, the storage around
      * every view untouched.
      */
-    R44_OUTPUT_VIEWS(44, "outputViews", true);
+    R44_OUTPUT_VIEWS(44, "outputViews", true),
+    /**
+     * The backward of long rows (BigBird's global rows of 126 and 257 key blocks, which backends split into
+     * several work units), over 2,003 and 16,429 keys: every gradient element against the oracle.
+     */
+    R45_GRADIENT_LONG_ROWS(45, "gradientLongRows", false, Feature.BACKWARD),
+    /**
+     * The backward with a moved causal rule ({@code causalShift}): explicit shifts, and causal problems (long
+     * rows among them) cut into key shards, every gradient element against the oracle of the shard's problem.
+     */
+    R46_GRADIENT_CAUSAL_SHIFT(46, "gradientCausalShift", false, Feature.BACKWARD, Feature.CAUSAL, Feature.CAUSAL_SHIFT),
+    /**
+     * Long rows (257 key blocks) whose parts' maxima lie thousands apart (exact scores to about ±8e3): a split
+     * row's partial results must be recombined with the right maximum and rescaled.
+     */
+    R47_SPLIT_ROWS_RECOMBINE(47, "splitRowsRecombine", true),
+    /**
+     * No key counted twice: layouts whose parts overlap (random blocks inside the window, globals in the window,
+     * unions of overlapping patterns, causal diagonals, a union of block lists) give the oracle of the set.
+     */
+    R48_KEYS_COUNTED_ONCE(48, "keysCountedOnce", true),
+    /**
+     * No key missed: every key perturbed once ({@code 2^30} in one value feature), the output moves as the oracle
+     * says, for keys weighing down to about {@code 1e-13}.
+     */
+    R49_EVERY_KEY_CONTRIBUTES(49, "everyAllowedKeyContributes", true),
+    /**
+     * Poisoned bounds: q, k and v as views in storage that is NaN everywhere outside them (margins before and
+     * after, gaps between rows and heads); a read out of bounds fails, naming the element read.
+     */
+    R50_POISONED_BOUNDS(50, "poisonedBounds", true),
+    /**
+     * The FlashAttention criterion next to the tolerance rows: on each case of rules 1 to 4, the largest error
+     * against float64 at most 2× (output) and 3× (each gradient, with {@code backward}) that of the kit's naive
+     * implementation in the same precision ({@link NaiveAttention}), in every declared precision.
+     */
+    R51_NAIVE_ERROR_BOUND(51, "withinTheNaiveErrorBound", true);
 
     private final int number;
     private final String id;
@@ -171,9 +207,11 @@ public enum Rule {
         this.needs = needs.length == 0 ? Set.of() : Collections.unmodifiableSet(EnumSet.of(needs[0], needs));
     }
 
-    /** @return the gradient rules, 27 to 37, in number order: they check {@code backward} */
+    /** @return the gradient rules, 27 to 37, 45 and 46, in number order: they check {@code backward} alone */
     public static Set<Rule> gradientRules() {
-        return EnumSet.range(R27_GRADIENTS_MATCH_ORACLE, R37_GRADIENT_FEATURE_COMBINATIONS);
+        Set<Rule> rules = EnumSet.range(R27_GRADIENTS_MATCH_ORACLE, R37_GRADIENT_FEATURE_COMBINATIONS);
+        rules.addAll(EnumSet.of(R45_GRADIENT_LONG_ROWS, R46_GRADIENT_CAUSAL_SHIFT));
+        return rules;
     }
 
     /** @return the rule number, as in RULES.md */

@@ -11,8 +11,31 @@ package dev.starling.conformance;
  * @param seed the run seed a failure happened with: the base seed of every case of the run, which
  *             {@code --seed} and {@code -Dstarling.conformance.seed} take back to replay it ({@code 0} unless
  *             failed)
+ * @param naiveRatio where the rule compares with the naive same-precision implementation (rule 51), the largest
+ *                   ratio of the backend's error against float64 to that implementation's; NaN elsewhere
  */
-public record RuleResult(Rule rule, Status status, String detail, double worstRatio, long seed) {
+public record RuleResult(Rule rule, Status status, String detail, double worstRatio, long seed, double naiveRatio) {
+
+    /**
+     * A result without a naive ratio.
+     *
+     * @param rule the rule
+     * @param status pass, fail or skipped
+     * @param detail see the record
+     * @param worstRatio worst error as a fraction of the tolerance
+     * @param seed the run seed of a failure
+     */
+    public RuleResult(Rule rule, Status status, String detail, double worstRatio, long seed) {
+        this(rule, status, detail, worstRatio, seed, Double.NaN);
+    }
+
+    /**
+     * @param ratio the naive ratio
+     * @return this result with that naive ratio
+     */
+    RuleResult withNaiveRatio(double ratio) {
+        return new RuleResult(rule, status, detail, worstRatio, seed, ratio);
+    }
 
     /** Outcome of a rule. */
     public enum Status {

@@ -21,8 +21,8 @@ import org.junit.jupiter.api.TestInfo;
  * The conformance contract as JUnit 5 tests: extend this class in your backend's tests and
  * implement {@link #createBackend()}. Each test is named after a rule of {@code RULES.md}.
  * Required rules fail with the case, the worst element, the run seed and a replay command;
- * optional rules skip, saying which capability to declare, except the eleven gradient rules (27 to
- * 37), which exist only for a backend that declares {@code backward}; every rule skips with the
+ * optional rules skip, saying which capability to declare, except the gradient rules (27 to 37, 45
+ * and 46), which exist only for a backend that declares {@code backward}; every rule skips with the
  * reason when the backend is unavailable here (or fails, with {@value #REQUIRE_AVAILABLE_PROPERTY}).
  *
  * <pre>{@code
@@ -39,7 +39,7 @@ import org.junit.jupiter.api.TestInfo;
  *       instead of skipping it, so a CI job cannot pass without running a rule.</li>
  * </ul>
  * After the last rule, one line on standard output says how many rules ran and passed:
- * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 44 rules, 44 passed, 0 failed, 0 skipped}.
+ * {@code starling conformance: MyBackendConformanceTest, backend 'mine', run seed 20261128: 51 rules, 51 passed, 0 failed, 0 skipped}.
  *
  * <p>Rule 19 runs the backend in a child JVM with a 1 GB heap. The child builds it as your test class
  * does: it creates this class with its no-argument constructor and calls {@link #createBackend()},
@@ -364,8 +364,38 @@ public abstract class SparseAttentionContract {
         check(Rule.R44_OUTPUT_VIEWS);
     }
 
+    /** Rule 47. */
+    @Test
+    public void required_rule47_splitRowsRecombine() {
+        check(Rule.R47_SPLIT_ROWS_RECOMBINE);
+    }
+
+    /** Rule 48. */
+    @Test
+    public void required_rule48_keysCountedOnce() {
+        check(Rule.R48_KEYS_COUNTED_ONCE);
+    }
+
+    /** Rule 49. */
+    @Test
+    public void required_rule49_everyAllowedKeyContributes() {
+        check(Rule.R49_EVERY_KEY_CONTRIBUTES);
+    }
+
+    /** Rule 50. */
+    @Test
+    public void required_rule50_poisonedBounds() {
+        check(Rule.R50_POISONED_BOUNDS);
+    }
+
+    /** Rule 51. */
+    @Test
+    public void required_rule51_withinTheNaiveErrorBound() {
+        check(Rule.R51_NAIVE_ERROR_BOUND);
+    }
+
     /**
-     * Rules 27 to 37, the gradient rules, as one test per rule named like the others
+     * Rules 27 to 37, 45 and 46, the gradient rules, as one test per rule named like the others
      * ({@code optional_rule27_gradientsMatchOracle} …), for a backend that declares {@code backward}.
      * A backend that does not declare it gets none of them (not eleven skipped tests): rule 17 checks
      * that its {@code backward} is refused. When the backend cannot even be created, one test says so.

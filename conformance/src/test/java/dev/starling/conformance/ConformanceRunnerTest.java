@@ -46,4 +46,22 @@ class ConformanceRunnerTest {
             thread.setContextClassLoader(before);
         }
     }
+
+    /** The table gives, per rule, the worst error against the tolerance and, for rule 51, the ratio to the naive error. */
+    @Test
+    void theTablePrintsTheWorstErrorAndTheNaiveRatio() {
+        java.util.List<RuleResult> results = ConformanceRunner.run(FlawedBackend::new, ConformanceRunner.Options.defaults()
+                .withOnly(java.util.EnumSet.of(Rule.R01_OUTPUT_MATCHES_ORACLE, Rule.R51_NAIVE_ERROR_BOUND)));
+        java.io.StringWriter text = new java.io.StringWriter();
+        ConformanceRunner.print("flawed-none", results, new java.io.PrintWriter(text));
+        String[] lines = text.toString().split("\n");
+        org.junit.jupiter.api.Assertions.assertTrue(lines[1].matches("\\s+rule\\s+result\\s+worst/tol\\s+vs naive\\s+detail"),
+                lines[1]);
+        String rule1 = java.util.Arrays.stream(lines).filter(l -> l.contains("rule01")).findFirst().orElseThrow();
+        String rule51 = java.util.Arrays.stream(lines).filter(l -> l.contains("rule51")).findFirst().orElseThrow();
+        org.junit.jupiter.api.Assertions.assertTrue(rule1.matches("\\s+required_rule01_outputMatchesOracle\\s+pass\\s+0\\.\\d+\\s+-\\s*"),
+                rule1);
+        org.junit.jupiter.api.Assertions.assertTrue(rule51.matches("\\s+required_rule51_withinTheNaiveErrorBound\\s+pass\\s+0\\.\\d+\\s+[0-9.]+\\s*"),
+                rule51);
+    }
 }

@@ -185,8 +185,50 @@ public class FlawedBackend implements SparseAttention {
          */
         GRADIENTS_PACKED_IN_VIEW,
         /** Rule 44: writes an LSE view as {@code B·Hq·Nq} packed floats from the view's start, its strides ignored. */
-        LSE_VIEW_PACKED
+        LSE_VIEW_PACKED,
+        /**
+         * Rule 45: the backward of a row of more than {@value FlawedBackend#LONG_ROW_BLOCKS} key blocks (a long row,
+         * split into units) loses its last block: neither its {@code dq} nor those keys' {@code dk}, {@code dv} see it.
+         */
+        BACKWARD_LONG_ROWS_DROP_LAST,
+        /**
+         * Rule 46: the backward aligns the causal rule bottom-right ({@code j <= i + Nk − Nq}), ignoring the problem's
+         * {@code causalShift}; the forward honours it.
+         */
+        BACKWARD_CAUSAL_SHIFT_IGNORED,
+        /**
+         * Rule 47: rows of more than {@value FlawedBackend#LONG_ROW_BLOCKS} key blocks are computed in units of that
+         * many blocks, each finished to {@code (O, LSE)}, and recombined against the first unit's LSE instead of the
+         * largest: exact in real arithmetic, an overflow ({@code exp(LSE_u − LSE_0)}) when a later unit's scores are
+         * far larger.
+         */
+        SPLIT_MERGE_WRONG_MAX,
+        /**
+         * Rule 48: as Hugging Face's BigBird, the layout's global columns (key blocks every query block of the head
+         * reads) are visited as a part of their own, and again in the window: a global column within one block of
+         * the row's query block counts twice.
+         */
+        GLOBAL_IN_WINDOW_TWICE,
+        /**
+         * Rule 49: a key block whose largest score is more than 16 below the running maximum is skipped as
+         * negligible ({@code e^-16} is about float32's epsilon), although its keys are allowed and weigh.
+         */
+        NEGLIGIBLE_BLOCKS_SKIPPED,
+        /**
+         * Rule 50: declares strided tensors and loads a partial tail key block as a full one, as a tiled kernel
+         * does: the keys past {@code Nk} get a zero weight, but their values (whatever the storage holds there) are
+         * still multiplied by it ({@code 0·NaN = NaN}); storage past the end of the array is skipped.
+         */
+        READS_PAST_TAIL,
+        /**
+         * Rule 51: an approximate exponential, its result rounded to 16 mantissa bits (relative error up to
+         * {@code 8e-6}): within the fp32 tolerance rows, several times the error of a plain float32 implementation.
+         */
+        APPROXIMATE_EXP
     }
+
+    /** Key blocks a row may have before the long-row flaws treat it as long (and split it). */
+    static final int LONG_ROW_BLOCKS = 32;
 
     private final Flaw flaw;
     private final Capabilities capabilities;
@@ -211,6 +253,8 @@ public class FlawedBackend implements SparseAttention {
                     .features(Feature.BF16_TENSORS).build();
             case GRADIENTS_PACKED_IN_VIEW -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.STRIDED_TENSORS, Feature.BACKWARD).build();
+            case READS_PAST_TAIL -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
+                    .features(Feature.STRIDED_TENSORS).build();
             default -> Capabilities.full("cpu", EnumSet.of(Precision.FP32)).toBuilder()
                     .features(Feature.BACKWARD, Feature.BLOCK_COUNTS).build();
         });
@@ -466,6 +510,47 @@ public class FlawedBackend implements SparseAttention {
         }
     }
 
+    /**
+     * {@link Flaw#SPLIT_MERGE_WRONG_MAX}: a split row's units, each finished to {@code (O_u, LSE_u)}, recombined
+     * in float32 as {@code Σ w_u·O_u / Σ w_u} with {@code w_u = exp(LSE_u − LSE_0)}: the first unit's LSE where the
+     * largest belongs.
+     */
+    private static final class SplitMerge {
+        private final float[] unit;
+        private final float[] merged;
+        private final float[] unitLse = new float[1];
+        private float reference = Float.NaN;
+        private float weights;
+
+        SplitMerge(int width) {
+            this.unit = new float[width];
+            this.merged = new float[width];
+        }
+
+        /** Finishes the unit held in {@code state}, adds it into the recombination and empties {@code state}. */
+        void fold(OnlineSoftmax.Rows state) {
+            state.finish(0, unit, 0, unitLse, 0);
+            if (Float.isNaN(reference)) {
+                reference = unitLse[0];
+            }
+            float w = (float) Math.exp(unitLse[0] - reference);
+            for (int d = 0; d < unit.length; d++) {
+                merged[d] += w * unit[d];
+            }
+            weights += w;
+            state.reset(1);
+        }
+
+        void finish(float[] out, int at, float[] lse, int lseIndex) {
+            for (int d = 0; d < merged.length; d++) {
+                out[at + d] = merged[d] / weights;
+            }
+            if (lse != null) {
+                lse[lseIndex] = (float) (reference + Math.log(weights));
+            }
+        }
+    }
+
     /** A plan that passes every call to another. */
     private static class Wrapper implements AttentionPlan {
         private final AttentionPlan plan;
@@ -635,7 +720,7 @@ public class FlawedBackend implements SparseAttention {
                     int kb = layout.keyBlock(h, at);
                     double logWeight = flaw == Flaw.BLOCK_COUNTS_IGNORED || flaw == Flaw.BACKWARD_BLOCK_COUNTS_IGNORED ? 0
                             : mask.logWeight(h, at);
-                    for (int j = mask.keyBegin(kb); j < mask.keyEnd(b, i, kb); j++) {
+                    for (int j = mask.keyBegin(kb); j < backwardKeyEnd(b, i, kb); j++) {
                         int ko = k.offset(b, kvh, j);
                         double dot = 0;
                         for (int d = 0; d < p.headDim(); d++) {
@@ -654,6 +739,29 @@ public class FlawedBackend implements SparseAttention {
                 }
             }
             return new double[] {m, f32(Math.log(sum))};
+        }
+
+        /**
+         * {@link Flaw#GLOBAL_IN_WINDOW_TWICE}: the key blocks within one block of {@code qb} that every query block of
+         * head {@code h} reads (the layout's global columns in the row's window).
+         */
+        private int[] globalColumnsNear(int h, int qb) {
+            BlockLayout layout = layout();
+            return java.util.stream.IntStream.rangeClosed(qb - 1, qb + 1).filter(kb -> kb >= 0 && kb < layout.keyBlocks())
+                    .filter(kb -> java.util.stream.IntStream.range(0, layout.queryBlocks())
+                            .allMatch(r -> layout.allowed(h, r, kb))).toArray();
+        }
+
+        /** End of the keys of block {@code kb} that row {@code i} reads in the backward, as the flaw computes it. */
+        private int backwardKeyEnd(int b, int i, int kb) {
+            AttentionProblem p = problem();
+            TokenMask mask = mask();
+            if (flaw == Flaw.BACKWARD_CAUSAL_SHIFT_IGNORED && mask.causal()) {
+                int bottomRight = TokenMask.causalKeyEnd(i, TokenMask.bottomRightShift(p.queryLength(), p.keyLength()),
+                        p.keyLength());
+                return Math.min(mask.keyEnd(kb), Math.min(p.keyLength(b), bottomRight));
+            }
+            return mask.keyEnd(b, i, kb);
         }
 
         /** Row {@code (b, h, i)}: writes its {@code dq} row and adds its pairs into the key accumulators. */
@@ -691,12 +799,16 @@ public class FlawedBackend implements SparseAttention {
                 delta = 0;
             }
             Arrays.fill(accQ, 0);
-            for (int at = layout.rowBegin(h, qb); at < layout.rowEnd(h, qb); at++) {
+            int rowEnd = layout.rowEnd(h, qb);
+            if (flaw == Flaw.BACKWARD_LONG_ROWS_DROP_LAST && rowEnd - layout.rowBegin(h, qb) > LONG_ROW_BLOCKS) {
+                rowEnd--;
+            }
+            for (int at = layout.rowBegin(h, qb); at < rowEnd; at++) {
                 int kb = layout.keyBlock(h, at);
                 double logWeight = flaw == Flaw.BLOCK_COUNTS_IGNORED || flaw == Flaw.BACKWARD_BLOCK_COUNTS_IGNORED ? 0
                         : mask.logWeight(h, at);
                 int j0 = mask.keyBegin(kb);
-                int allowedEnd = valid ? mask.keyEnd(b, i, kb) : j0;
+                int allowedEnd = valid ? backwardKeyEnd(b, i, kb) : j0;
                 int end = leaky || ignoreMask ? mask.keyEnd(kb) : allowedEnd;
                 for (int j = j0; j < end; j++) {
                     boolean allowed = j < allowedEnd;
@@ -848,15 +960,23 @@ public class FlawedBackend implements SparseAttention {
                     counts[kb] = layout.allowed(h, qb, kb);
                 }
             } else {
-                visit = new int[end - begin];
+                int[] globalsAgain = flaw == Flaw.GLOBAL_IN_WINDOW_TWICE ? globalColumnsNear(h, qb) : new int[0];
+                visit = new int[globalsAgain.length + end - begin];
                 counts = new boolean[visit.length];
-                for (int x = 0; x < visit.length; x++) {
-                    visit[x] = layout.keyBlock(h, reverse ? end - 1 - x : begin + x);
-                    counts[x] = true;
+                System.arraycopy(globalsAgain, 0, visit, 0, globalsAgain.length);
+                for (int x = globalsAgain.length; x < visit.length; x++) {
+                    int at = x - globalsAgain.length;
+                    visit[x] = layout.keyBlock(h, reverse ? end - 1 - at : begin + at);
                 }
+                Arrays.fill(counts, true);
             }
             waste.reset(1);
+            SplitMerge split = flaw == Flaw.SPLIT_MERGE_WRONG_MAX && visit.length > LONG_ROW_BLOCKS
+                    && i < p.queryLength(b) ? new SplitMerge(p.valueDim()) : null;
             for (int x = 0; x < visit.length && i < p.queryLength(b); x++) {
+                if (split != null && x > 0 && x % LONG_ROW_BLOCKS == 0) {
+                    split.fold(state);
+                }
                 int kb = visit[x];
                 int entry = layout.entry(h, qb, kb);
                 double logWeight = entry < 0 || flaw == Flaw.BLOCK_COUNTS_IGNORED ? 0 : mask.logWeight(h, entry);
@@ -894,11 +1014,18 @@ public class FlawedBackend implements SparseAttention {
                     if (flaw == Flaw.SHARED_SCRATCH) {
                         Thread.yield(); // between writing the scores and reading them: another call may overwrite them
                     }
+                    if (flaw == Flaw.NEGLIGIBLE_BLOCKS_SKIPPED && blockMax < st.max(0) - 16) {
+                        continue;
+                    }
                     // NO_MAX_SHIFT: the running maximum stays 0, so exp() sees the raw scores.
                     double shift = st.raise(0, flaw == Flaw.NO_MAX_SHIFT ? 0.0 : blockMax);
                     double sum = 0;
                     for (int j = j0; j < j1; j++) {
                         double w = Math.exp(scores[j - j0] - shift);
+                        if (flaw == Flaw.APPROXIMATE_EXP) {
+                            int bits = Float.floatToRawIntBits((float) w);
+                            w = Float.intBitsToFloat((bits + (1 << 6)) & ~((1 << 7) - 1));
+                        }
                         if (flaw == Flaw.ALLOWED_NAN_HIDDEN && Double.isNaN(w)) {
                             w = 0;
                         }
@@ -914,6 +1041,16 @@ public class FlawedBackend implements SparseAttention {
                                 continue;
                             }
                             into[d] += (float) (w * xv);
+                        }
+                    }
+                    if (flaw == Flaw.READS_PAST_TAIL && blockEnd - j0 < keyBlock) {
+                        // The tile's keys past the end of the tensor, "masked" with a zero weight.
+                        for (int j = blockEnd; j < j0 + keyBlock; j++) {
+                            long vo = v.start() + (long) b * v.strides()[0] + (long) kvh * v.strides()[1]
+                                    + (long) j * v.strides()[2];
+                            for (int d = 0; d < valueDims && vo + d < v.data().length; d++) {
+                                into[d] += 0f * v.data()[(int) (vo + d)];
+                            }
                         }
                     }
                     if (flaw == Flaw.MASKED_NAN_LEAKS) {
@@ -943,7 +1080,12 @@ public class FlawedBackend implements SparseAttention {
                 }
                 return;
             }
-            state.finish(0, out.data(), oo, lse, li);
+            if (split != null) {
+                split.fold(state);
+                split.finish(out.data(), oo, lse, li);
+            } else {
+                state.finish(0, out.data(), oo, lse, li);
+            }
             if (readNanValue && flaw == Flaw.VALUE_NAN_POISONS_ROW) {
                 Arrays.fill(out.data(), oo, oo + p.valueDim(), Float.NaN);
             }

@@ -130,6 +130,13 @@ class KitSelfTest {
         "BACKWARD_BLOCK_COUNTS_IGNORED # R41_BLOCK_COUNTS # case .*with block counts.*, backward: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
         "GRADIENTS_PACKED_IN_VIEW # R44_OUTPUT_VIEWS # case views .*\\(backward; .*fused \\[B, N, 4, H, D\\] array\\): the backend wrote element \\d+ of slot 3 of the fused gradient array.*",
         "LSE_VIEW_PACKED # R44_OUTPUT_VIEWS # case views .*lse in \\[B, Nq, Hq\\] order.*: lse at \\(b=\\d+, h=\\d+, i=\\d+.*",
+        "BACKWARD_LONG_ROWS_DROP_LAST # R45_GRADIENT_LONG_ROWS # case long rows .*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .* vs expected .*",
+        "BACKWARD_CAUSAL_SHIFT_IGNORED # R46_GRADIENT_CAUSAL_SHIFT # case .*causal shift -?\\d+.*: (dq|dk|dv) at \\(b=\\d+, h=\\d+, [ij]=\\d+, d=\\d+\\): .*",
+        "GLOBAL_IN_WINDOW_TWICE # R48_KEYS_COUNTED_ONCE # case overlapping parts .*\\(the oracle counts each allowed key once\\): (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
+        "NEGLIGIBLE_BLOCKS_SKIPPED # R49_EVERY_KEY_CONTRIBUTES # case .* with v\\[:, :, j, j mod \\d+\\] = 2\\^30 for keys j = \\d+ to \\d+ .*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
+        "READS_PAST_TAIL # R50_POISONED_BOUNDS # case .*every element outside the views is NaN: output at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\): NaN vs expected .*; the backend read v's storage element \\d+, outside the view: \\d+ floats after (its last element|element \\(b=\\d+, h=\\d+, n=\\d+, d=\\d+\\), in the gap between rows or heads) .*",
+        "APPROXIMATE_EXP # R51_NAIVE_ERROR_BOUND # case .*, output: largest error against float64 .* \\(at \\(b=\\d+, h=\\d+, i=\\d+, d=\\d+\\)\\) is .* times the naive fp32 implementation's .*; at most 2 times it plus the rounding allowance .* \\(the FlashAttention criterion\\)",
+        "SPLIT_MERGE_WRONG_MAX # R47_SPLIT_ROWS_RECOMBINE # case split rows .*scores to .*: (output|lse) at \\(b=\\d+, h=\\d+, i=\\d+.*",
     })
     void eachBrokenBackendIsCaughtByItsRule(Flaw flaw, Rule rule, String why) {
         RuleResult r = check(flaw, rule);

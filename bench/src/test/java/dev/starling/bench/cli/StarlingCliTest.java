@@ -144,7 +144,7 @@ class StarlingCliTest {
     void conformanceQuickPassesForTheReferenceBackend() {
         Result r = run("conformance", "--backend", "reference", "--quick");
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("required_rule01_outputMatchesOracle") && r.out().contains("43 passed, 0 failed, 1 skipped"),
+        assertTrue(r.out().contains("required_rule01_outputMatchesOracle") && r.out().contains("50 passed, 0 failed, 1 skipped"),
                 r.out());
         assertEquals(2, run("conformance", "--backend", "nope").code());
     }
@@ -662,7 +662,7 @@ class StarlingCliTest {
         dev.starling.api.SparseAttention reference = dev.starling.api.selection.BackendSelector.discover().byName("reference");
         Result r = conformance(List.of(new NoDevice(), reference), "--quick");
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("43 passed, 0 failed, 1 skipped"), r.out());
+        assertTrue(r.out().contains("50 passed, 0 failed, 1 skipped"), r.out());
         assertEquals(1, count(r.out(), "no test device here"), r.out());
         assertEquals(1, count(r.out(), "nodevice"), r.out());
     }
