@@ -6,6 +6,7 @@
  *              the product that reads it, so reading it there is what tileloadd would have read);
  *   TILE_DP    C[m][n] += Σ_r A[m][r]·B[r][n] (tdpbf16ps for bf16: pairs of products per lane;
  *              a float32 product of 16 × 16 by 16 × 16 for float32);
+ *   TILE_LOAD_ACC reads float32 accumulator rows (tileloadd into an accumulator tile);
  *   TILE_STORE writes the float32 accumulator rows.
  * The product is written in plain C, in vdpbf16ps (AVX512-BF16) or in AVX-512F FMA, chosen by the
  * including file: the same algorithm on every path.
@@ -91,9 +92,16 @@ static inline void emu_store(const emu_tile *c, uint8_t *p, int64_t stride) {
     }
 }
 
+static inline void emu_load_acc(emu_tile *c, const uint8_t *p, int64_t stride) {
+    for (int m = 0; m < 16; m++) {
+        memcpy(c->acc[m], p + m * stride, 64);
+    }
+}
+
 #define TILES_STATE emu_tile tl_[8]
 #define TILE_ZERO(c) memset(tl_[c].acc, 0, sizeof tl_[c].acc)
 #define TILE_LOAD(t, ptr, bytes) (tl_[t].p = (const uint8_t *) (ptr), tl_[t].stride = (bytes))
+#define TILE_LOAD_ACC(c, ptr, bytes) emu_load_acc(&tl_[c], (const uint8_t *) (ptr), (bytes))
 #define TILE_DP(c, a, b) emu_dp(&tl_[c], &tl_[a], &tl_[b])
 #define TILE_STORE(c, ptr, bytes) emu_store(&tl_[c], (uint8_t *) (ptr), (bytes))
 #endif
