@@ -188,13 +188,14 @@ static inline __m512 FN(round_bf16)(__m512 x) {
  * one of the values read is not finite.
  *   K: [Nkp][Dp] elements, key rows as they are (an A tile is 16 key rows at stride Dp);
  *      with SPLIT the remainders follow at khead_bytes / 2.
- *   V: Vᵀ, [Dvp][Nkp] elements (an A tile is 16 feature rows of KT keys at stride Nkp).
+ *   V: Vᵀ in groups of 32 keys, [Nkp / 32][Dvp][32] elements (an A tile is 16 feature rows of KT
+ *      keys of one group at stride 32 elements), so the values of a step are 2 contiguous groups.
  * j0 and j1 are multiples of 16.
  */
 static int FN(pack_range)(const starling_job *job, int head, int j0, int j1) {
     int b = head / job->kvheads;
     int kvh = head % job->kvheads;
-    int dp = job->dp, dvp = job->dvp, nkp = job->nkp;
+    int dp = job->dp, dvp = job->dvp;
     elem *kdst = (elem *) (job->kpack + (int64_t) head * job->khead_bytes);
     int64_t klo = job->khead_bytes / SPLIT / ES; /* elements from a high part to its remainder */
     elem *vdst = (elem *) (job->vpack + (int64_t) head * job->vhead_bytes);
@@ -235,7 +236,7 @@ static int FN(pack_range)(const starling_job *job, int head, int j0, int j1) {
             }
             FN(transpose16)(r);
             for (int y = 0; y < 16; y++) {
-                elem *dst = vdst + (int64_t) (f + y) * nkp + jg;
+                elem *dst = vdst + ((int64_t) (jg / 32) * dvp + f + y) * 32 + jg % 32;
 #ifdef ELEM_BF16
                 _mm256_storeu_si256((__m256i *) dst, (__m256i) _mm512_cvtneps_pbh(r[y]));
 #else
@@ -260,7 +261,7 @@ static int FN(pack_range)(const starling_job *job, int head, int j0, int j1) {
         for (int n = 0; n < dvp; n++) {
             float x = vs != NULL && n < job->dv ? vs[n] : 0.0f;
             bad |= !FN(is_finite_bits)(x);
-            vdst[(int64_t) n * nkp + j] = FN(to_elem)(x);
+            vdst[((int64_t) (j / 32) * dvp + n) * 32 + j % 32] = FN(to_elem)(x);
         }
     }
 #endif
@@ -280,16 +281,26 @@ static int FN(pack)(starling_job *job) {
     return STARLING_OK;
 }
 
-/* What one worker owns while it runs items (64-byte aligned). */
+/* Tiles of 16 query rows that go through a key step together. */
+#define RT 4
+
+/* One tile of 16 query rows of an item and its running softmax (buffers 64-byte aligned). */
 typedef struct {
     elem *qt;    /* Qᵀ B tiles: [SPLIT][Dp / KT][16 rows][16 queries · PAIR] */
-    float *s;    /* Sᵀ: [64 keys][16 queries] */
-    elem *p;     /* Pᵀ B tiles: [64 / KT][16 rows][16 queries · PAIR] */
     float *ot;   /* Oᵀ: [Dvp][16 queries] */
     float *m;    /* [16] reference maxima (base 2) */
     float *l;    /* [16] sums */
     int32_t *hi; /* [16] end of the allowed keys of each lane in the step, relative to its first key */
+    int rke[16]; /* end of the keys each row may read (TokenMask.rowKeyEnd; Nkp past the rows) */
+    int r0, rows, kmax;
+} FN(rtile);
+
+/* What one worker owns while it runs items (64-byte aligned). */
+typedef struct {
+    float *s;    /* Sᵀ: [64 keys][16 queries] */
+    elem *p;     /* Pᵀ B tiles: [64 / KT][16 rows][16 queries · PAIR] */
     float *tmp;  /* [Dp / 16][16][16] 32-bit staging for the Qᵀ transposes */
+    FN(rtile) rt[RT];
     void *block;
 } FN(scratch);
 
@@ -298,7 +309,7 @@ typedef struct {
  * is negative (exact), so that the softmax runs with |s| and its maxima are maxima of the scores;
  * says whether one is not finite.
  */
-static int FN(load_queries)(const starling_job *job, FN(scratch) *w, int b, int h, int r0, int rows) {
+static int FN(load_queries)(const starling_job *job, float *tmp, elem *qt, int b, int h, int r0, int rows) {
     int bad = 0;
     int chunks = job->dp / KT;
     const float *qh = job->q + b * job->qs[0] + h * job->qs[1];
@@ -325,22 +336,23 @@ static int FN(load_queries)(const starling_job *job, FN(scratch) *w, int b, int 
                 bad |= FN(bad16)(x0) != 0;
                 out = x0;
 #endif
-                _mm512_store_ps(w->tmp + (c * 16 + q) * 16, out);
+                _mm512_store_ps(tmp + (c * 16 + q) * 16, out);
             }
         }
         for (int c = 0; c < chunks; c++) {
             __m512 r[16];
             for (int q = 0; q < 16; q++) {
-                r[q] = _mm512_load_ps(w->tmp + (c * 16 + q) * 16);
+                r[q] = _mm512_load_ps(tmp + (c * 16 + q) * 16);
             }
             FN(transpose16)(r);
-            float *dst = (float *) (w->qt + (int64_t) (s * chunks + c) * 16 * KT);
+            float *dst = (float *) (qt + (int64_t) (s * chunks + c) * 16 * KT);
             for (int x = 0; x < 16; x++) {
                 _mm512_store_ps(dst + x * 16, r[x]);
             }
         }
     }
 #else
+    (void) tmp;
     for (int q = 0; q < 16; q++) {
         const float *src = q < rows ? qh + (int64_t) (r0 + q) * job->qs[2] : NULL;
         for (int d = 0; d < job->dp; d++) {
@@ -348,9 +360,9 @@ static int FN(load_queries)(const starling_job *job, FN(scratch) *w, int b, int 
             bad |= !FN(is_finite_bits)(x);
             int64_t at = (int64_t) (d / KT) * 16 * KT + ((d % KT) / PAIR) * 16 * PAIR + q * PAIR + d % PAIR;
             elem hi = FN(to_elem)(x);
-            w->qt[at] = hi;
+            qt[at] = hi;
             if (SPLIT > 1) {
-                w->qt[at + (int64_t) chunks * 16 * KT] = FN(remainder)(x, hi);
+                qt[at + (int64_t) chunks * 16 * KT] = FN(remainder)(x, hi);
             }
         }
     }
@@ -359,34 +371,36 @@ static int FN(load_queries)(const starling_job *job, FN(scratch) *w, int b, int 
 }
 
 /*
- * The online softmax of one step: scores w->s [64 keys][16 lanes] (float32, unscaled), lane q
- * allowed keys [0, w->hi[q]) of the step (full: every lane all 64). Updates w->m, w->l and, when
- * a maximum moves past THRESHOLD, rescales w->ot; writes the Pᵀ tiles.
+ * The online softmax of one step for one tile of 16 query rows: scores s [64 keys][16 lanes]
+ * (float32, unscaled, the sign of the scale already in Q), lane q allowed keys [lo, hi[q]) of the
+ * step (full: lo = 0 and every lane all 64). Updates m, l and, when a maximum moves past
+ * THRESHOLD, rescales ot; writes the Pᵀ tiles to p.
  */
-static void FN(softmax)(const starling_job *job, FN(scratch) *w, int full) {
+static void FN(softmax)(const starling_job *job, const float *s, elem *p, FN(rtile) *rt, int lo, int full) {
     int dvp = job->dvp;
+    float *ot = rt->ot;
 #ifdef __AVX512F__
     __m512 sc = _mm512_set1_ps(fabsf(job->scale2));
-    __m512 m = _mm512_load_ps(w->m);
-    __m512i hi = _mm512_load_si512((const void *) w->hi);
+    __m512 m = _mm512_load_ps(rt->m);
+    __m512i hi = _mm512_load_si512((const void *) rt->hi);
     __m512 neg = _mm512_set1_ps(-INFINITY);
     __m512 mx0 = neg, mx1 = neg, mx2 = neg, mx3 = neg;
     if (full) {
         for (int k = 0; k < STEP; k += 4) {
-            mx0 = _mm512_max_ps(mx0, _mm512_load_ps(w->s + k * 16));
-            mx1 = _mm512_max_ps(mx1, _mm512_load_ps(w->s + k * 16 + 16));
-            mx2 = _mm512_max_ps(mx2, _mm512_load_ps(w->s + k * 16 + 32));
-            mx3 = _mm512_max_ps(mx3, _mm512_load_ps(w->s + k * 16 + 48));
+            mx0 = _mm512_max_ps(mx0, _mm512_load_ps(s + k * 16));
+            mx1 = _mm512_max_ps(mx1, _mm512_load_ps(s + k * 16 + 16));
+            mx2 = _mm512_max_ps(mx2, _mm512_load_ps(s + k * 16 + 32));
+            mx3 = _mm512_max_ps(mx3, _mm512_load_ps(s + k * 16 + 48));
         }
     } else {
-        for (int k = 0; k < STEP; k++) {
+        for (int k = lo; k < STEP; k++) {
             __mmask16 in = _mm512_cmpgt_epi32_mask(hi, _mm512_set1_epi32(k));
-            mx0 = _mm512_mask_max_ps(mx0, in, mx0, _mm512_load_ps(w->s + k * 16));
+            mx0 = _mm512_mask_max_ps(mx0, in, mx0, _mm512_load_ps(s + k * 16));
         }
     }
     __m512 t = _mm512_mul_ps(_mm512_max_ps(_mm512_max_ps(mx0, mx1), _mm512_max_ps(mx2, mx3)), sc);
     __mmask16 move = _mm512_cmp_ps_mask(t, _mm512_add_ps(m, _mm512_set1_ps(THRESHOLD)), _CMP_GT_OQ);
-    __m512 l = _mm512_load_ps(w->l);
+    __m512 l = _mm512_load_ps(rt->l);
     if (move) {
         __m512 mn = _mm512_mask_mov_ps(m, move, t);
         __mmask16 had = _mm512_cmp_ps_mask(m, neg, _CMP_NEQ_OQ);
@@ -394,10 +408,10 @@ static void FN(softmax)(const starling_job *job, FN(scratch) *w, int full) {
                                           _mm512_maskz_mov_ps(had, FN(exp2v)(_mm512_sub_ps(m, mn))));
         l = _mm512_mul_ps(l, alpha);
         for (int f = 0; f < dvp; f++) {
-            _mm512_store_ps(w->ot + f * 16, _mm512_mul_ps(_mm512_load_ps(w->ot + f * 16), alpha));
+            _mm512_store_ps(ot + f * 16, _mm512_mul_ps(_mm512_load_ps(ot + f * 16), alpha));
         }
         m = mn;
-        _mm512_store_ps(w->m, m);
+        _mm512_store_ps(rt->m, m);
     }
     __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
 #ifdef ELEM_BF16
@@ -405,55 +419,57 @@ static void FN(softmax)(const starling_job *job, FN(scratch) *w, int full) {
                                            5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 #endif
     for (int k = 0; k < STEP; k += 2) {
-        __m512 p0 = FN(exp2v)(_mm512_fmsub_ps(_mm512_load_ps(w->s + k * 16), sc, m));
-        __m512 p1 = FN(exp2v)(_mm512_fmsub_ps(_mm512_load_ps(w->s + k * 16 + 16), sc, m));
+        __m512 p0 = FN(exp2v)(_mm512_fmsub_ps(_mm512_load_ps(s + k * 16), sc, m));
+        __m512 p1 = FN(exp2v)(_mm512_fmsub_ps(_mm512_load_ps(s + k * 16 + 16), sc, m));
         if (!full) {
-            p0 = _mm512_maskz_mov_ps(_mm512_cmpgt_epi32_mask(hi, _mm512_set1_epi32(k)), p0);
-            p1 = _mm512_maskz_mov_ps(_mm512_cmpgt_epi32_mask(hi, _mm512_set1_epi32(k + 1)), p1);
+            p0 = _mm512_maskz_mov_ps(k >= lo ? _mm512_cmpgt_epi32_mask(hi, _mm512_set1_epi32(k)) : 0, p0);
+            p1 = _mm512_maskz_mov_ps(k + 1 >= lo ? _mm512_cmpgt_epi32_mask(hi, _mm512_set1_epi32(k + 1)) : 0, p1);
         }
         sum0 = _mm512_add_ps(sum0, p0);
         sum1 = _mm512_add_ps(sum1, p1);
 #ifdef ELEM_BF16
         /* Keys k and k + 1 of each lane side by side: row k / 2 of a Pᵀ B tile. */
         __m512i both = (__m512i) _mm512_cvtne2ps_pbh(p1, p0);
-        _mm512_store_si512((void *) (w->p + k * 16), _mm512_permutexvar_epi16(pairs, both));
+        _mm512_store_si512((void *) (p + k * 16), _mm512_permutexvar_epi16(pairs, both));
 #else
-        _mm512_store_ps(w->p + k * 16, p0);
-        _mm512_store_ps(w->p + k * 16 + 16, p1);
+        _mm512_store_ps(p + k * 16, p0);
+        _mm512_store_ps(p + k * 16 + 16, p1);
 #endif
     }
-    _mm512_store_ps(w->l, _mm512_add_ps(l, _mm512_add_ps(sum0, sum1)));
+    _mm512_store_ps(rt->l, _mm512_add_ps(l, _mm512_add_ps(sum0, sum1)));
 #else
     (void) full;
+    float scale = fabsf(job->scale2);
     for (int q = 0; q < 16; q++) {
         float mx = -INFINITY;
-        for (int k = 0; k < w->hi[q] && k < STEP; k++) {
-            mx = w->s[k * 16 + q] > mx ? w->s[k * 16 + q] : mx;
+        for (int k = lo; k < rt->hi[q] && k < STEP; k++) {
+            mx = s[k * 16 + q] > mx ? s[k * 16 + q] : mx;
         }
-        float t = mx * fabsf(job->scale2);
-        if (t > w->m[q] + THRESHOLD) {
-            float alpha = w->m[q] == -INFINITY ? 0.0f : FN(exp2s)(w->m[q] - t);
-            w->l[q] *= alpha;
+        float t = mx * scale;
+        if (t > rt->m[q] + THRESHOLD) {
+            float alpha = rt->m[q] == -INFINITY ? 0.0f : FN(exp2s)(rt->m[q] - t);
+            rt->l[q] *= alpha;
             for (int f = 0; f < dvp; f++) {
-                w->ot[f * 16 + q] *= alpha;
+                ot[f * 16 + q] *= alpha;
             }
-            w->m[q] = t;
+            rt->m[q] = t;
         }
         float sum = 0.0f;
         for (int k = 0; k < STEP; k++) {
-            float p = k < w->hi[q] ? FN(exp2s)(w->s[k * 16 + q] * fabsf(job->scale2) - w->m[q]) : 0.0f;
-            sum += p;
-            w->p[(k / PAIR) * 16 * PAIR + q * PAIR + k % PAIR] = FN(to_elem)(p);
+            float e = k >= lo && k < rt->hi[q] ? FN(exp2s)(s[k * 16 + q] * scale - rt->m[q]) : 0.0f;
+            sum += e;
+            p[(k / PAIR) * 16 * PAIR + q * PAIR + k % PAIR] = FN(to_elem)(e);
         }
-        w->l[q] += sum;
+        rt->l[q] += sum;
     }
 #endif
 }
 
-/* Writes O = Oᵀ / l and the LSE of rows [r0, r0 + rows) of the item (see the file comment). */
-static void FN(finish)(const starling_job *job, FN(scratch) *w, int bh, int slot, int i0, int r0, int rows) {
+/* Writes O = Oᵀ / l and the LSE of the rows of one tile of the item (see the file comment). */
+static void FN(finish)(const starling_job *job, const FN(rtile) *rt, int bh, int slot, int i0) {
     int b = bh / job->qheads;
     int h = bh % job->qheads;
+    int rows = rt->rows;
     float inv[16] __attribute__((aligned(64)));
     float *orow[16];
     for (int q = 0; q < 16; q++) {
@@ -462,7 +478,7 @@ static void FN(finish)(const starling_job *job, FN(scratch) *w, int bh, int slot
         if (q >= rows) {
             continue;
         }
-        int i = r0 + q;
+        int i = rt->r0 + q;
         float *lse;
         if (slot < 0) {
             orow[q] = job->out + b * job->os[0] + h * job->os[1] + (int64_t) i * job->os[2];
@@ -472,11 +488,11 @@ static void FN(finish)(const starling_job *job, FN(scratch) *w, int bh, int slot
             orow[q] = job->part_out + at * job->dv;
             lse = job->part_lse + at;
         }
-        if (w->m[q] != -INFINITY) {
-            inv[q] = (float) (1.0 / w->l[q]);
+        if (rt->m[q] != -INFINITY) {
+            inv[q] = (float) (1.0 / rt->l[q]);
         }
         if (lse != NULL) {
-            *lse = w->m[q] == -INFINITY ? -INFINITY : (float) (w->m[q] * LN2 + log((double) w->l[q]));
+            *lse = rt->m[q] == -INFINITY ? -INFINITY : (float) (rt->m[q] * LN2 + log((double) rt->l[q]));
         }
     }
 #ifdef __AVX512F__
@@ -484,7 +500,7 @@ static void FN(finish)(const starling_job *job, FN(scratch) *w, int bh, int slot
     for (int f = 0; f < job->dv; f += 16) {
         __m512 r[16];
         for (int x = 0; x < 16; x++) {
-            r[x] = _mm512_mul_ps(_mm512_load_ps(w->ot + (f + x) * 16), vi);
+            r[x] = _mm512_mul_ps(_mm512_load_ps(rt->ot + (f + x) * 16), vi);
         }
         FN(transpose16)(r);
         __mmask16 mf = job->dv - f >= 16 ? 0xffff : (__mmask16) ((1u << (job->dv - f)) - 1);
@@ -495,7 +511,7 @@ static void FN(finish)(const starling_job *job, FN(scratch) *w, int bh, int slot
 #else
     for (int q = 0; q < rows; q++) {
         for (int f = 0; f < job->dv; f++) {
-            orow[q][f] = w->ot[f * 16 + q] * inv[q];
+            orow[q][f] = rt->ot[f * 16 + q] * inv[q];
         }
     }
 #endif
@@ -513,101 +529,126 @@ static int FN(unit)(starling_job *job, FN(scratch) *w, int item) {
     int i0 = qb * job->qblock;
     int i1 = i0 + job->qblock < job->nq ? i0 + job->qblock : job->nq;
     int chunks = job->dp / KT;
-    int dp = job->dp, dvp = job->dvp, nkp = job->nkp;
+    int dp = job->dp, dvp = job->dvp;
     const elem *kbase = (const elem *) (job->kpack + (int64_t) (b * job->kvheads + kvh) * job->khead_bytes);
     const elem *kl = kbase + job->khead_bytes / SPLIT / ES;
     const elem *vbase = (const elem *) (job->vpack + (int64_t) (b * job->kvheads + kvh) * job->vhead_bytes);
-    const elem *qh = w->qt;
-    const elem *ql = w->qt + (int64_t) chunks * 16 * KT;
     (void) kl;
-    (void) ql;
-    int rke[16];
-    for (int r0 = i0; r0 < i1; r0 += 16) {
-        int rows = i1 - r0 < 16 ? i1 - r0 : 16;
-        if (FN(load_queries)(job, w, b, h, r0, rows)) {
-            return 1;
-        }
+    float *s = w->s;
+    elem *p = w->p;
+    /* Up to RT tiles of 16 query rows go through each key step together, so K and V are read once. */
+    for (int g = i0; g < i1; g += 16 * RT) {
+        int nrt = 0;
         int kmax = 0;
-        for (int q = 0; q < 16; q++) {
-            /* Lanes past the rows compute on zero queries and are never written. */
-            rke[q] = q < rows ? job->row_key_end[(int64_t) b * job->nq + r0 + q] : job->nkp;
-            kmax = q < rows && rke[q] > kmax ? rke[q] : kmax;
-            w->m[q] = -INFINITY;
-            w->l[q] = 0.0f;
+        for (int r0 = g; r0 < i1 && nrt < RT; r0 += 16, nrt++) {
+            FN(rtile) *rt = &w->rt[nrt];
+            rt->r0 = r0;
+            rt->rows = i1 - r0 < 16 ? i1 - r0 : 16;
+            if (FN(load_queries)(job, w->tmp, rt->qt, b, h, r0, rt->rows)) {
+                return 1;
+            }
+            rt->kmax = 0;
+            for (int q = 0; q < 16; q++) {
+                /* Lanes past the rows compute on zero queries and are never written. */
+                rt->rke[q] = q < rt->rows ? job->row_key_end[(int64_t) b * job->nq + r0 + q] : job->nkp;
+                rt->kmax = q < rt->rows && rt->rke[q] > rt->kmax ? rt->rke[q] : rt->kmax;
+                rt->m[q] = -INFINITY;
+                rt->l[q] = 0.0f;
+            }
+            kmax = rt->kmax > kmax ? rt->kmax : kmax;
+            memset(rt->ot, 0, sizeof(float) * 16 * dvp);
         }
-        memset(w->ot, 0, sizeof(float) * 16 * dvp);
         for (int pos = begin; pos < end; pos++) {
             int kb = job->key_blocks[pos];
             int j0 = kb * job->kblock;
             int j1 = j0 + job->kblock < job->nk ? j0 + job->kblock : job->nk;
             int jmax = j1 < kmax ? j1 : kmax;
-            for (int g0 = j0; g0 < jmax; g0 += STEP) {
-                int full = 1;
-                for (int q = 0; q < 16; q++) {
-                    int e = (j1 < rke[q] ? j1 : rke[q]) - g0;
-                    w->hi[q] = e;
-                    full &= e >= STEP;
-                }
-                /* Sᵀ = K·Qᵀ for keys [g0, g0 + 64): C tiles 0-3 (16 keys each), B 4 (and 5: Ql), A 6/7. */
-                TILE_ZERO(0);
-                TILE_ZERO(1);
-                TILE_ZERO(2);
-                TILE_ZERO(3);
+            for (int g0 = j0 & ~31; g0 < jmax; g0 += STEP) {
+                int lo = j0 > g0 ? j0 - g0 : 0;
                 const elem *kg = kbase + (int64_t) g0 * dp;
-                for (int c = 0; c < chunks; c++) {
-                    TILE_LOAD(4, qh + c * 16 * KT, 64);
-#define S_TILE(x)                                                                                                  \
-    TILE_LOAD(6, kg + (int64_t) (16 * (x)) * dp + c * KT, (int64_t) dp * ES);                                      \
-    TILE_DP(x, 6, 4);
-#if SPLIT > 1
-#undef S_TILE
-#define S_TILE(x)                                                                                                  \
-    TILE_LOAD(6, kg + (int64_t) (16 * (x)) * dp + c * KT, (int64_t) dp * ES);                                      \
-    TILE_DP(x, 6, 4);                                                                                              \
-    TILE_DP(x, 6, 5);                                                                                              \
-    TILE_LOAD(7, kl + (int64_t) (g0 + 16 * (x)) * dp + c * KT, (int64_t) dp * ES);                                 \
-    TILE_DP(x, 7, 4);
-                    TILE_LOAD(5, ql + c * 16 * KT, 64);
-#endif
-                    S_TILE(0)
-                    S_TILE(1)
-                    S_TILE(2)
-                    S_TILE(3)
-#undef S_TILE
-                }
-                TILE_STORE(0, w->s, 64);
-                TILE_STORE(1, w->s + 256, 64);
-                TILE_STORE(2, w->s + 512, 64);
-                TILE_STORE(3, w->s + 768, 64);
-                FN(softmax)(job, w, full);
-                /* Oᵀ += Vᵀ·Pᵀ, 64 value features at a time: C tiles 0-3, B 4/5 (Pᵀ), A 6/7 (Vᵀ). */
-                for (int dg = 0; dg < dvp; dg += 64) {
-                    float *o = w->ot + dg * 16;
-                    TILE_LOAD_ACC(0, o, 64);
-                    TILE_LOAD_ACC(1, o + 256, 64);
-                    TILE_LOAD_ACC(2, o + 512, 64);
-                    TILE_LOAD_ACC(3, o + 768, 64);
-                    const elem *vg = vbase + (int64_t) dg * nkp + g0;
-                    for (int kc = 0; kc < STEP / KT; kc++) {
-                        TILE_LOAD(4, w->p + kc * 16 * KT, 64);
-                        const elem *vt = vg + kc * KT;
-                        TILE_LOAD(6, vt, (int64_t) nkp * ES);
-                        TILE_DP(0, 6, 4);
-                        TILE_LOAD(7, vt + (int64_t) 16 * nkp, (int64_t) nkp * ES);
-                        TILE_DP(1, 7, 4);
-                        TILE_LOAD(6, vt + (int64_t) 32 * nkp, (int64_t) nkp * ES);
-                        TILE_DP(2, 6, 4);
-                        TILE_LOAD(7, vt + (int64_t) 48 * nkp, (int64_t) nkp * ES);
-                        TILE_DP(3, 7, 4);
+                const elem *vg = vbase + (int64_t) (g0 / 32) * dvp * 32;
+                for (int x = 0; x < nrt; x++) {
+                    FN(rtile) *rt = &w->rt[x];
+                    if (g0 >= rt->kmax) {
+                        continue;
                     }
-                    TILE_STORE(0, o, 64);
-                    TILE_STORE(1, o + 256, 64);
-                    TILE_STORE(2, o + 512, 64);
-                    TILE_STORE(3, o + 768, 64);
+                    int full = lo == 0;
+                    for (int q = 0; q < 16; q++) {
+                        int e = (j1 < rt->rke[q] ? j1 : rt->rke[q]) - g0;
+                        rt->hi[q] = e;
+                        full &= e >= STEP;
+                    }
+                    const elem *qh = rt->qt;
+                    const elem *ql = rt->qt + (int64_t) chunks * 16 * KT;
+                    (void) ql;
+                    /* Sᵀ = K·Qᵀ for keys [g0, g0 + 64): C tiles 0-3 (16 keys each), B 4 (and 5: Ql), A 6/7. */
+                    TILE_ZERO(0);
+                    TILE_ZERO(1);
+                    TILE_ZERO(2);
+                    TILE_ZERO(3);
+                    for (int c = 0; c < chunks; c++) {
+                        TILE_LOAD(4, qh + c * 16 * KT, 64);
+#if SPLIT > 1
+                        TILE_LOAD(5, ql + c * 16 * KT, 64);
+#define S_TILE(t)                                                                                                  \
+    TILE_LOAD(6, kg + (int64_t) (16 * (t)) * dp + c * KT, (int64_t) dp * ES);                                      \
+    TILE_LOAD(7, kl + (int64_t) (g0 + 16 * (t)) * dp + c * KT, (int64_t) dp * ES);                                 \
+    TILE_DP(t, 6, 4);                                                                                              \
+    TILE_DP(t, 6, 5);                                                                                              \
+    TILE_DP(t, 7, 4);
+#else
+#define S_TILE(t)                                                                                                  \
+    TILE_LOAD(6 + ((t) & 1), kg + (int64_t) (16 * (t)) * dp + c * KT, (int64_t) dp * ES);                          \
+    TILE_DP(t, 6 + ((t) & 1), 4);
+#endif
+                        S_TILE(0)
+                        S_TILE(1)
+                        S_TILE(2)
+                        S_TILE(3)
+#undef S_TILE
+                    }
+                    TILE_STORE(0, s, 64);
+                    TILE_STORE(1, s + 256, 64);
+                    TILE_STORE(2, s + 512, 64);
+                    TILE_STORE(3, s + 768, 64);
+                    FN(softmax)(job, s, p, rt, lo, full);
+                    /* Oᵀ += Vᵀ·Pᵀ, 64 value features at a time: C tiles 0-3, B 4/5 (Pᵀ), A 6/7 (Vᵀ). */
+                    for (int dg = 0; dg < dvp; dg += 64) {
+                        float *o = rt->ot + dg * 16;
+                        TILE_LOAD_ACC(0, o, 64);
+                        TILE_LOAD_ACC(1, o + 256, 64);
+                        TILE_LOAD_ACC(2, o + 512, 64);
+                        TILE_LOAD_ACC(3, o + 768, 64);
+                        /* Keys g0 + kc·KT.. of features dg..: group key / 32, row f, column key % 32. */
+#define PV_CHUNK(kc, bt)                                                                                           \
+    {                                                                                                              \
+        const elem *vt = vg + ((int64_t) ((kc) * KT / 32) * dvp + dg) * 32 + ((kc) * KT) % 32;                    \
+        TILE_LOAD(bt, p + (kc) * 16 * KT, 64);                                                                     \
+        TILE_LOAD(6, vt, 32 * ES);                                                                                 \
+        TILE_DP(0, 6, bt);                                                                                         \
+        TILE_LOAD(7, vt + 16 * 32, 32 * ES);                                                                       \
+        TILE_DP(1, 7, bt);                                                                                         \
+        TILE_LOAD(6, vt + 32 * 32, 32 * ES);                                                                       \
+        TILE_DP(2, 6, bt);                                                                                         \
+        TILE_LOAD(7, vt + 48 * 32, 32 * ES);                                                                       \
+        TILE_DP(3, 7, bt);                                                                                         \
+    }
+                        for (int kc = 0; kc < STEP / KT; kc += 2) {
+                            PV_CHUNK(kc, 4)
+                            PV_CHUNK(kc + 1, 5)
+                        }
+#undef PV_CHUNK
+                        TILE_STORE(0, o, 64);
+                        TILE_STORE(1, o + 256, 64);
+                        TILE_STORE(2, o + 512, 64);
+                        TILE_STORE(3, o + 768, 64);
+                    }
                 }
             }
         }
-        FN(finish)(job, w, bh, slot, i0, r0, rows);
+        for (int x = 0; x < nrt; x++) {
+            FN(finish)(job, &w->rt[x], bh, slot, i0);
+        }
     }
     return 0;
 }
@@ -619,27 +660,29 @@ static int FN(units)(starling_job *job) {
     size_t s = (size_t) STEP * 16 * sizeof(float);
     size_t p = (size_t) STEP * 16 * ES;
     size_t ot = (size_t) job->dvp * 16 * sizeof(float);
-    size_t small = 3 * 64;
     size_t tmp = (size_t) (job->dp / 16 + 1) * 16 * 16 * sizeof(float);
-    w.block = aligned_alloc(64, qt + s + p + ot + small + tmp);
+    w.block = aligned_alloc(64, s + p + tmp + RT * (qt + ot + 3 * 64));
     if (w.block == NULL) {
         atomic_store(&job->failed, STARLING_NO_MEMORY);
         return STARLING_NO_MEMORY;
     }
     uint8_t *at = (uint8_t *) w.block;
-    w.qt = (elem *) at;
-    at += qt;
     w.s = (float *) at;
     at += s;
     w.p = (elem *) at;
     at += p;
-    w.ot = (float *) at;
-    at += ot;
-    w.m = (float *) at;
-    w.l = (float *) (at + 64);
-    w.hi = (int32_t *) (at + 128);
-    at += small;
     w.tmp = (float *) at;
+    at += tmp;
+    for (int x = 0; x < RT; x++) {
+        w.rt[x].qt = (elem *) at;
+        at += qt;
+        w.rt[x].ot = (float *) at;
+        at += ot;
+        w.rt[x].m = (float *) at;
+        w.rt[x].l = (float *) (at + 64);
+        w.rt[x].hi = (int32_t *) (at + 128);
+        at += 3 * 64;
+    }
     tiles_begin();
     for (int it = atomic_fetch_add(&job->next_unit, 1); it < job->nitems; it = atomic_fetch_add(&job->next_unit, 1)) {
         if (atomic_load(&job->nonfinite) || atomic_load(&job->failed)) {
