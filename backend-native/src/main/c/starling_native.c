@@ -125,7 +125,7 @@ static void sizes(const starling_path *path, const jint *g, starling_job *job) {
     job->dp = (job->d + path->reduce - 1) / path->reduce * path->reduce;
     job->dvp = (job->dv + 63) / 64 * 64;
     job->nkp = (job->nk + 31) / 32 * 32 + 64;
-    /* bf16 keys are packed twice: high parts, then remainders (attention_kernel.h, SPLIT). */
+    /* bf16 keys are packed twice: high parts, then remainders (attention_kernel.h, KSPLIT). */
     job->khead_bytes = (int64_t) job->nkp * job->dp * path->elem_bytes * (path->elem_bytes == 2 ? 2 : 1);
     job->vhead_bytes = (int64_t) job->nkp * job->dvp * path->elem_bytes;
 }

@@ -35,30 +35,35 @@ static inline float emu_bf16(uint16_t h) {
 
 static inline void emu_dp(emu_tile *restrict c, const emu_tile *restrict a, const emu_tile *restrict b) {
 #if defined(EMULATE_WITH_AVX512BF16)
-    __m512bh bv[16];
+    /* 16 accumulators in registers, one per row, each reduction step one B row: independent chains. */
+    __m512 acc[16];
+    for (int m = 0; m < 16; m++) {
+        acc[m] = _mm512_load_ps(c->acc[m]);
+    }
     for (int r = 0; r < 16; r++) {
-        bv[r] = (__m512bh) _mm512_loadu_si512((const void *) (b->p + r * b->stride));
+        __m512bh bv = (__m512bh) _mm512_loadu_si512((const void *) (b->p + r * b->stride));
+        for (int m = 0; m < 16; m++) {
+            const int32_t *ar = (const int32_t *) (a->p + m * a->stride);
+            acc[m] = _mm512_dpbf16_ps(acc[m], (__m512bh) _mm512_set1_epi32(ar[r]), bv);
+        }
     }
     for (int m = 0; m < 16; m++) {
-        const int32_t *ar = (const int32_t *) (a->p + m * a->stride);
-        __m512 acc = _mm512_load_ps(c->acc[m]);
-        for (int r = 0; r < 16; r++) {
-            acc = _mm512_dpbf16_ps(acc, (__m512bh) _mm512_set1_epi32(ar[r]), bv[r]);
-        }
-        _mm512_store_ps(c->acc[m], acc);
+        _mm512_store_ps(c->acc[m], acc[m]);
     }
 #elif defined(EMULATE_WITH_AVX512F)
-    __m512 bv[16];
+    __m512 acc[16];
+    for (int m = 0; m < 16; m++) {
+        acc[m] = _mm512_load_ps(c->acc[m]);
+    }
     for (int r = 0; r < 16; r++) {
-        bv[r] = _mm512_loadu_ps((const float *) (b->p + r * b->stride));
+        __m512 bv = _mm512_loadu_ps((const float *) (b->p + r * b->stride));
+        for (int m = 0; m < 16; m++) {
+            const float *ar = (const float *) (a->p + m * a->stride);
+            acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(ar[r]), bv, acc[m]);
+        }
     }
     for (int m = 0; m < 16; m++) {
-        const float *ar = (const float *) (a->p + m * a->stride);
-        __m512 acc = _mm512_load_ps(c->acc[m]);
-        for (int r = 0; r < 16; r++) {
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(ar[r]), bv[r], acc);
-        }
-        _mm512_store_ps(c->acc[m], acc);
+        _mm512_store_ps(c->acc[m], acc[m]);
     }
 #elif defined(ELEM_BF16)
     for (int m = 0; m < 16; m++) {
