@@ -524,32 +524,6 @@ static void FN(finish)(const starling_job *job, const FN(rtile) *rt, int bh, int
 #endif
 }
 
-/*
- * The step after keys from g0 of position pos of the item (positions up to end, keys below
- * kmax): sets *npos and *ng0 and returns 1, or returns 0 after the last step.
- */
-static inline int FN(next_step)(const starling_job *job, int pos, int g0, int end, int kmax, int *npos, int *ng0) {
-    for (int first = 0; pos < end; pos++, first = 1) {
-        int j0 = job->key_blocks[pos] * job->kblock;
-        int j1 = j0 + job->kblock < job->nk ? j0 + job->kblock : job->nk;
-        int jmax = j1 < kmax ? j1 : kmax;
-        int g = first ? j0 & ~31 : g0 + STEP;
-        if (g < jmax) {
-            *npos = pos;
-            *ng0 = g;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Asks for the bytes [p, p + n) in the L2 cache (K and V of the next step). */
-static inline void FN(prefetch)(const void *p, int64_t n) {
-    for (int64_t x = 0; x < n; x += 64) {
-        __builtin_prefetch((const char *) p + x, 0, 2);
-    }
-}
-
 /* One work item: returns nonzero when a query is not finite (the call is then recomputed). */
 static int FN(unit)(starling_job *job, FN(scratch) *w, int item) {
     TILES_STATE;
@@ -608,15 +582,6 @@ static int FN(unit)(starling_job *job, FN(scratch) *w, int item) {
                 int lo = j0 > g0 ? j0 - g0 : 0;
                 const elem *kg = kbase + (int64_t) g0 * dp;
                 const elem *vg = vbase + (int64_t) (g0 / 32) * dvp * 32;
-                int npos, ng0;
-                if (FN(next_step)(job, pos, g0, end, kmax, &npos, &ng0)) {
-                    int64_t kbytes = (int64_t) STEP * dp * ES;
-                    FN(prefetch)(kbase + (int64_t) ng0 * dp, kbytes);
-                    if (KSPLIT > 1) {
-                        FN(prefetch)(kl + (int64_t) ng0 * dp, kbytes);
-                    }
-                    FN(prefetch)(vbase + (int64_t) (ng0 / 32) * dvp * 32, (int64_t) STEP * dvp * ES);
-                }
                 for (int x = 0; x < nrt; x++) {
                     FN(rtile) *rt = &w->rt[x];
                     if (g0 >= rt->kmax) {

@@ -40,9 +40,13 @@ public final class NativeBackend implements SparseAttention {
     /** System property: threads per call (default: available processors). */
     public static final String THREADS_PROPERTY = "starling.native.threads";
     /**
-     * Selection priority: below vector (70), above nd4j (50). Measured on a 2-core Sapphire Rapids,
-     * the avx512-fp32 path runs as fast as vector, not faster (docs/benchmarks.md), so vector stays
-     * first for float32; bf16 problems, which vector does not run, come here on any CPU without cuda.
+     * Selection priority where the float32 path is one measured faster than vector ({@code
+     * avx512-fp32}, see {@link #priority()}): above vector (70), below cuda (100).
+     */
+    public static final int PRIORITY_FASTER = 75;
+    /**
+     * Selection priority everywhere else ({@code avx2-fp32}, {@code portable-fp32}, a level capped
+     * below AVX-512, or no library): below vector (70), above nd4j (50).
      */
     public static final int PRIORITY = 60;
 
@@ -132,9 +136,33 @@ public final class NativeBackend implements SparseAttention {
         return "native";
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Depends on the path: vector runs float32 only, so float32 decides which of the two runs a
+     * problem both can. {@value #PRIORITY_FASTER} when float32 runs on {@code avx512-fp32} (measured
+     * faster than vector at 1,024 to 65,536 tokens, docs/benchmarks.md), else {@value #PRIORITY}
+     * ({@code avx2-fp32} and the portable path were not measured faster). bf16 problems, which
+     * vector does not run, come here on any CPU without cuda either way. Never throws.
+     */
     @Override
     public int priority() {
-        return PRIORITY;
+        if (NativeKernels.loadFailure() != null) {
+            return PRIORITY;
+        }
+        try {
+            return priorityOf(KernelPath.best(Precision.FP32, level(resolved(PlanOptions.none()))));
+        } catch (RuntimeException e) {
+            return PRIORITY;
+        }
+    }
+
+    /**
+     * @param fp32 the float32 path plans would run
+     * @return {@link #PRIORITY_FASTER} for {@link KernelPath#AVX512_FP32}, else {@link #PRIORITY}
+     */
+    static int priorityOf(KernelPath fp32) {
+        return fp32 == KernelPath.AVX512_FP32 ? PRIORITY_FASTER : PRIORITY;
     }
 
     @Override

@@ -42,6 +42,18 @@ class NativeBackendTest {
     }
 
     @Test
+    void nativeOutranksVectorOnlyWhereItsFloat32PathMeasuredFaster() {
+        assertEquals(NativeBackend.PRIORITY_FASTER, NativeBackend.priorityOf(KernelPath.AVX512_FP32));
+        assertTrue(NativeBackend.PRIORITY_FASTER > 70, "above vector");
+        assertEquals(NativeBackend.PRIORITY, NativeBackend.priorityOf(KernelPath.AVX2_FP32));
+        assertEquals(NativeBackend.PRIORITY, NativeBackend.priorityOf(KernelPath.PORTABLE_FP32));
+        assertTrue(NativeBackend.PRIORITY < 70, "below vector");
+        assertEquals(NativeBackend.PRIORITY, NativeBackend.withIsa(Isa.AVX2).priority());
+        Isa machine = NativeKernels.machineIsa(NativeKernels.probe());
+        assertEquals(NativeBackend.priorityOf(KernelPath.best(Precision.FP32, machine)), new NativeBackend().priority());
+    }
+
+    @Test
     void theCapNeverRaisesTheMachinesLevel() {
         Isa machine = NativeKernels.machineIsa(NativeKernels.probe());
         assertEquals(Isa.PORTABLE, NativeBackend.withIsa(Isa.PORTABLE).level());
