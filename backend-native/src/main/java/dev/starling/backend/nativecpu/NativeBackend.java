@@ -40,14 +40,11 @@ public final class NativeBackend implements SparseAttention {
     /** System property: threads per call (default: available processors). */
     public static final String THREADS_PROPERTY = "starling.native.threads";
     /**
-     * Selection priority where the float32 path is one measured faster than vector ({@code
-     * avx512-fp32}, see {@link #priority()}): above vector (70), below cuda (100).
+     * Selection priority where the float32 path measured faster than vector at every length
+     * ({@link KernelPath#fasterThanVector()}): above vector (70), below cuda (100).
      */
     public static final int PRIORITY_FASTER = 75;
-    /**
-     * Selection priority everywhere else ({@code avx2-fp32}, {@code portable-fp32}, a level capped
-     * below AVX-512, or no library): below vector (70), above nd4j (50).
-     */
+    /** Selection priority everywhere else: below vector (70), above nd4j (50). */
     public static final int PRIORITY = 60;
 
     /** The highest instruction-set level plans use (the CPU's level caps it further); default {@value #ISA_PROPERTY} or amx. */
@@ -139,11 +136,12 @@ public final class NativeBackend implements SparseAttention {
     /**
      * {@inheritDoc}
      *
-     * <p>Depends on the path: vector runs float32 only, so float32 decides which of the two runs a
-     * problem both can. {@value #PRIORITY_FASTER} when float32 runs on {@code avx512-fp32} (measured
-     * faster than vector at 1,024 to 65,536 tokens, docs/benchmarks.md), else {@value #PRIORITY}
-     * ({@code avx2-fp32} and the portable path were not measured faster). bf16 problems, which
-     * vector does not run, come here on any CPU without cuda either way. Never throws.
+     * <p>Depends on the path: vector runs float32 only, so the float32 path decides which of the
+     * two runs a problem both can: {@value #PRIORITY_FASTER} when it measured faster than vector at
+     * every length ({@link KernelPath#fasterThanVector()}), else {@value #PRIORITY}. No path is
+     * marked so today ({@code avx512-fp32} was faster at 1,024 and 4,096 tokens, level at 16,384),
+     * so vector stays first for float32. bf16 problems, which vector does not run, come here on any
+     * CPU without cuda either way. Never throws.
      */
     @Override
     public int priority() {
@@ -159,10 +157,10 @@ public final class NativeBackend implements SparseAttention {
 
     /**
      * @param fp32 the float32 path plans would run
-     * @return {@link #PRIORITY_FASTER} for {@link KernelPath#AVX512_FP32}, else {@link #PRIORITY}
+     * @return {@link #PRIORITY_FASTER} when it measured faster than vector, else {@link #PRIORITY}
      */
     static int priorityOf(KernelPath fp32) {
-        return fp32 == KernelPath.AVX512_FP32 ? PRIORITY_FASTER : PRIORITY;
+        return fp32.fasterThanVector() ? PRIORITY_FASTER : PRIORITY;
     }
 
     @Override

@@ -43,12 +43,13 @@ class NativeBackendTest {
 
     @Test
     void nativeOutranksVectorOnlyWhereItsFloat32PathMeasuredFaster() {
-        assertEquals(NativeBackend.PRIORITY_FASTER, NativeBackend.priorityOf(KernelPath.AVX512_FP32));
-        assertTrue(NativeBackend.PRIORITY_FASTER > 70, "above vector");
-        assertEquals(NativeBackend.PRIORITY, NativeBackend.priorityOf(KernelPath.AVX2_FP32));
-        assertEquals(NativeBackend.PRIORITY, NativeBackend.priorityOf(KernelPath.PORTABLE_FP32));
-        assertTrue(NativeBackend.PRIORITY < 70, "below vector");
-        assertEquals(NativeBackend.PRIORITY, NativeBackend.withIsa(Isa.AVX2).priority());
+        assertTrue(NativeBackend.PRIORITY_FASTER > 70 && NativeBackend.PRIORITY < 70, "around vector's 70");
+        for (KernelPath p : KernelPath.values()) {
+            assertTrue(!p.fasterThanVector() || p.precision() == Precision.FP32, p + ": vector runs float32 only");
+            assertEquals(p.fasterThanVector() ? NativeBackend.PRIORITY_FASTER : NativeBackend.PRIORITY,
+                    NativeBackend.priorityOf(p), p.text());
+        }
+        assertEquals(NativeBackend.PRIORITY, NativeBackend.withIsa(Isa.PORTABLE).priority());
         Isa machine = NativeKernels.machineIsa(NativeKernels.probe());
         assertEquals(NativeBackend.priorityOf(KernelPath.best(Precision.FP32, machine)), new NativeBackend().priority());
     }
