@@ -49,9 +49,9 @@ compile starling_native.c
 compile path_portable_fp32.c
 compile path_tiles_bf16.c
 compile path_avx2_fp32.c -mavx2 -mfma
-compile path_avx512_fp32.c -mavx512f -mfma -mprfchw
-compile path_avx512bf16.c -mavx512f -mavx512bw -mavx512bf16 -mfma -mprfchw
-compile path_amx.c -mavx512f -mavx512bw -mavx512bf16 -mfma -mprfchw -mamx-tile -mamx-bf16
+compile path_avx512_fp32.c -mavx512f -mfma
+compile path_avx512bf16.c -mavx512f -mavx512bf16 -mfma
+compile path_amx.c -mavx512f -mavx512bf16 -mfma -mamx-tile -mamx-bf16
 mkdir -p "$(dirname "$out")"
 "$cc" -shared -o "$out.tmp" "$tmp"/*.o -lm -lpthread
 mv "$out.tmp" "$out"

@@ -24,7 +24,7 @@
 typedef struct starling_job {
     /* Problem: Q [B, Hq, Nq, D], K [B, Hkv, Nk, D], V [B, Hkv, Nk, Dv], O [B, Hq, Nq, Dv]. */
     int batch, qheads, kvheads, group, nq, nk, d, dv, qblock, kblock;
-    /* Padded sizes of the packed operands: D to the tile's reduction width, Dv to 64, Nk to 32 plus 64 (a step of 64 keys may start at any key below Nk). */
+    /* Padded sizes of the packed operands: D to the tile's reduction width, Dv to 64, Nk to 32 plus 32. */
     int dp, dvp, nkp;
     /* Query rows per query block (min(qblock, Nq)), merge slots per head layout. */
     int qrows, slots_per_layout;

@@ -75,8 +75,7 @@ static int probe_once(void) {
     }
     int amx = ((d >> 22) & 1) && ((d >> 24) & 1) && tiles && (flags & HAS_AVX512F);
     unsigned a1, b1, c1, d1;
-    /* The bf16 paths also use AVX512BW (16-bit permutes), which every CPU with AVX512-BF16 has. */
-    if ((flags & HAS_AVX512F) && ((b >> 30) & 1) && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1)) {
+    if ((flags & HAS_AVX512F) && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1)) {
         flags |= HAS_AVX512BF16;
     }
     if (amx && (flags & HAS_AVX512BF16)) {
@@ -124,8 +123,8 @@ static void sizes(const starling_path *path, const jint *g, starling_job *job) {
     job->nitems = g[G_NITEMS];
     job->dp = (job->d + path->reduce - 1) / path->reduce * path->reduce;
     job->dvp = (job->dv + 63) / 64 * 64;
-    job->nkp = (job->nk + 31) / 32 * 32 + 64;
-    /* bf16 keys are packed twice: high parts, then remainders (attention_kernel.h, KSPLIT). */
+    job->nkp = (job->nk + 31) / 32 * 32 + 32;
+    /* bf16 keys are packed twice: high parts, then remainders (attention_kernel.h, SPLIT). */
     job->khead_bytes = (int64_t) job->nkp * job->dp * path->elem_bytes * (path->elem_bytes == 2 ? 2 : 1);
     job->vhead_bytes = (int64_t) job->nkp * job->dvp * path->elem_bytes;
 }

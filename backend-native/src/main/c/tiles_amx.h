@@ -30,7 +30,6 @@ static inline void tiles_begin(void) {
 static inline void tiles_end(void) { _tile_release(); }
 #define TILE_ZERO(c) _tile_zero(c)
 #define TILE_LOAD(t, ptr, stride) _tile_loadd(t, ptr, stride)
-#define TILE_LOAD_ACC(c, ptr, stride) _tile_loadd(c, ptr, stride)
 #define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
 #define TILE_STORE(c, ptr, stride) _tile_stored(c, ptr, stride)
 #define TILES_NAME "amx"

@@ -6,7 +6,6 @@
  *              the product that reads it, so reading it there is what tileloadd would have read);
  *   TILE_DP    C[m][n] += Σ_r A[m][r]·B[r][n] (tdpbf16ps for bf16: pairs of products per lane;
  *              a float32 product of 16 × 16 by 16 × 16 for float32);
- *   TILE_LOAD_ACC reads float32 accumulator rows (tileloadd into an accumulator tile);
  *   TILE_STORE writes the float32 accumulator rows.
  * The product is written in plain C, in vdpbf16ps (AVX512-BF16) or in AVX-512F FMA, chosen by the
  * including file: the same algorithm on every path.
@@ -35,35 +34,30 @@ static inline float emu_bf16(uint16_t h) {
 
 static inline void emu_dp(emu_tile *restrict c, const emu_tile *restrict a, const emu_tile *restrict b) {
 #if defined(EMULATE_WITH_AVX512BF16)
-    /* 16 accumulators in registers, one per row, each reduction step one B row: independent chains. */
-    __m512 acc[16];
-    for (int m = 0; m < 16; m++) {
-        acc[m] = _mm512_load_ps(c->acc[m]);
-    }
+    __m512bh bv[16];
     for (int r = 0; r < 16; r++) {
-        __m512bh bv = (__m512bh) _mm512_loadu_si512((const void *) (b->p + r * b->stride));
-        for (int m = 0; m < 16; m++) {
-            const int32_t *ar = (const int32_t *) (a->p + m * a->stride);
-            acc[m] = _mm512_dpbf16_ps(acc[m], (__m512bh) _mm512_set1_epi32(ar[r]), bv);
-        }
+        bv[r] = (__m512bh) _mm512_loadu_si512((const void *) (b->p + r * b->stride));
     }
     for (int m = 0; m < 16; m++) {
-        _mm512_store_ps(c->acc[m], acc[m]);
+        const int32_t *ar = (const int32_t *) (a->p + m * a->stride);
+        __m512 acc = _mm512_load_ps(c->acc[m]);
+        for (int r = 0; r < 16; r++) {
+            acc = _mm512_dpbf16_ps(acc, (__m512bh) _mm512_set1_epi32(ar[r]), bv[r]);
+        }
+        _mm512_store_ps(c->acc[m], acc);
     }
 #elif defined(EMULATE_WITH_AVX512F)
-    __m512 acc[16];
-    for (int m = 0; m < 16; m++) {
-        acc[m] = _mm512_load_ps(c->acc[m]);
-    }
+    __m512 bv[16];
     for (int r = 0; r < 16; r++) {
-        __m512 bv = _mm512_loadu_ps((const float *) (b->p + r * b->stride));
-        for (int m = 0; m < 16; m++) {
-            const float *ar = (const float *) (a->p + m * a->stride);
-            acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(ar[r]), bv, acc[m]);
-        }
+        bv[r] = _mm512_loadu_ps((const float *) (b->p + r * b->stride));
     }
     for (int m = 0; m < 16; m++) {
-        _mm512_store_ps(c->acc[m], acc[m]);
+        const float *ar = (const float *) (a->p + m * a->stride);
+        __m512 acc = _mm512_load_ps(c->acc[m]);
+        for (int r = 0; r < 16; r++) {
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(ar[r]), bv[r], acc);
+        }
+        _mm512_store_ps(c->acc[m], acc);
     }
 #elif defined(ELEM_BF16)
     for (int m = 0; m < 16; m++) {
@@ -97,16 +91,9 @@ static inline void emu_store(const emu_tile *c, uint8_t *p, int64_t stride) {
     }
 }
 
-static inline void emu_load_acc(emu_tile *c, const uint8_t *p, int64_t stride) {
-    for (int m = 0; m < 16; m++) {
-        memcpy(c->acc[m], p + m * stride, 64);
-    }
-}
-
 #define TILES_STATE emu_tile tl_[8]
 #define TILE_ZERO(c) memset(tl_[c].acc, 0, sizeof tl_[c].acc)
 #define TILE_LOAD(t, ptr, bytes) (tl_[t].p = (const uint8_t *) (ptr), tl_[t].stride = (bytes))
-#define TILE_LOAD_ACC(c, ptr, bytes) emu_load_acc(&tl_[c], (const uint8_t *) (ptr), (bytes))
 #define TILE_DP(c, a, b) emu_dp(&tl_[c], &tl_[a], &tl_[b])
 #define TILE_STORE(c, ptr, bytes) emu_store(&tl_[c], (uint8_t *) (ptr), (bytes))
 #endif

@@ -9,34 +9,28 @@ import dev.starling.api.Precision;
  */
 public enum KernelPath {
     /** float32 tiles in plain C, any x86-64 CPU. */
-    PORTABLE_FP32(0, "portable-fp32", Precision.FP32, Isa.PORTABLE, false),
+    PORTABLE_FP32(0, "portable-fp32", Precision.FP32, Isa.PORTABLE),
     /** float32 tiles compiled for AVX2 and FMA. */
-    AVX2_FP32(1, "avx2-fp32", Precision.FP32, Isa.AVX2, false),
-    /**
-     * float32 tiles in AVX-512F fused multiply-add. Not marked faster than vector: on the 2-core
-     * Sapphire Rapids of 2026-12-08 it was 5-20% faster at 1,024 and 4,096 tokens but level at
-     * 16,384 (docs/benchmarks.md).
-     */
-    AVX512_FP32(2, "avx512-fp32", Precision.FP32, Isa.AVX512, false),
+    AVX2_FP32(1, "avx2-fp32", Precision.FP32, Isa.AVX2),
+    /** float32 tiles in AVX-512F fused multiply-add. */
+    AVX512_FP32(2, "avx512-fp32", Precision.FP32, Isa.AVX512),
     /** bf16 tiles emulated in plain C (the AMX algorithm and data layout), any x86-64 CPU. */
-    PORTABLE_BF16(3, "portable-bf16", Precision.BF16, Isa.PORTABLE, false),
+    PORTABLE_BF16(3, "portable-bf16", Precision.BF16, Isa.PORTABLE),
     /** bf16 tiles emulated with {@code vdpbf16ps} (AVX512-BF16). */
-    AVX512_BF16(4, "avx512-bf16", Precision.BF16, Isa.AVX512_BF16, false),
+    AVX512_BF16(4, "avx512-bf16", Precision.BF16, Isa.AVX512_BF16),
     /** bf16 tiles on AMX ({@code tileloadd}, {@code tdpbf16ps}, {@code tilestored}). */
-    AMX_BF16(5, "amx-bf16", Precision.BF16, Isa.AMX, false);
+    AMX_BF16(5, "amx-bf16", Precision.BF16, Isa.AMX);
 
     private final int code;
     private final String text;
     private final Precision precision;
     private final Isa isa;
-    private final boolean fasterThanVector;
 
-    KernelPath(int code, String text, Precision precision, Isa isa, boolean fasterThanVector) {
+    KernelPath(int code, String text, Precision precision, Isa isa) {
         this.code = code;
         this.text = text;
         this.precision = precision;
         this.isa = isa;
-        this.fasterThanVector = fasterThanVector;
     }
 
     /** @return the number the native library knows this path by */
@@ -52,15 +46,6 @@ public enum KernelPath {
     /** @return the precision this path computes */
     public Precision precision() {
         return precision;
-    }
-
-    /**
-     * @return whether this path measured faster than the vector backend at every length of
-     *         docs/benchmarks.md (BigBird defaults, 1,024 to 65,536 tokens); only float32 paths can
-     *         be, vector running float32 only. Decides {@link NativeBackend#priority()}.
-     */
-    public boolean fasterThanVector() {
-        return fasterThanVector;
     }
 
     /** @return the instruction-set level it needs */

@@ -40,11 +40,10 @@ public final class NativeBackend implements SparseAttention {
     /** System property: threads per call (default: available processors). */
     public static final String THREADS_PROPERTY = "starling.native.threads";
     /**
-     * Selection priority where the float32 path measured faster than vector at every length
-     * ({@link KernelPath#fasterThanVector()}): above vector (70), below cuda (100).
+     * Selection priority: below vector (70), above nd4j (50). Measured on a 2-core Sapphire Rapids,
+     * the avx512-fp32 path runs as fast as vector, not faster (docs/benchmarks.md), so vector stays
+     * first for float32; bf16 problems, which vector does not run, come here on any CPU without cuda.
      */
-    public static final int PRIORITY_FASTER = 75;
-    /** Selection priority everywhere else: below vector (70), above nd4j (50). */
     public static final int PRIORITY = 60;
 
     /** The highest instruction-set level plans use (the CPU's level caps it further); default {@value #ISA_PROPERTY} or amx. */
@@ -133,34 +132,9 @@ public final class NativeBackend implements SparseAttention {
         return "native";
     }
 
-    /**
-     * {@inheritDoc}
-     *
-     * <p>Depends on the path: vector runs float32 only, so the float32 path decides which of the
-     * two runs a problem both can: {@value #PRIORITY_FASTER} when it measured faster than vector at
-     * every length ({@link KernelPath#fasterThanVector()}), else {@value #PRIORITY}. No path is
-     * marked so today ({@code avx512-fp32} was faster at 1,024 and 4,096 tokens, level at 16,384),
-     * so vector stays first for float32. bf16 problems, which vector does not run, come here on any
-     * CPU without cuda either way. Never throws.
-     */
     @Override
     public int priority() {
-        if (NativeKernels.loadFailure() != null) {
-            return PRIORITY;
-        }
-        try {
-            return priorityOf(KernelPath.best(Precision.FP32, level(resolved(PlanOptions.none()))));
-        } catch (RuntimeException e) {
-            return PRIORITY;
-        }
-    }
-
-    /**
-     * @param fp32 the float32 path plans would run
-     * @return {@link #PRIORITY_FASTER} when it measured faster than vector, else {@link #PRIORITY}
-     */
-    static int priorityOf(KernelPath fp32) {
-        return fp32.fasterThanVector() ? PRIORITY_FASTER : PRIORITY;
+        return PRIORITY;
     }
 
     @Override

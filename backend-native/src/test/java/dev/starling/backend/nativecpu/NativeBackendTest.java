@@ -42,19 +42,6 @@ class NativeBackendTest {
     }
 
     @Test
-    void nativeOutranksVectorOnlyWhereItsFloat32PathMeasuredFaster() {
-        assertTrue(NativeBackend.PRIORITY_FASTER > 70 && NativeBackend.PRIORITY < 70, "around vector's 70");
-        for (KernelPath p : KernelPath.values()) {
-            assertTrue(!p.fasterThanVector() || p.precision() == Precision.FP32, p + ": vector runs float32 only");
-            assertEquals(p.fasterThanVector() ? NativeBackend.PRIORITY_FASTER : NativeBackend.PRIORITY,
-                    NativeBackend.priorityOf(p), p.text());
-        }
-        assertEquals(NativeBackend.PRIORITY, NativeBackend.withIsa(Isa.PORTABLE).priority());
-        Isa machine = NativeKernels.machineIsa(NativeKernels.probe());
-        assertEquals(NativeBackend.priorityOf(KernelPath.best(Precision.FP32, machine)), new NativeBackend().priority());
-    }
-
-    @Test
     void theCapNeverRaisesTheMachinesLevel() {
         Isa machine = NativeKernels.machineIsa(NativeKernels.probe());
         assertEquals(Isa.PORTABLE, NativeBackend.withIsa(Isa.PORTABLE).level());

@@ -8,16 +8,13 @@ import dev.starling.api.Tensor;
 import dev.starling.api.pattern.BlockLayout;
 import dev.starling.api.pattern.Patterns;
 import dev.starling.api.plan.TokenMask;
-import java.time.Duration;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.ServiceLoader;
 
 /**
  * Times forward calls (not a test): BigBird defaults, B1 H8 D64, per length, precision and backend
- * (any backend on the class path, by name), median of {@code reps} calls after a warm-up. Also
- * prints the mean CPU time of the process per timed call (every thread of the call, and whatever
- * else the JVM did meanwhile), which a shared machine disturbs less than the wall time.
+ * (any backend on the class path, by name), median of {@code reps} calls after a warm-up.
  *
  * <pre>java -cp ... dev.starling.backend.nativecpu.NativeTimingMain 1024,4096,16384 fp32,bf16 native,vector 9</pre>
  */
@@ -30,8 +27,7 @@ final class NativeTimingMain {
         String[] precisions = args[1].split(",");
         String[] backends = args[2].split(",");
         int reps = Integer.parseInt(args[3]);
-        System.out.printf("%-8s %-5s %-8s %-14s %10s %10s %10s%n", "tokens", "prec", "backend", "path", "median ms", "GFLOP/s",
-                "cpu ms");
+        System.out.printf("%-8s %-5s %-8s %-14s %10s %10s%n", "tokens", "prec", "backend", "path", "median ms", "GFLOP/s");
         for (int n : lengths) {
             for (String prec : precisions) {
                 Precision precision = Precision.valueOf(prec.toUpperCase());
@@ -60,26 +56,18 @@ final class NativeTimingMain {
                             plan.forward(q, k, v, out, null);
                         }
                         double[] ms = new double[reps];
-                        long c0 = cpuNanos();
                         for (int r = 0; r < reps; r++) {
                             long t0 = System.nanoTime();
                             plan.forward(q, k, v, out, null);
                             ms[r] = (System.nanoTime() - t0) / 1e6;
                         }
-                        double cpu = (cpuNanos() - c0) / 1e6 / reps;
                         Arrays.sort(ms);
                         double med = ms[reps / 2];
-                        System.out.printf("%-8d %-5s %-8s %-14s %10.2f %10.1f %10.2f%n", n, prec, name, path, med,
-                                flops / med / 1e6, cpu);
+                        System.out.printf("%-8d %-5s %-8s %-14s %10.2f %10.1f%n", n, prec, name, path, med, flops / med / 1e6);
                     }
                 }
             }
         }
-    }
-
-    /** @return CPU time of this process so far, in nanoseconds (0 where the platform does not say) */
-    private static long cpuNanos() {
-        return ProcessHandle.current().info().totalCpuDuration().orElse(Duration.ZERO).toNanos();
     }
 
     private static SparseAttention find(String name) {
